@@ -1,0 +1,3 @@
+from forgetlab.cli import main
+
+main()

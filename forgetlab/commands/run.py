@@ -1,0 +1,78 @@
+"""`forgetlab run`: one fine-tuning run from a config file, or the resumption of one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from forgetlab.errors import UserError
+
+FINAL_METRICS = ("ft_loss", "forget_hard", "forget_soft", "forget_kl", "forget_agree")
+
+
+def _config_of_run(run_id: str, tracking_uri: Optional[str]):
+    """The resolved config a run was started with (its `config.yaml` artifact)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from forgetlab.config import read_yaml, validate_run_config
+    from forgetlab.paths import resolve_tracking_uri
+
+    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    try:
+        run = client.get_run(run_id)
+        local = client.download_artifacts(run_id, "config.yaml")
+    except MlflowException:
+        raise UserError(f"--resume: no run '{run_id}' with a config.yaml in the tracking store; check the id with `forgetlab ui` or `forgetlab query queries/sweep_status.sql`") from None
+    if run.data.tags.get("forgetlab.kind", "run") != "run":
+        raise UserError(f"--resume: '{run_id}' is a {run.data.tags.get('forgetlab.kind')} run, not a fine-tuning run")
+    return validate_run_config(read_yaml(Path(local)), f"config of run {run_id}")
+
+
+def print_summary(result, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"run {result.run_name} ({result.run_id}): {result.status} after {result.steps_done} steps, P={result.P:,}")
+    table.add_column("metric")
+    table.add_column("step 0", justify="right")
+    table.add_column(f"step {result.steps_done}", justify="right")
+    for key in FINAL_METRICS:
+        if key in result.last:
+            start = result.first.get(key)
+            table.add_row(key, f"{start:.4f}" if start is not None else "-", f"{result.last[key]:.4f}")
+    console.print(table)
+    console.print(f"tracking store: {result.tracking_uri}")
+    console.print("see the curves: [bold]forgetlab ui[/bold]   query them: [bold]forgetlab query queries/curves.sql[/bold]")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run_command(
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="Run config YAML (see lightning_configs/)."),
+        overrides: Optional[list[str]] = typer.Argument(None, help="KEY=VALUE overrides, e.g. lora.rank=8 train.steps=50"),
+        resume: Optional[str] = typer.Option(None, "--resume", help="Resume this MLflow run id from its last checkpoint."),
+        tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="Where the run to resume lives (default: as for runs)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    ) -> None:
+        """Fine-tune LoRA adapters and log L_ft and forgetting per evaluation step to MLflow.
+
+        Example: forgetlab run --config lightning_configs/r4.yaml lora.rank=8
+        """
+        from rich.console import Console
+
+        from forgetlab.config import load_run_config
+
+        if resume:
+            if config is not None or overrides:
+                raise UserError("--resume continues a run with its own config; drop --config and overrides")
+            run_config = _config_of_run(resume, tracking_uri)
+        else:
+            if config is None:
+                raise UserError("missing --config; e.g. forgetlab run --config lightning_configs/r4.yaml")
+            run_config = load_run_config(config, overrides or [])
+        from forgetlab.run import execute_run
+
+        result = execute_run(run_config, resume_run_id=resume, progress=not quiet)
+        print_summary(result, Console())

@@ -1,0 +1,294 @@
+"""The run configuration: every field typed and documented once, validated before any work.
+
+A config is a YAML file (see `lightning_configs/`) whose sections mirror the classes below.
+`load_run_config` reads it, applies command-line overrides (`lora.rank=8`) and validates it with
+pydantic, so an unknown key, a wrong type or an out-of-range value is rejected with one line
+naming the file, the key and what was expected, before a model is loaded or a run is created.
+Checks that need the model (layer indices, context length) happen in `forgetlab.model`, still
+before the tracking run is created.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from forgetlab.errors import UserError
+
+LLAMA_LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are not coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, validate_assignment=True)
+
+
+class ModelConfig(Section):
+    name: str = Field(
+        "embedded",
+        description="Base model: 'embedded' (forgetlab's own small Llama, built and cached on first use), "
+        "'embedded-tiny' (for tests), a local checkpoint folder, or a hub name (e.g. meta-llama/Llama-2-7b-chat-hf).",
+    )
+    revision: Optional[str] = Field(None, description="Hub revision (branch, tag or commit) for a hub model.")
+    trust_remote_code: bool = Field(
+        False, description="Allow a hub/local model to run its own Python code. Off unless you trust the source."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype: auto = bfloat16 on a GPU that supports it, float32 on CPU."
+    )
+
+
+class LoraConfig(Section):
+    rank: int = Field(4, gt=0, description="LoRA rank r.")
+    alpha: float = Field(8.0, gt=0, description="LoRA alpha; scaling is alpha/sqrt(r) with rslora, alpha/r without.")
+    rslora: bool = Field(True, description="Rank-stabilised scaling (gamma = 1/sqrt(r)), as in the paper.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(LLAMA_LINEAR_MODULES),
+        min_length=1,
+        description="Module names to adapt; default all linear modules of a Llama block (q,k,v,o,gate,up,down).",
+    )
+    layers: Optional[list[int]] = Field(
+        None, description="Indices of the decoder layers to adapt (0-based); null = all layers."
+    )
+
+    @field_validator("layers")
+    @classmethod
+    def _layers_non_negative(cls, layers: Optional[list[int]]) -> Optional[list[int]]:
+        if layers is not None:
+            if not layers:
+                raise ValueError("an empty list adapts nothing; use null for all layers")
+            if any(index < 0 for index in layers):
+                raise ValueError("layer indices must be >= 0")
+        return layers
+
+
+class DataConfig(Section):
+    source: str = Field(
+        "embedded:code",
+        description="Fine-tuning data: 'embedded:code' or 'embedded:instruct', a local file or folder "
+        "(jsonl/json/parquet/csv/txt), or a hub data set name.",
+    )
+    name: Optional[str] = Field(
+        None, description="Short label of the data set used in run names and queries; default derived from source."
+    )
+    hub_config: Optional[str] = Field(None, description="Hub data set configuration name, if it has several.")
+    format: Literal["auto", "text", "instruction"] = Field(
+        "auto", description="text: train on every token; instruction: prompt+response, loss on the response only."
+    )
+    text_field: str = Field("text", description="Column holding the text (format text).")
+    prompt_field: str = Field("prompt", description="Column holding the instruction (format instruction).")
+    response_field: str = Field("response", description="Column holding the answer (format instruction).")
+    template: str = Field(
+        "### Instruction:\n{prompt}\n\n### Response:\n",
+        description="How an instruction is shown to the model; must contain {prompt}. The response follows it.",
+    )
+    train_split: str = Field("train", description="Split (or file) to fine-tune on.")
+    validation_split: Optional[str] = Field(
+        "validation", description="Held-out split for L_ft; if the source has none, validation_fraction is held out."
+    )
+    validation_fraction: float = Field(0.05, gt=0, lt=1, description="Share held out when there is no validation split.")
+
+    @field_validator("template")
+    @classmethod
+    def _template_has_prompt(cls, template: str) -> str:
+        if "{prompt}" not in template:
+            raise ValueError("must contain '{prompt}', where the instruction goes")
+        return template
+
+    def label(self) -> str:
+        """The data set's short name: explicit `name`, else the last part of the source."""
+        if self.name:
+            return self.name
+        source = self.source.split(":", 1)[1] if self.source.startswith("embedded:") else self.source
+        return Path(source.rstrip("/")).stem.split("/")[-1] or "data"
+
+
+class ForgetConfig(Section):
+    source: str = Field(
+        "embedded:forget",
+        description="Pretraining-like text on which forgetting is measured: 'embedded:forget' (the embedded base's "
+        "held-out docstrings), a local text/jsonl file, or a hub data set (e.g. wikitext with hub_config).",
+    )
+    hub_config: Optional[str] = Field(None, description="Hub configuration, e.g. wikitext-103-raw-v1.")
+    split: str = Field("test", description="Split of a hub/local data set to read (the paper: WikiText-103 test).")
+    text_field: str = Field("text", description="Column holding the text.")
+    num_sequences: int = Field(32, gt=0, description="Number of packed sequences the forgetting metrics average over.")
+    batch_size: int = Field(16, gt=0, description="Sequences per forward pass during forgetting evaluation.")
+    base_cache_mb: int = Field(
+        1024,
+        ge=0,
+        description="Keep the base model's log-probabilities in memory when they fit in this many MB "
+        "(computed once); above it they are recomputed with the adapters disabled at each evaluation.",
+    )
+
+
+class TrainConfig(Section):
+    steps: int = Field(300, gt=0, description="Optimizer updates N.")
+    batch_size: int = Field(8, gt=0, description="Sequences per micro-batch (per device).")
+    grad_accum: int = Field(1, gt=0, description="Micro-batches accumulated per update; effective batch = batch_size*grad_accum*devices.")
+    context_length: int = Field(128, gt=1, description="Tokens per packed sequence (training and evaluation).")
+    lr: float = Field(3e-4, gt=0, description="Peak learning rate.")
+    optimizer: Literal["adamw", "adafactor"] = Field("adamw", description="adamw, or adafactor (the paper's).")
+    weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay on the adapters.")
+    schedule: Literal["constant", "cosine"] = Field("constant", description="After warm-up: constant, or cosine to zero.")
+    warmup_steps: int = Field(20, ge=0, description="Linear warm-up updates.")
+    max_grad_norm: Optional[float] = Field(1.0, gt=0, description="Gradient clipping by norm; null disables.")
+    eval_every: int = Field(10, gt=0, description="Evaluate L_ft and forgetting every this many updates (and at step 0).")
+    ft_eval_sequences: int = Field(32, gt=0, description="Held-out fine-tuning sequences used for L_ft.")
+    precision: Literal["auto", "32-true", "bf16-mixed", "bf16-true", "16-mixed"] = Field(
+        "auto", description="Lightning precision; auto = bf16-mixed on a bf16-capable GPU, else 32-true."
+    )
+    num_threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch; null = torch's default.")
+    checkpoint_every: int = Field(
+        1, ge=0, description="Save a resumable checkpoint (adapters, optimizer, scheduler, step) every this many "
+        "evaluations; the last two are kept. 0 = never (the run cannot be resumed)."
+    )
+
+
+class TrainerConfig(Section):
+    """Passed through to `lightning.Trainer` for multi-device runs."""
+
+    accelerator: str = Field("auto", description="cpu, gpu, auto, ...")
+    devices: Union[int, str] = Field(1, description="Number of devices (or 'auto').")
+    strategy: str = Field("auto", description="auto, ddp, fsdp, ...")
+    num_nodes: int = Field(1, gt=0, description="Number of nodes.")
+
+
+class TrackingConfig(Section):
+    uri: Optional[str] = Field(
+        None,
+        description="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db in the "
+        "current folder. An http://host:port server works too.",
+    )
+    experiment: str = Field("forgetlab", description="MLflow experiment name.")
+    run_name: Optional[str] = Field(None, description="Run name; default r{rank}-{data}-s{seed}.")
+
+
+class RunConfig(Section):
+    """One fine-tuning run: what to tune, on what, how, and where to log it."""
+
+    seed: int = Field(0, description="Seeds data order, adapter initialisation and dropout.")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    forget: ForgetConfig = Field(default_factory=ForgetConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    def run_name(self) -> str:
+        return self.tracking.run_name or f"r{self.lora.rank}-{self.data.label()}-s{self.seed}"
+
+
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> {'lora.rank': 4, ...}; lists become comma-joined strings (MLflow params are text)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, prefix=f"{dotted}."))
+        elif isinstance(value, list):
+            flat[dotted] = ",".join(str(item) for item in value)
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'lora.rank=8' -> (['lora', 'rank'], 8). The value is parsed as YAML so types come out right."""
+    if "=" not in text:
+        raise UserError(f"override '{text}': expected KEY=VALUE, e.g. lora.rank=8")
+    key, raw_value = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise UserError(f"override '{text}': the key is empty; expected KEY=VALUE, e.g. lora.rank=8")
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else None
+    except yaml.YAMLError:
+        value = raw_value
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict; unknown keys are caught later by validation."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise UserError(f"override '{text}': '{part}' is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def _describe_validation_error(error: ValidationError, source: str) -> str:
+    """First pydantic error -> 'FILE: key.path: what was expected (got X)'."""
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        parent = key.rsplit(".", 1)[0] if "." in key else None
+        known = _known_keys(parent)
+        hint = f"; known keys here: {', '.join(known)}" if known else ""
+        return f"{source}: unknown key '{key}'{hint}"
+    message = first["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    got = first.get("input")
+    got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+    extra = f" ({len(error.errors()) - 1} more problem(s) after fixing this)" if len(error.errors()) > 1 else ""
+    return f"{source}: {key}: {message}{got_text}{extra}"
+
+
+def _known_keys(section_path: Optional[str]) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in (section_path.split(".") if section_path else []):
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or bad YAML is a UserError naming the file."""
+    if not path.exists():
+        raise UserError(f"{path}: config file not found; check the path (configs live in lightning_configs/)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise UserError(f"{path}: not valid YAML{line}: {getattr(error, 'problem', error)}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of sections (model:, lora:, ...), got {type(raw).__name__}")
+    return raw
+
+
+def validate_run_config(raw: dict[str, Any], source: str) -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(_describe_validation_error(error, source)) from None
+
+
+def load_run_config(path: Optional[Path], overrides: list[str] = ()) -> RunConfig:
+    """Read, override and validate a run config. No path = all defaults (the embedded r4 run)."""
+    raw = read_yaml(path) if path is not None else {}
+    raw = apply_overrides(raw, list(overrides))
+    return validate_run_config(raw, str(path) if path else "config")
+
+
+def to_yaml(config: RunConfig) -> str:
+    """The fully resolved config, as saved next to every run so it can be rerun as is."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,126 @@
+"""MLflow tracking for one run: create or reopen the run, log params once, metrics in batches.
+
+Logging a metric through MLflow's SQLite store costs several milliseconds per call, a sizeable
+share of a tiny model's step, so metrics are buffered and written with one `log_batch` per
+evaluation. Secrets (tokens, passwords in URIs) are scrubbed from everything logged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_path
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+PARAMS_PER_BATCH = 100  # MLflow's limit on params in one log_batch
+_SECRET_PATTERNS = [
+    re.compile(r"hf_[A-Za-z0-9]{20,}"),  # Hugging Face tokens
+    re.compile(r"(?i)(token|secret|password|api[_-]?key)=([^&\s]+)"),
+]
+SECRET_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "WANDB_API_KEY")
+
+
+def scrub_secrets(text: str) -> str:
+    """Remove credentials from a string before it is logged anywhere."""
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.password or parts.username:
+            host = parts.hostname or ""
+            netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+            text = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda match: match.group(0).split("=")[0] + "=***" if "=" in match.group(0) else "***", text)
+    for name in SECRET_ENV_VARS:
+        value = os.environ.get(name)
+        if value and len(value) >= 6:
+            text = text.replace(value, "***")
+    return text
+
+
+def prepare_local_store(tracking_uri: str) -> None:
+    """Create the SQLite store's folder; MLflow creates the database itself."""
+    database = sqlite_path(tracking_uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+
+
+class RunTracker:
+    """One MLflow run, created (or reopened for a resume) on global rank 0 only."""
+
+    def __init__(self, tracking_uri: Optional[str], experiment: str):
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        prepare_local_store(self.tracking_uri)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        self.client = MlflowClient(self.tracking_uri)
+        self.experiment_id = self._experiment_id(experiment)
+        self.run_id: Optional[str] = None
+        self._buffer: list[Any] = []
+
+    def _experiment_id(self, name: str) -> str:
+        existing = self.client.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        artifact_location = None
+        if sqlite_path(self.tracking_uri) is not None:
+            artifact_location = default_artifact_root().resolve().as_uri()
+        try:
+            return self.client.create_experiment(name, artifact_location=artifact_location)
+        except Exception:
+            # Another process of a sweep created it between our lookup and our create.
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def start(self, run_name: str, tags: dict[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags={k: scrub_secrets(str(v)) for k, v in tags.items()})
+        self.run_id = run.info.run_id
+        return self.run_id
+
+    def reopen(self, run_id: str) -> None:
+        """Continue an existing run (resume): it becomes RUNNING again."""
+        self.run_id = run_id
+        self.client.update_run(run_id, status="RUNNING")
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        entries = [Param(key, scrub_secrets(str(value))[:MAX_PARAM_LENGTH]) for key, value in params.items()]
+        for start in range(0, len(entries), PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=entries[start : start + PARAMS_PER_BATCH])
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(key, scrub_secrets(str(value))) for key, value in tags.items()])
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Buffer metrics of one step; written at the next `flush`."""
+        from mlflow.entities import Metric
+
+        timestamp = int(time.time() * 1000)
+        self._buffer.extend(Metric(key, float(value), timestamp, step) for key, value in metrics.items())
+
+    def flush(self) -> None:
+        if self._buffer and self.run_id is not None:
+            # MLflow accepts at most 1000 metrics per batch.
+            for start in range(0, len(self._buffer), 1000):
+                self.client.log_batch(self.run_id, metrics=self._buffer[start : start + 1000])
+            self._buffer = []
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, scrub_secrets(text), artifact_file)
+
+    def log_file(self, path: Path, artifact_path: Optional[str] = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def finish(self, status: str, failure: Optional[str] = None) -> None:
+        self.flush()
+        if failure:
+            self.set_tags({"forgetlab.failure": failure[:5000]})
+        self.client.set_terminated(self.run_id, status=status)

@@ -1,0 +1,167 @@
+"""The Lightning side of a run: the module that fine-tunes the adapters and the batches it sees.
+
+`LoRAFineTuning` owns the PEFT model, the loss, the optimizer and the schedule. The evaluation
+of L_ft and forgetting lives in `forgetlab.curves` (a callback), so this module is only training.
+
+Batches are a pure function of (seed, micro-batch index): sample k of the stream is element
+perm_e[k mod n] with e = k // n and perm_e a permutation seeded by (seed, e). A resumed run
+therefore continues with exactly the batches an uninterrupted run would have seen; the only
+position to save is the step, which Lightning's checkpoint holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, Sampler
+
+from forgetlab.config import TrainConfig
+from forgetlab.data import PackedBlocks
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite; the run is stopped and marked FAILED."""
+
+    def __init__(self, step: int, value: float):
+        super().__init__(f"loss became {value} at step {step}")
+        self.step = step
+
+
+class BlockDataset(Dataset):
+    def __init__(self, blocks: PackedBlocks):
+        self.blocks = blocks
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.blocks.input_ids[index], self.blocks.labels[index]
+
+
+@dataclass
+class SeededBatchSampler(Sampler[list[int]]):
+    """Micro-batch index lists; one Lightning epoch is one evaluation interval.
+
+    Lightning calls `set_epoch` at the start of every epoch (also after a resume), and the
+    micro-batches of epoch e are those numbered e*micro_batches_per_epoch onwards, so a run
+    resumed from an epoch-end checkpoint continues exactly where it stopped.
+    """
+
+    num_examples: int
+    batch_size: int
+    micro_batches_per_epoch: int
+    seed: int
+    world_size: int = 1
+    rank: int = 0
+
+    def __post_init__(self) -> None:
+        self.epoch = 0
+        self._permutations: dict[int, torch.Tensor] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _permutation(self, data_epoch: int) -> torch.Tensor:
+        if data_epoch not in self._permutations:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + data_epoch)
+            # Keep one permutation: a stream only ever moves forward through the data.
+            self._permutations = {data_epoch: torch.randperm(self.num_examples, generator=generator)}
+        return self._permutations[data_epoch]
+
+    def micro_batch(self, index: int) -> list[int]:
+        """Indices of micro-batch `index` on this rank; all ranks together cover consecutive samples."""
+        first = (index * self.world_size + self.rank) * self.batch_size
+        return [
+            int(self._permutation(k // self.num_examples)[k % self.num_examples])
+            for k in range(first, first + self.batch_size)
+        ]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        first = self.epoch * self.micro_batches_per_epoch
+        for index in range(first, first + self.micro_batches_per_epoch):
+            yield self.micro_batch(index)
+
+    def __len__(self) -> int:
+        return self.micro_batches_per_epoch
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over positions whose label is not -100."""
+    shifted_logits = logits[:, :-1, :].float()
+    targets = labels[:, 1:]
+    return F.cross_entropy(shifted_logits.reshape(-1, shifted_logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+
+
+def learning_rate_factor(step: int, train: TrainConfig) -> float:
+    """Linear warm-up to 1, then constant or cosine decay to 0 at the last step."""
+    if train.warmup_steps and step < train.warmup_steps:
+        return (step + 1) / train.warmup_steps
+    if train.schedule == "constant":
+        return 1.0
+    progress = (step - train.warmup_steps) / max(1, train.steps - train.warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class LoRAFineTuning(L.LightningModule):
+    """Fine-tunes the LoRA adapters of a PEFT model on packed blocks."""
+
+    def __init__(self, model: torch.nn.Module, train: TrainConfig):
+        super().__init__()
+        self.model = model
+        self.train_config = train
+        # Only the adapters are saved in checkpoints, so loading must not demand the frozen base.
+        self.strict_loading = False
+        self.train_loss_sum = 0.0
+        self.train_loss_count = 0
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
+        input_ids, labels = batch
+        loss = causal_lm_loss(self.model(input_ids=input_ids).logits, labels)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise DivergedError(self.global_step + 1, value)
+        self.train_loss_sum += value
+        self.train_loss_count += 1
+        self.log("loss", value, prog_bar=True, logger=False, on_step=True)
+        return loss
+
+    def take_train_loss(self) -> float | None:
+        """Mean training loss since the last call (i.e. since the last evaluation)."""
+        if not self.train_loss_count:
+            return None
+        mean = self.train_loss_sum / self.train_loss_count
+        self.train_loss_sum, self.train_loss_count = 0.0, 0
+        return mean
+
+    def configure_optimizers(self):
+        parameters = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
+        train = self.train_config
+        if train.optimizer == "adafactor":
+            from transformers.optimization import Adafactor
+
+            # The paper's optimiser with an explicit learning rate (no relative step), so schedules compare.
+            optimizer = Adafactor(
+                parameters, lr=train.lr, weight_decay=train.weight_decay,
+                scale_parameter=False, relative_step=False, warmup_init=False,
+            )
+        else:
+            optimizer = torch.optim.AdamW(parameters, lr=train.lr, weight_decay=train.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, train))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # Checkpoints hold the adapters, optimizer, scheduler and step, never the frozen base weights.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        trainable = {name for name, parameter in self.named_parameters() if parameter.requires_grad}
+        checkpoint["state_dict"] = {key: value for key, value in checkpoint["state_dict"].items() if key in trainable}
+        checkpoint["forgetlab_train_loss"] = (self.train_loss_sum, self.train_loss_count)
+        checkpoint["forgetlab_rng"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.train_loss_sum, self.train_loss_count = checkpoint.get("forgetlab_train_loss", (0.0, 0))
+        if "forgetlab_rng" in checkpoint:
+            torch.set_rng_state(checkpoint["forgetlab_rng"])

@@ -1,0 +1,82 @@
+"""Config validation: every mistake is one line naming the file, the key and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from forgetlab.config import load_run_config
+from forgetlab.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "yaml_text, expected",
+    [
+        ("lora:\n  rnak: 4\n", "unknown key 'lora.rnak'"),
+        ("lora:\n  rank: -1\n", "lora.rank: Input should be greater than 0"),
+        ("lora:\n  rank: 0\n", "lora.rank: Input should be greater than 0"),
+        ("lora:\n  rank: four\n", "lora.rank: Input should be a valid integer"),
+        ("train:\n  steps: 0\n", "train.steps: Input should be greater than 0"),
+        ("train:\n  optimizer: sgd\n", "train.optimizer: Input should be 'adamw' or 'adafactor'"),
+        ("lora:\n  layers: [-1]\n", "lora.layers: layer indices must be >= 0"),
+        ("colour: blue\n", "unknown key 'colour'"),
+        ("data:\n  template: 'no placeholder'\n", "data.template: must contain '{prompt}'"),
+        ("- just\n- a list\n", "expected a mapping"),
+        ("lora: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_is_one_line_naming_file_and_key(tmp_path, yaml_text, expected):
+    path = write(tmp_path, yaml_text)
+    with pytest.raises(UserError) as error:
+        load_run_config(path)
+    message = error.value.message
+    assert expected in message
+    assert str(path) in message
+    assert "\n" not in message
+
+
+def test_unknown_key_lists_known_keys(tmp_path):
+    with pytest.raises(UserError) as error:
+        load_run_config(write(tmp_path, "lora:\n  rnak: 4\n"))
+    assert "rank" in error.value.message and "alpha" in error.value.message
+
+
+def test_missing_file_names_it():
+    with pytest.raises(UserError, match="config file not found"):
+        load_run_config(Path("no/such/config.yaml"))
+
+
+def test_overrides_apply_with_types(tmp_path):
+    config = load_run_config(write(tmp_path, "lora:\n  rank: 4\n"), ["lora.rank=16", "train.lr=1e-3", "lora.layers=[0,1]"])
+    assert config.lora.rank == 16
+    assert config.train.lr == pytest.approx(1e-3)
+    assert config.lora.layers == [0, 1]
+
+
+def test_bad_override_key_is_rejected(tmp_path):
+    with pytest.raises(UserError, match="unknown key 'lora.rnak'"):
+        load_run_config(write(tmp_path, ""), ["lora.rnak=3"])
+    with pytest.raises(UserError, match="expected KEY=VALUE"):
+        load_run_config(write(tmp_path, ""), ["lora.rank"])
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "lightning_configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    if path.name.startswith("sweep"):
+        pytest.skip("sweep files have their own schema")
+    config = load_run_config(path)
+    assert config.run_name()
+
+
+def test_run_name_is_derived_from_config(tmp_path):
+    config = load_run_config(write(tmp_path, "seed: 3\nlora:\n  rank: 8\ndata:\n  source: embedded:instruct\n"))
+    assert config.run_name() == "r8-instruct-s3"

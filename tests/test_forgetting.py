@@ -1,0 +1,130 @@
+"""The forgetting metrics against brute-force definitions computed with a true second copy of the base."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from forgetlab.config import LoraConfig
+from forgetlab.data import PackedBlocks
+from forgetlab.forgetting import ForgettingEvaluator, held_out_loss
+from forgetlab.model import apply_lora, count_trainable_parameters
+
+VOCAB = 64
+
+
+def tiny_llama(layers: int = 2) -> torch.nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def blocks(num: int = 5, length: int = 12) -> PackedBlocks:
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, VOCAB, (num, length), generator=generator)
+    return PackedBlocks(ids, ids.clone())
+
+
+def perturb_adapters(model: torch.nn.Module) -> None:
+    """LoRA B starts at zero (the adapted model equals the base); move it so forgetting is non-zero."""
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+
+
+def reference_metrics(base: torch.nn.Module, tuned: torch.nn.Module, data: PackedBlocks) -> dict[str, float]:
+    """Straight from the definitions, position by position, with separate base and tuned models."""
+    with torch.no_grad():
+        base_lp = F.log_softmax(base(input_ids=data.input_ids).logits[:, :-1].double(), -1)
+        tuned_lp = F.log_softmax(tuned(input_ids=data.input_ids).logits[:, :-1].double(), -1)
+    totals = {"forget_hard": 0.0, "forget_soft": 0.0, "forget_kl": 0.0, "forget_data": 0.0, "forget_agree": 0.0}
+    count = 0
+    for b in range(base_lp.shape[0]):
+        for t in range(base_lp.shape[1]):
+            p = base_lp[b, t].exp()
+            target = int(base_lp[b, t].argmax())
+            totals["forget_hard"] += -float(tuned_lp[b, t, target])
+            totals["forget_soft"] += -float((p * tuned_lp[b, t]).sum())
+            totals["forget_kl"] += float((p * (base_lp[b, t] - tuned_lp[b, t])).sum())
+            totals["forget_data"] += -float(tuned_lp[b, t, int(data.input_ids[b, t + 1])])
+            totals["forget_agree"] += float(int(tuned_lp[b, t].argmax()) == target)
+            count += 1
+    return {key: value / count for key, value in totals.items()}
+
+
+@pytest.mark.parametrize("base_cache_mb", [1024, 0], ids=["base-cached", "base-recomputed"])
+def test_metrics_match_definitions_after_adapters_move(base_cache_mb):
+    base = tiny_llama()
+    second_copy_of_base = copy.deepcopy(base)
+    tuned = apply_lora(base, LoraConfig(rank=2))
+    data = blocks()
+    evaluator = ForgettingEvaluator(data, batch_size=2, base_cache_mb=base_cache_mb, vocab_size=VOCAB)
+    evaluator.prepare(tuned, torch.device("cpu"))
+    perturb_adapters(tuned)
+    measured = evaluator.evaluate(tuned, torch.device("cpu"))
+    expected = reference_metrics(second_copy_of_base, tuned, data)
+    for key, value in expected.items():
+        assert measured[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+    assert measured["forget_kl"] > 0.01
+    assert measured["forget_soft"] == pytest.approx(measured["forget_kl"] + reference_entropy(second_copy_of_base, data), rel=1e-4)
+
+
+def reference_entropy(base, data) -> float:
+    with torch.no_grad():
+        lp = F.log_softmax(base(input_ids=data.input_ids).logits[:, :-1].double(), -1)
+    return float(-(lp.exp() * lp).sum(-1).mean())
+
+
+def test_at_step_zero_forgetting_is_the_base_itself():
+    base = tiny_llama()
+    second_copy_of_base = copy.deepcopy(base)
+    tuned = apply_lora(base, LoraConfig(rank=4))
+    data = blocks()
+    evaluator = ForgettingEvaluator(data, batch_size=3, base_cache_mb=1024, vocab_size=VOCAB)
+    evaluator.prepare(tuned, torch.device("cpu"))
+    measured = evaluator.evaluate(tuned, torch.device("cpu"))
+    expected = reference_metrics(second_copy_of_base, second_copy_of_base, data)
+    assert measured["forget_kl"] == pytest.approx(0.0, abs=1e-6)
+    assert measured["forget_agree"] == 1.0
+    assert measured["forget_soft"] == pytest.approx(reference_entropy(second_copy_of_base, data), rel=1e-5)
+    assert measured["forget_hard"] == pytest.approx(expected["forget_hard"], rel=1e-5)
+    assert measured["forget_data"] == pytest.approx(expected["forget_data"], rel=1e-5)
+
+
+def test_held_out_loss_ignores_masked_labels():
+    model = tiny_llama()
+    data = blocks(3, 10)
+    masked_labels = data.labels.clone()
+    masked_labels[:, :5] = -100
+    value = held_out_loss(model, PackedBlocks(data.input_ids, masked_labels), 2, torch.device("cpu"))
+    with torch.no_grad():
+        logits = model(input_ids=data.input_ids).logits[:, :-1]
+    targets = masked_labels[:, 1:]
+    expected = F.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1), ignore_index=-100)
+    assert value == pytest.approx(float(expected), rel=1e-5)
+    assert math.isfinite(value)
+
+
+def test_trainable_parameters_count_lora_only():
+    model = tiny_llama(layers=2)
+    tuned = apply_lora(model, LoraConfig(rank=3))
+    # Per layer: q,k,v,o (32->32) 4*(3*32+32*3) + gate,up (32->64) 2*(3*32+64*3) + down (64->32) (3*64+32*3)
+    per_layer = 4 * (3 * 32 + 32 * 3) + 2 * (3 * 32 + 64 * 3) + (3 * 64 + 32 * 3)
+    assert count_trainable_parameters(tuned) == 2 * per_layer
+
+
+def test_layer_subset_adapts_only_those_layers():
+    tuned = apply_lora(tiny_llama(layers=3), LoraConfig(rank=2, layers=[1]))
+    adapted = {name.split("layers.")[1].split(".")[0] for name, p in tuned.named_parameters() if p.requires_grad}
+    assert adapted == {"1"}
