@@ -102,8 +102,11 @@ def _load_local(path: Path, split: str, key: str) -> Optional["datasets.Dataset"
         file = path
     if not os.access(file, os.R_OK):
         raise UserError(f"{key}: cannot read '{file}' (permission denied); fix its permissions")
+    builder = _builder_for(file)
+    # Plain text: one example per paragraph (blank-line separated), not per line.
+    options = {"sample_by": "paragraph"} if builder == "text" else {}
     try:
-        return datasets.load_dataset(_builder_for(file), data_files={split: str(file)}, split=split)
+        return datasets.load_dataset(builder, data_files={split: str(file)}, split=split, **options)
     except UserError:
         raise
     except Exception as error:  # datasets raises many types for malformed files

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import warnings
@@ -98,6 +99,7 @@ def execute_run(
     resume_run_id: Optional[str] = None,
     extra_tags: Optional[dict[str, str]] = None,
     progress: bool = True,
+    extra_callbacks: Optional[list] = None,
 ) -> RunResult:
     """Run one fine-tuning from `config`; returns what was logged. Raises UserError on bad input."""
     _quiet_libraries()
@@ -142,8 +144,10 @@ def execute_run(
     run_name = config.run_name()
     resume_checkpoint: Optional[Path] = None
     if tracker is not None:
+        owner = {"forgetlab.host": socket.gethostname(), "forgetlab.pid": str(os.getpid())}
         if resume_run_id:
             tracker.reopen(resume_run_id)
+            tracker.set_tags(owner)
             resume_checkpoint = latest_checkpoint(checkpoint_root() / resume_run_id)
             already_logged = {
                 (key, metric.step)
@@ -156,6 +160,7 @@ def execute_run(
                 "forgetlab.kind": "run",
                 "forgetlab.dataset": data.label,
                 "forgetlab.command": " ".join(sys.argv),
+                **owner,
                 **(extra_tags or {}),
             }
             commit = _source_commit()
@@ -219,7 +224,7 @@ def execute_run(
         log_metrics,
         on_evaluated=after_evaluation,
     )
-    callbacks: list = [curve_callback]
+    callbacks: list = [curve_callback, *(extra_callbacks or [])]
     if train.checkpoint_every > 0 and run_id:
         callbacks.append(EvaluationCheckpoint(checkpoint_root() / run_id, train.checkpoint_every))
     trainer = L.Trainer(

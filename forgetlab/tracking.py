@@ -107,10 +107,14 @@ class RunTracker:
         self._buffer.extend(Metric(key, float(value), timestamp, step) for key, value in metrics.items())
 
     def flush(self) -> None:
+        """Write buffered metrics, with a heartbeat tag that tells a sweep this run is alive."""
+        from mlflow.entities import RunTag
+
         if self._buffer and self.run_id is not None:
+            heartbeat = [RunTag("forgetlab.heartbeat_ms", str(int(time.time() * 1000)))]
             # MLflow accepts at most 1000 metrics per batch.
             for start in range(0, len(self._buffer), 1000):
-                self.client.log_batch(self.run_id, metrics=self._buffer[start : start + 1000])
+                self.client.log_batch(self.run_id, metrics=self._buffer[start : start + 1000], tags=heartbeat)
             self._buffer = []
 
     def log_text(self, text: str, artifact_file: str) -> None:

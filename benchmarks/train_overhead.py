@@ -1,0 +1,154 @@
+"""Training-step overhead of forgetlab against a bare PyTorch + PEFT loop, and evaluation costs.
+
+    .venv/bin/python benchmarks/train_overhead.py [--model embedded] [--steps 60] [--rank 4]
+
+Both sides train the same LoRA adapters on the same base, data, batch size and context, in
+this process, one after the other. Printed: median seconds per update for each, their ratio
+(forgetlab / bare), the cost of one forgetting evaluation (base cached, and base recomputed)
+and of one L_ft evaluation in training steps, and the share of run time spent writing to MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def bare_loop_step_times(base_model, blocks, config, steps: int) -> list[float]:
+    import lightning as L
+    import torch
+
+    from forgetlab.model import apply_lora
+    from forgetlab.training import SeededBatchSampler, causal_lm_loss
+
+    L.seed_everything(config.seed, verbose=False)
+    model = apply_lora(base_model, config.lora)
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.train.lr)
+    sampler = SeededBatchSampler(len(blocks), config.train.batch_size, steps, config.seed)
+    times = []
+    for step in range(steps):
+        start = time.perf_counter()
+        indices = sampler.micro_batch(step)
+        loss = causal_lm_loss(model(input_ids=blocks.input_ids[indices]).logits, blocks.labels[indices])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    model.unload()  # give the base back without adapters for the next measurement
+    return times
+
+
+class StepTimer:
+    """Lightning callback: wall time from one batch start to the next (all of Lightning's work included)."""
+
+    def __new__(cls):
+        import lightning as L
+
+        class _Timer(L.Callback):
+            def __init__(self):
+                self.starts: list[float] = []
+
+            def on_train_batch_start(self, trainer, module, batch, batch_index):
+                self.starts.append(time.perf_counter())
+
+        return _Timer()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--rank", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from forgetlab.config import load_run_config
+    from forgetlab.data import load_fine_tuning_data, load_forget_blocks
+    from forgetlab.forgetting import ForgettingEvaluator, held_out_loss
+    from forgetlab.model import apply_lora, load_base
+    from forgetlab.run import execute_run
+
+    workdir = Path(tempfile.mkdtemp(prefix="forgetlab-bench-"))
+    os.chdir(workdir)
+    eval_every = 10
+    config = load_run_config(
+        None,
+        [f"model.name={args.model}", f"lora.rank={args.rank}", f"train.steps={args.steps}",
+         f"train.eval_every={eval_every}", "train.warmup_steps=0", "train.checkpoint_every=0"],
+    )
+    base = load_base(config.model)
+    data = load_fine_tuning_data(config.data, base.tokenizer, config.train.context_length)
+
+    # forgetlab: the real entry point, timing every update from inside Lightning.
+    timer = StepTimer()
+    started = time.perf_counter()
+    execute_run(config, progress=False, extra_callbacks=[timer])
+    forgetlab_total = time.perf_counter() - started
+    gaps = [b - a for a, b in zip(timer.starts, timer.starts[1:])]
+    # Updates whose interval contains an evaluation are excluded here; they are timed separately below.
+    train_only = [gap for index, gap in enumerate(gaps, start=1) if index % eval_every != 0][5:]
+
+    bare = bare_loop_step_times(load_base(config.model).model, data.train, config, args.steps)[5:]
+    forgetlab_step, bare_step = statistics.median(train_only), statistics.median(bare)
+
+    # Evaluation costs on the same model (adapters just created, like step 0).
+    model = apply_lora(load_base(config.model).model, config.lora)
+    forget_blocks, _ = load_forget_blocks(config.forget, base.tokenizer, config.train.context_length, base.forget_text_path)
+    device = torch.device("cpu")
+    cached = ForgettingEvaluator(forget_blocks, config.forget.batch_size, 1024, model.config.vocab_size)
+    cached.prepare(model, device)
+    recomputed = ForgettingEvaluator(forget_blocks, config.forget.batch_size, 0, model.config.vocab_size)
+
+    def timed(function, repeats: int = 3) -> float:
+        function()
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            function()
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    forget_cached = timed(lambda: cached.evaluate(model, device))
+    forget_recomputed = timed(lambda: recomputed.evaluate(model, device))
+    validation = type(data.validation)(data.validation.input_ids[:32], data.validation.labels[:32])
+    ft_eval = timed(lambda: held_out_loss(model, validation, config.forget.batch_size, device))
+
+    # Tracking: one log_batch of one evaluation's metrics into a SQLite store.
+    from forgetlab.tracking import RunTracker
+
+    tracker = RunTracker(f"sqlite:///{workdir / 'bench.db'}", "bench")
+    tracker.start("bench", {})
+    flushes = []
+    for step in range(10):
+        tracker.log_metrics({k: 1.0 for k in ("ft_loss", "train_loss", "forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree", "lr")}, step)
+        start = time.perf_counter()
+        tracker.flush()
+        flushes.append(time.perf_counter() - start)
+    flush = statistics.median(flushes)
+
+    print(f"model={args.model} rank={args.rank} batch={config.train.batch_size}x{config.train.context_length} threads={torch.get_num_threads()}")
+    print(f"bare PyTorch+PEFT step      {bare_step * 1000:8.1f} ms")
+    print(f"forgetlab (Lightning) step  {forgetlab_step * 1000:8.1f} ms   overhead ratio {forgetlab_step / bare_step:.3f}")
+    print(f"forgetting eval, base cached     {forget_cached * 1000:8.1f} ms = {forget_cached / bare_step:.2f} training steps")
+    print(f"forgetting eval, base recomputed {forget_recomputed * 1000:8.1f} ms = {forget_recomputed / bare_step:.2f} training steps")
+    print(f"L_ft eval ({len(validation)} sequences)      {ft_eval * 1000:8.1f} ms = {ft_eval / bare_step:.2f} training steps")
+    print(f"MLflow flush per evaluation {flush * 1000:8.1f} ms = {100 * flush / (eval_every * forgetlab_step):.2f}% of the {eval_every} steps between evaluations")
+    print(f"whole forgetlab run of {args.steps} steps: {forgetlab_total:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Entry point of one sweep point's process: `python -m forgetlab.sweep_worker SPEC.json`.
+
+The spec holds the point's resolved config, the tags that tie it to its sweep, and the run to
+resume, if any. Exit codes: 0 finished, 2 bad input or diverged (the run says why), 1 crash.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(spec_path: str) -> int:
+    from forgetlab.config import validate_run_config
+    from forgetlab.errors import UserError
+    from forgetlab.run import execute_run
+
+    spec = json.loads(Path(spec_path).read_text())
+    config = validate_run_config(spec["config"], spec_path)
+    try:
+        result = execute_run(config, resume_run_id=spec.get("resume_run_id"), extra_tags=spec["tags"], progress=False)
+    except UserError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return error.exit_code
+    print(f"{result.run_name} {result.run_id} {result.status} steps={result.steps_done}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,112 @@
+"""Loading real data from local files: every supported format, text and instruction fields, packing."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from forgetlab.config import DataConfig, ForgetConfig
+from forgetlab.data import IGNORE_INDEX, load_fine_tuning_data, load_forget_blocks
+from forgetlab.errors import UserError
+
+CONTEXT = 16
+SENTENCES = [f"The number {i} is followed by {i + 1} and preceded by {i - 1}." for i in range(60)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(forgetlab_cache):
+    from forgetlab.embedded import ensure_embedded_base
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(ensure_embedded_base("embedded-tiny", progress=False).model_dir)
+
+
+def write_text_files(folder, kind):
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"text": s} for s in SENTENCES]
+    if kind == "jsonl":
+        (folder / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+        return folder / "data.jsonl"
+    if kind == "json":
+        (folder / "data.json").write_text(json.dumps(rows))
+        return folder / "data.json"
+    if kind == "csv":
+        pd.DataFrame(rows).to_csv(folder / "data.csv", index=False)
+        return folder / "data.csv"
+    if kind == "parquet":
+        pd.DataFrame(rows).to_parquet(folder / "data.parquet")
+        return folder / "data.parquet"
+    (folder / "data.txt").write_text("\n\n".join(SENTENCES))
+    return folder / "data.txt"
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json", "csv", "parquet", "txt"])
+def test_text_file_of_each_format_loads_and_packs(tmp_path, tokenizer, kind):
+    path = write_text_files(tmp_path / kind, kind)
+    data = load_fine_tuning_data(DataConfig(source=str(path)), tokenizer, CONTEXT)
+    assert data.kind == "text"
+    assert data.train.input_ids.shape[1] == CONTEXT
+    assert len(data.train) > len(data.validation) > 0
+    # Every token is trained on for text data.
+    assert bool((data.train.labels == data.train.input_ids).all())
+    decoded = tokenizer.decode(data.train.input_ids[0])
+    assert "number" in decoded
+
+
+def test_folder_with_split_files_uses_its_validation(tmp_path, tokenizer):
+    folder = tmp_path / "splits"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("\n".join(json.dumps({"text": s}) for s in SENTENCES[:50]))
+    (folder / "validation.jsonl").write_text("\n".join(json.dumps({"text": s}) for s in SENTENCES[50:]))
+    data = load_fine_tuning_data(DataConfig(source=str(folder)), tokenizer, CONTEXT)
+    validation_text = tokenizer.decode(data.validation.input_ids.flatten())
+    assert "number 55" in validation_text
+    assert "number 55 " not in tokenizer.decode(data.train.input_ids.flatten())
+
+
+def test_instruction_data_trains_on_the_response_only(tmp_path, tokenizer):
+    path = tmp_path / "instruct.jsonl"
+    rows = [{"question": f"What is {i} plus {i}?", "answer": f"It is {2 * i}."} for i in range(80)]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    config = DataConfig(source=str(path), prompt_field="question", response_field="answer", template="Q: {prompt}\nA: ")
+    data = load_fine_tuning_data(config, tokenizer, CONTEXT)
+    assert data.kind == "instruction"
+    trained = data.train.labels != IGNORE_INDEX
+    assert 0 < float(trained.float().mean()) < 1
+    # The trained tokens decode to answers only, never to the template or the question.
+    trained_text = tokenizer.decode(data.train.input_ids[trained])
+    assert "It is" in trained_text
+    assert "plus" not in trained_text and "Q:" not in trained_text
+
+
+def test_local_text_file_as_forgetting_text(tmp_path, tokenizer):
+    path = write_text_files(tmp_path / "forget", "txt")
+    blocks, fingerprint = load_forget_blocks(ForgetConfig(source=str(path), num_sequences=3), tokenizer, CONTEXT, None)
+    assert tuple(blocks.input_ids.shape) == (3, CONTEXT)
+    assert fingerprint
+
+
+@pytest.mark.parametrize(
+    "make_config, expected",
+    [
+        (lambda tmp: DataConfig(source=str(tmp / "missing.jsonl")), "does not exist"),
+        (lambda tmp: DataConfig(source=str(tmp / "empty.jsonl")), "is empty"),
+        (lambda tmp: DataConfig(source=str(tmp / "data.jsonl"), text_field="body", format="text"), "column 'body'"),
+        (lambda tmp: DataConfig(source=str(tmp / "data.xlsx")), "unsupported file type"),
+    ],
+)
+def test_bad_data_is_a_clear_error(tmp_path, tokenizer, make_config, expected):
+    write_text_files(tmp_path, "jsonl")
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "data.xlsx").write_text("not really")
+    with pytest.raises(UserError, match=expected):
+        load_fine_tuning_data(make_config(tmp_path), tokenizer, CONTEXT)
+
+
+def test_forgetting_text_too_short_says_how_many_sequences_fit(tmp_path, tokenizer):
+    path = tmp_path / "short.txt"
+    path.write_text("Only a few words here.")
+    with pytest.raises(UserError, match="lower forget.num_sequences"):
+        load_forget_blocks(ForgetConfig(source=str(path), num_sequences=50), tokenizer, CONTEXT, None)
