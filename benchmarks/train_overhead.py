@@ -33,7 +33,7 @@ def bare_loop_step_times(base_model, blocks, config, steps: int) -> list[float]:
     model = apply_lora(base_model, config.lora)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.train.lr)
-    sampler = SeededBatchSampler(len(blocks), config.train.batch_size, steps, config.seed)
+    sampler = SeededBatchSampler(len(blocks), config.train.batch_size, steps, steps, config.seed)
     times = []
     for step in range(steps):
         start = time.perf_counter()

@@ -37,7 +37,7 @@ class EvaluationCheckpoint(L.Callback):
         temporary = self.folder / f".step-{trainer.global_step:08d}.ckpt.partial"
         if trainer.is_global_zero:
             self.folder.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(temporary)  # collective under DDP; rank 0 writes
+        trainer.save_checkpoint(temporary, weights_only=False)  # collective under DDP; rank 0 writes
         if trainer.is_global_zero:
             os.replace(temporary, final)
             for old in sorted(self.folder.glob(CHECKPOINT_GLOB))[: -self.keep]:

@@ -65,6 +65,12 @@ def packed_cache_dir() -> Path:
 # ---------------------------------------------------------------------------- reading records
 
 
+def first_line(error: BaseException) -> str:
+    """A library's error message cut to one line, for a one-line UserError."""
+    lines = str(error).strip().splitlines()
+    return (lines[0][:200] if lines else "") or type(error).__name__
+
+
 def _builder_for(path: Path) -> str:
     builder = SUFFIX_TO_BUILDER.get(path.suffix.lower())
     if builder is None:
@@ -103,6 +109,8 @@ def _load_local(path: Path, split: str, key: str) -> Optional["datasets.Dataset"
     if not os.access(file, os.R_OK):
         raise UserError(f"{key}: cannot read '{file}' (permission denied); fix its permissions")
     builder = _builder_for(file)
+    if file.stat().st_size == 0:
+        raise UserError(f"{key}: '{file}' is empty; it needs at least a few examples")
     # Plain text: one example per paragraph (blank-line separated), not per line.
     options = {"sample_by": "paragraph"} if builder == "text" else {}
     try:
@@ -110,7 +118,7 @@ def _load_local(path: Path, split: str, key: str) -> Optional["datasets.Dataset"
     except UserError:
         raise
     except Exception as error:  # datasets raises many types for malformed files
-        raise UserError(f"{key}: could not read '{file}': {str(error).splitlines()[0][:200]}") from None
+        raise UserError(f"{key}: could not read '{file}': {first_line(error)}") from None
 
 
 def _load_hub(name: str, hub_config: Optional[str], split: str, key: str):
@@ -121,7 +129,7 @@ def _load_hub(name: str, hub_config: Optional[str], split: str, key: str):
     except ValueError as error:
         if "split" in str(error).lower() or "Unknown split" in str(error):
             return None
-        raise UserError(f"{key}: could not load hub data set '{name}': {str(error).splitlines()[0][:200]}") from None
+        raise UserError(f"{key}: could not load hub data set '{name}': {first_line(error)}") from None
     except Exception as error:
         raise UserError(
             f"{key}: '{name}' is not a local file and could not be loaded from the hub "

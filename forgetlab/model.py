@@ -66,7 +66,7 @@ def load_base(config: ModelConfig, on_gpu: bool = False, progress: bool = True) 
     forget_text_path: Optional[Path] = None
     heldout_loss: Optional[float] = None
     if is_embedded(config.name):
-        from forgetlab.embedded import ensure_embedded_base
+        from forgetlab.embedded.base import ensure_embedded_base
 
         embedded = ensure_embedded_base(config.name, progress=progress)
         location: str = str(embedded.model_dir)

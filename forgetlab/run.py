@@ -35,19 +35,31 @@ class RunResult:
 
 
 def _quiet_libraries() -> None:
-    """Keep the terminal to what a researcher reads: progress and the summary."""
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "transformers", "datasets", "mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    """Keep the terminal to what a researcher reads: progress and the summary.
+
+    Called after the libraries are imported: some of them set their loggers' levels on import.
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    try:
-        import datasets
+    import datasets
+    import lightning  # noqa: F401
+    import mlflow  # noqa: F401
+    import transformers
 
-        datasets.disable_progress_bars()
-    except ImportError:  # pragma: no cover
-        pass
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "mlflow", "alembic", "peft"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.utils.logging.set_verbosity_error()
+    for message in (
+        ".*does not have many workers.*",
+        ".*LeafSpec.*",
+        ".*is_gradient_checkpointing.*",
+        ".*module\\(s\\) in eval mode.*",
+        ".*litlogger.*",
+    ):
+        warnings.filterwarnings("ignore", message=message)
 
 
 def software_versions() -> dict[str, str]:
@@ -203,14 +215,18 @@ def execute_run(
             tracker.flush()  # before the checkpoint: what a checkpoint covers is already in the store
         if not first_metrics:
             first_metrics.update(curve_callback.latest)
+        if progress:
+            progress_bar.show_evaluation(curve_callback.latest)
 
     # 4. Lightning.
+    model.train()
     module = LoRAFineTuning(model, train)
     world_size = config.trainer.num_nodes * (config.trainer.devices if isinstance(config.trainer.devices, int) else 1)
     sampler = SeededBatchSampler(
         num_examples=len(data.train),
         batch_size=train.batch_size,
         micro_batches_per_epoch=train.eval_every * train.grad_accum,
+        total_micro_batches=train.steps * train.grad_accum,
         seed=config.seed,
         world_size=world_size,
         rank=_global_rank(),
@@ -225,6 +241,11 @@ def execute_run(
         on_evaluated=after_evaluation,
     )
     callbacks: list = [curve_callback, *(extra_callbacks or [])]
+    if progress:
+        from forgetlab.progress import StepProgress
+
+        progress_bar = StepProgress(train.steps, run_name)
+        callbacks.append(progress_bar)
     if train.checkpoint_every > 0 and run_id:
         callbacks.append(EvaluationCheckpoint(checkpoint_root() / run_id, train.checkpoint_every))
     trainer = L.Trainer(
@@ -239,15 +260,16 @@ def execute_run(
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=False,
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
         callbacks=callbacks,
     )
 
+    sampler.first_micro_batch = lambda: trainer.global_step * train.grad_accum
     status, failure = "FINISHED", None
     try:
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_checkpoint, weights_only=False)
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_checkpoint, weights_only=True)
     except DivergedError as error:
         status, failure = "FAILED", str(error)
     except (KeyboardInterrupt, SystemExit):

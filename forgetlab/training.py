@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import lightning as L
 import torch
@@ -45,26 +45,25 @@ class BlockDataset(Dataset):
 
 @dataclass
 class SeededBatchSampler(Sampler[list[int]]):
-    """Micro-batch index lists; one Lightning epoch is one evaluation interval.
+    """Micro-batch index lists; one Lightning epoch runs up to the next evaluation boundary.
 
-    Lightning calls `set_epoch` at the start of every epoch (also after a resume), and the
-    micro-batches of epoch e are those numbered e*micro_batches_per_epoch onwards, so a run
-    resumed from an epoch-end checkpoint continues exactly where it stopped.
+    Where a pass starts is read from `first_micro_batch()` (the run sets it to the number of
+    micro-batches already done, from the trainer's step), never from Lightning's epoch counter:
+    after a resume Lightning may replay the tail of an epoch, and the step is the one position
+    that is always right.
     """
 
     num_examples: int
     batch_size: int
     micro_batches_per_epoch: int
+    total_micro_batches: int
     seed: int
     world_size: int = 1
     rank: int = 0
+    first_micro_batch: Callable[[], int] = lambda: 0
 
     def __post_init__(self) -> None:
-        self.epoch = 0
         self._permutations: dict[int, torch.Tensor] = {}
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def _permutation(self, data_epoch: int) -> torch.Tensor:
         if data_epoch not in self._permutations:
@@ -82,8 +81,9 @@ class SeededBatchSampler(Sampler[list[int]]):
         ]
 
     def __iter__(self) -> Iterator[list[int]]:
-        first = self.epoch * self.micro_batches_per_epoch
-        for index in range(first, first + self.micro_batches_per_epoch):
+        start = self.first_micro_batch()
+        boundary = (start // self.micro_batches_per_epoch + 1) * self.micro_batches_per_epoch
+        for index in range(start, min(boundary, self.total_micro_batches)):
             yield self.micro_batch(index)
 
     def __len__(self) -> int:

@@ -17,7 +17,7 @@ SENTENCES = [f"The number {i} is followed by {i + 1} and preceded by {i - 1}." f
 
 @pytest.fixture(scope="module")
 def tokenizer(forgetlab_cache):
-    from forgetlab.embedded import ensure_embedded_base
+    from forgetlab.embedded.base import ensure_embedded_base
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(ensure_embedded_base("embedded-tiny", progress=False).model_dir)

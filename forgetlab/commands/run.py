@@ -34,7 +34,8 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
 def print_summary(result, console) -> None:
     from rich.table import Table
 
-    table = Table(title=f"run {result.run_name} ({result.run_id}): {result.status} after {result.steps_done} steps, P={result.P:,}")
+    console.print(f"run [bold]{result.run_name}[/bold] {result.run_id}: {result.status} after {result.steps_done} steps, P={result.P:,}")
+    table = Table()
     table.add_column("metric")
     table.add_column("step 0", justify="right")
     table.add_column(f"step {result.steps_done}", justify="right")

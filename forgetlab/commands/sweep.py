@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         from forgetlab.model import is_embedded
 
         for name in sorted({s.point.config.model.name for s in states if is_embedded(s.point.config.model.name)}):
-            from forgetlab.embedded import ensure_embedded_base
+            from forgetlab.embedded.base import ensure_embedded_base
 
             ensure_embedded_base(name, progress=True)
         if experiment is None:
