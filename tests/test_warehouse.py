@@ -1,0 +1,496 @@
+"""The DuckDB warehouse against stores MLflow itself wrote: export, incremental, atomic, query, CLI.
+
+Stores are built with `MlflowClient` and the contract's names (docs/tracking-contract.md). One
+store is built per module and copied per test, since creating an MLflow SQLite store costs
+seconds of migrations.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from forgetlab.warehouse import writer  # noqa: E402
+from forgetlab.warehouse.export import export_warehouse  # noqa: E402
+from forgetlab.warehouse.query import run_query  # noqa: E402
+from forgetlab.warehouse.schema import POINTS_COLUMNS  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+KEYS = ["ft_loss", "forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree", "lr"]
+T0 = 1_700_000_000_000  # ms; every point gets a distinct, increasing timestamp
+
+
+def _client(db: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{db}")
+
+
+def _log_curve(client, run_id: str, rank: int, steps: list[int], offset: int = 0) -> None:
+    from mlflow.entities import Metric
+
+    metrics = []
+    for step in steps:
+        kl = 0.01 * step * (1 + rank / 10)
+        values = {
+            "ft_loss": 3.0 - 0.02 * step - 0.01 * rank, "forget_hard": 2.0 + kl, "forget_soft": 3.0 + kl,
+            "forget_kl": kl, "forget_data": 4.0 + kl / 2, "forget_agree": 1.0 - kl / 4, "lr": 3e-4,
+        }
+        if step > 0:
+            values["train_loss"] = 3.1 - 0.02 * step
+        metrics += [Metric(key, value, T0 + offset + step * 1000, step) for key, value in values.items()]
+    client.log_batch(run_id, metrics=metrics)
+
+
+def _new_run(client, experiment_id: str, rank: int, name: str, tags: dict | None = None) -> str:
+    from mlflow.entities import Param
+
+    run = client.create_run(experiment_id, run_name=name, tags={
+        "forgetlab.kind": "run", "forgetlab.dataset": "kjv", **(tags or {})})
+    params = {"lora.rank": rank, "P": 14_592 * rank, "data.name": "kjv", "seed": 0, "train.lr": "3e-4",
+              "train.steps": 40, "model.name": "embedded", "lora.target_modules": "q_proj,v_proj",
+              "fingerprint.base": "abc123"}
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    return run.info.run_id
+
+
+def _build_store(db: Path) -> dict[str, str]:
+    """Finished runs of ranks 1/2/4 in a sweep, a duplicate point, a NaN, a failed and a deleted run."""
+    from mlflow.entities import Metric
+
+    client = _client(db)
+    experiment_id = client.create_experiment("forgetlab", artifact_location=(db.parent / "artifacts").as_uri())
+    sweep = client.create_run(experiment_id, run_name="sweep", tags={"forgetlab.kind": "sweep", "forgetlab.sweep": "s1"})
+    ids: dict[str, str] = {"sweep": sweep.info.run_id}
+    for rank in (1, 2, 4):
+        run_id = _new_run(client, experiment_id, rank, f"rank{rank}", {
+            "mlflow.parentRunId": sweep.info.run_id, "forgetlab.sweep": "s1", "forgetlab.point": f"rank={rank}"})
+        _log_curve(client, run_id, rank, [0, 10, 20, 30, 40])
+        ids[f"rank{rank}"] = run_id
+    # A resumed run re-logs step 20: the later value must win, and the drop must be counted.
+    client.log_batch(ids["rank2"], metrics=[Metric("ft_loss", 9.5, T0 + 10_000_000, 20)])
+    # A diverged evaluation: NaN must become NULL with is_nan, never a 0.
+    client.log_batch(ids["rank4"], metrics=[Metric("forget_kl", float("nan"), T0 + 10_000_001, 50)])
+    for key in ("rank1", "rank2", "rank4"):
+        client.set_terminated(ids[key], "FINISHED")
+    failed = _new_run(client, experiment_id, 8, "rank8", {"forgetlab.failure": "loss became nan at step 11"})
+    _log_curve(client, failed, 8, [0, 10])
+    client.set_terminated(failed, "FAILED")
+    ids["failed"] = failed
+    deleted = _new_run(client, experiment_id, 16, "rank16")
+    _log_curve(client, deleted, 16, [0, 10])
+    client.set_terminated(deleted, "FINISHED")
+    client.delete_run(deleted)
+    ids["deleted"] = deleted
+    client.set_terminated(sweep.info.run_id, "FINISHED")
+    ids["experiment"] = experiment_id
+    return ids
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    folder = tmp_path_factory.mktemp("store-template")
+    db = folder / "mlflow.db"
+    ids = _build_store(db)
+    return db, ids
+
+
+@pytest.fixture
+def store(template, tmp_path) -> tuple[str, Path, dict[str, str]]:
+    """A private copy of the template store: (tracking URI, warehouse path, run ids)."""
+    source, ids = template
+    folder = tmp_path / "mlruns"
+    folder.mkdir()
+    shutil.copyfile(source, folder / "mlflow.db")
+    return f"sqlite:///{folder / 'mlflow.db'}", folder / "forgetlab.duckdb", ids
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    connection = duckdb.connect(str(db), read_only=True)
+    try:
+        return connection.sql(sql).fetchall()
+    finally:
+        connection.close()
+
+
+def _sqlite_count(uri: str, sql: str) -> int:
+    import sqlite3
+
+    connection = sqlite3.connect(uri[len("sqlite:///"):])
+    try:
+        return connection.execute(sql).fetchone()[0]
+    finally:
+        connection.close()
+
+
+# ---------------------------------------------------------------- export
+
+
+def test_every_point_exported_once_and_matches_mlflow(store):
+    uri, db, ids = store
+    report = export_warehouse(uri, db)
+    raw = _sqlite_count(uri, "SELECT count(*) FROM metrics")
+    distinct = _sqlite_count(uri, "SELECT count(*) FROM (SELECT DISTINCT run_uuid, key, step FROM metrics)")
+    assert report.points_read == raw
+    assert report.points_written == distinct == _rows(db, "SELECT count(*) FROM metrics")[0][0]
+    assert _rows(db, "SELECT count(*) FROM (SELECT run_id, key, step FROM metrics GROUP BY ALL HAVING count(*) > 1)") == [(0,)]
+
+    client = _client(Path(uri[len("sqlite:///"):]))
+    for name in ("rank1", "rank2", "rank4", "failed", "deleted"):
+        run_id = ids[name]
+        for key in [*KEYS, "train_loss"]:
+            latest: dict[int, tuple[int, float]] = {}
+            for metric in client.get_metric_history(run_id, key):
+                if metric.step not in latest or metric.timestamp >= latest[metric.step][0]:
+                    latest[metric.step] = (metric.timestamp, metric.value)
+            exported = _rows(db, f"SELECT step, value, epoch_ms(timestamp), is_nan FROM metrics "
+                                 f"WHERE run_id = '{run_id}' AND key = '{key}' ORDER BY step")
+            assert [step for step, *_ in exported] == sorted(latest)
+            for step, value, timestamp, is_nan in exported:
+                expected_time, expected = latest[step]
+                assert timestamp == expected_time
+                assert is_nan == math.isnan(expected)
+                assert (value is None) if is_nan else (value == expected)
+
+
+def test_duplicates_keep_latest_and_are_counted(store):
+    uri, db, ids = store
+    report = export_warehouse(uri, db)
+    assert report.duplicates_dropped == 1
+    assert "1 duplicate (run, key, step) rows dropped" in report.summary()
+    assert _rows(db, f"SELECT value FROM metrics WHERE run_id = '{ids['rank2']}' AND key = 'ft_loss' AND step = 20") == [(9.5,)]
+    assert _rows(db, f"SELECT duplicates FROM _export_state WHERE run_id = '{ids['rank2']}'") == [(1,)]
+
+
+def test_nan_becomes_null_with_flag(store):
+    uri, db, ids = store
+    report = export_warehouse(uri, db)
+    assert report.nan_points == 1
+    assert _rows(db, "SELECT run_id, key, step, value, is_nan FROM metrics WHERE is_nan") == [
+        (ids["rank4"], "forget_kl", 50, None, True)]
+
+
+def test_runs_table_lifts_typed_columns(store):
+    uri, db, ids = store
+    export_warehouse(uri, db)
+    row = _rows(db, f"SELECT kind, rank, P, dataset, seed, lr, steps, model, target_modules, parent_run_id, sweep, "
+                    f"point, base_fingerprint, status, experiment FROM runs WHERE run_id = '{ids['rank2']}'")[0]
+    assert row == ("run", 2, 29_184, "kjv", 0, 3e-4, 40, "embedded", "q_proj,v_proj", ids["sweep"], "s1", "rank=2",
+                   "abc123", "FINISHED", "forgetlab")
+    assert _rows(db, f"SELECT failure, status FROM runs WHERE run_id = '{ids['failed']}'") == [
+        ("loss became nan at step 11", "FAILED")]
+    types = dict(_rows(db, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'runs'"))
+    assert (types["rank"], types["P"], types["lr"], types["start_time"]) == ("INTEGER", "BIGINT", "DOUBLE", "TIMESTAMP")
+
+
+def test_points_view_has_exactly_the_fit_columns_and_only_finished_runs(store):
+    uri, db, ids = store
+    export_warehouse(uri, db)
+    table = run_query("SELECT * FROM points ORDER BY run_id, N", {}, db)
+    assert tuple(table.column_names) == POINTS_COLUMNS
+    assert set(table.column("run_id").to_pylist()) == {ids["rank1"], ids["rank2"], ids["rank4"]}
+    assert table.num_rows == 15  # 3 runs x 5 evaluations; the NaN-only step 50 has no ft_loss
+    curves = run_query("SELECT step, ft_loss, forget_kl FROM curves WHERE run_id = $run ORDER BY step", {"run": ids["rank4"]}, db)
+    assert curves.column("step").to_pylist() == [0, 10, 20, 30, 40, 50]
+    final = run_query("SELECT last_step, forget_kl_last, forget_kl_at_last_step, ft_loss_last, ft_loss_min FROM final "
+                      "WHERE run_id = $run", {"run": ids["rank4"]}, db).to_pylist()[0]
+    assert final["last_step"] == 50 and final["forget_kl_last"] is None and final["forget_kl_at_last_step"] is None
+    assert final["ft_loss_last"] == pytest.approx(3.0 - 0.8 - 0.04) and final["ft_loss_min"] == final["ft_loss_last"]
+
+
+def test_second_export_adds_nothing_and_says_so(store):
+    uri, db, _ = store
+    export_warehouse(uri, db)
+    before = db.stat().st_mtime_ns, db.read_bytes()
+    report = export_warehouse(uri, db)
+    assert report.up_to_date and report.points_read == 0
+    assert "nothing new" in report.summary()
+    assert (db.stat().st_mtime_ns, db.read_bytes()) == before
+
+
+def test_new_and_changed_runs_appear_after_the_next_export(store):
+    uri, db, ids = store
+    export_warehouse(uri, db)
+    client = _client(Path(uri[len("sqlite:///"):]))
+    new = _new_run(client, ids["experiment"], 32, "rank32")
+    _log_curve(client, new, 32, [0, 10])
+    client.set_terminated(new, "FINISHED")
+    _log_curve(client, ids["rank1"], 1, [50], offset=5_000_000)
+    report = export_warehouse(uri, db)
+    assert (report.runs_new, report.runs_changed, report.runs_removed) == (1, 1, 0)
+    reread = _sqlite_count(uri, f"SELECT count(*) FROM metrics WHERE run_uuid IN ('{new}', '{ids['rank1']}')")
+    assert report.points_read == reread  # only the new run and the changed run are re-read
+    assert _rows(db, f"SELECT count(*) FROM points WHERE run_id = '{new}'") == [(2,)]
+    assert _rows(db, f"SELECT max(N) FROM points WHERE run_id = '{ids['rank1']}'") == [(50,)]
+    assert _rows(db, "SELECT count(*) FROM _export_log") == [(2,)]
+
+
+def test_fits_table_survives_incremental_and_full_exports(store):
+    uri, db, ids = store
+    export_warehouse(uri, db)
+    connection = duckdb.connect(str(db))
+    connection.execute("CREATE TABLE fits (law VARCHAR, r2 DOUBLE)")
+    connection.execute("INSERT INTO fits VALUES ('inverse_linear', 0.95)")
+    connection.close()
+    client = _client(Path(uri[len("sqlite:///"):]))
+    _log_curve(client, ids["rank1"], 1, [60], offset=6_000_000)
+    assert not export_warehouse(uri, db).up_to_date
+    assert _rows(db, "SELECT * FROM fits") == [("inverse_linear", 0.95)]
+    export_warehouse(uri, db, full=True)
+    assert _rows(db, "SELECT * FROM fits") == [("inverse_linear", 0.95)]
+
+
+def test_failure_inside_the_write_leaves_the_old_database(store, monkeypatch):
+    uri, db, ids = store
+    export_warehouse(uri, db)
+    old_points = _rows(db, "SELECT count(*) FROM metrics")
+    client = _client(Path(uri[len("sqlite:///"):]))
+    _log_curve(client, ids["rank1"], 1, [70], offset=7_000_000)
+
+    def broken_views():
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(writer.schema, "views_ddl", broken_views)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_warehouse(uri, db)
+    assert _rows(db, "SELECT count(*) FROM metrics") == old_points
+    assert [p.name for p in db.parent.iterdir() if ".export-" in p.name] == []  # temp copy cleaned up
+    monkeypatch.undo()
+    assert export_warehouse(uri, db).runs_changed == 1
+
+
+@pytest.mark.parametrize("where", ["mid-transaction", "before-swap"])
+def test_kill_9_mid_export_leaves_the_old_database_readable(store, where):
+    uri, db, ids = store
+    export_warehouse(uri, db)
+    old = _rows(db, "SELECT run_id, key, step, value FROM metrics ORDER BY ALL")
+    client = _client(Path(uri[len("sqlite:///"):]))
+    _log_curve(client, ids["rank2"], 2, [80], offset=8_000_000)
+    script = textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from forgetlab.warehouse import writer
+        from forgetlab.warehouse.export import export_warehouse
+        die = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+        if {where!r} == "mid-transaction":
+            writer.schema.views_ddl = die   # metrics already inserted, transaction open
+        else:
+            writer.os.replace = die         # temp file complete, not yet swapped in
+        export_warehouse({uri!r}, Path({str(db)!r}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert _rows(db, "SELECT run_id, key, step, value FROM metrics ORDER BY ALL") == old
+    assert [p for p in db.parent.iterdir() if ".export-" in p.name]  # the killed export's leftovers...
+    report = export_warehouse(uri, db)
+    assert report.runs_changed == 1
+    assert [p for p in db.parent.iterdir() if ".export-" in p.name] == []  # ...are cleaned by the next one
+
+
+# ---------------------------------------------------------------- remote
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(template, tmp_path):
+    """A real `mlflow server` over a copy of the template store."""
+    source, ids = template
+    db = tmp_path / "server.db"
+    shutil.copyfile(source, db)
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    process = subprocess.Popen(
+        [str(mlflow_cli), "server", "--backend-store-uri", f"sqlite:///{db}", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1", "--default-artifact-root", (tmp_path / "server-artifacts").as_uri()],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not start: {process.stderr.read().decode()[-2000:]}")
+            time.sleep(0.5)
+        yield url, ids
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+TABLES = {
+    "experiments": "SELECT * FROM experiments ORDER BY ALL",
+    "runs": "SELECT * FROM runs ORDER BY run_id",
+    "params": "SELECT * FROM params ORDER BY ALL",
+    "tags": "SELECT * FROM tags ORDER BY ALL",
+    "metrics": "SELECT * FROM metrics ORDER BY run_id, key, step",
+    "points": "SELECT * FROM points ORDER BY run_id, N",
+}
+
+
+@pytest.mark.slow
+def test_remote_export_matches_direct_export(store, server, tmp_path, monkeypatch):
+    uri, direct_db, _ = store
+    url, _ = server
+    direct = export_warehouse(uri, direct_db)
+    remote_db = tmp_path / "remote.duckdb"
+    remote = export_warehouse(url, remote_db)
+    assert (remote.runs, remote.points_written, remote.duplicates_dropped, remote.nan_points) == (
+        direct.runs, direct.points_written, direct.duplicates_dropped, direct.nan_points)
+    for name, sql in TABLES.items():
+        assert _rows(remote_db, sql) == _rows(direct_db, sql), name
+    assert export_warehouse(url, remote_db).up_to_date
+
+    # Tiny response caps force the truncation and per-run fallback paths: still the same rows.
+    from forgetlab.warehouse import remote_source
+
+    monkeypatch.setattr(remote_source, "BULK_POINTS", 4)
+    monkeypatch.setattr(remote_source, "BULK_RUNS", 2)
+    monkeypatch.setattr(remote_source, "HISTORY_PAGE", 2)
+    capped_db = tmp_path / "capped.duckdb"
+    export_warehouse(url, capped_db)
+    assert _rows(capped_db, TABLES["metrics"]) == _rows(direct_db, TABLES["metrics"])
+
+
+# ---------------------------------------------------------------- query and CLI
+
+
+def test_run_query_uses_header_defaults_and_overrides(store):
+    uri, db, _ = store
+    export_warehouse(uri, db)
+    sql = (REPO / "queries" / "laws.sql").read_text()
+    assert set(run_query(sql, {}, db).column("N").to_pylist()) == set()  # default min_step 50: steps 0..40 all dropped
+    assert set(run_query(sql, {"min_step": 10}, db).column("N").to_pylist()) == {20, 30, 40}
+    for name in ("curves", "at_step", "final", "sweep_status", "laws"):
+        run_query((REPO / "queries" / f"{name}.sql").read_text(), {}, db)  # every shipped query runs
+    status = run_query((REPO / "queries" / "sweep_status.sql").read_text(), {}, db).to_pylist()
+    assert [(s["sweep"], s["sweep_status"], s["finished"]) for s in status] == [("s1", "FINISHED", 3)]
+    at_step = run_query((REPO / "queries" / "at_step.sql").read_text(), {"step": 25}, db)
+    assert set(at_step.column("step").to_pylist()) == {20, 10}  # latest evaluation at or before 25
+
+
+def _cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "forgetlab", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_cli_query_prints_rows_csv_and_binds_params(store):
+    from typer.testing import CliRunner
+
+    from forgetlab.cli import app
+
+    uri, db, ids = store
+    runner = CliRunner()
+    common = ["--db", str(db), "--tracking-uri", uri]
+    result = runner.invoke(app, ["query", "-e", "SELECT run_id, N, L_ft FROM points WHERE N = 40 ORDER BY P", *common])
+    assert result.exit_code == 0, result.output
+    assert ids["rank1"] in result.stdout and ids["rank4"] in result.stdout
+    assert "exported" in result.stderr  # no warehouse yet: the query exported first
+    result = runner.invoke(app, ["query", "-e", "SELECT rank, N FROM points WHERE N = $n ORDER BY rank", "--param", "n=30",
+                                 "--format", "csv", *common])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ['"rank","N"', "1,30", "2,30", "4,30"]
+    out = db.parent / "points.parquet"
+    result = runner.invoke(app, ["query", str(REPO / "queries" / "laws.sql"), "-p", "min_step=0", "--format", "parquet",
+                                 "--output", str(out), *common])
+    assert result.exit_code == 0, result.output
+    import pyarrow.parquet as pq
+
+    assert tuple(pq.read_table(out).column_names) == POINTS_COLUMNS
+
+
+def test_cli_query_exports_when_the_store_changed(store):
+    from typer.testing import CliRunner
+
+    from forgetlab.cli import app
+
+    uri, db, ids = store
+    export_warehouse(uri, db)
+    client = _client(Path(uri[len("sqlite:///"):]))
+    _log_curve(client, ids["rank4"], 4, [90], offset=9_000_000)
+    common = ["-e", f"SELECT max(N) FROM points WHERE run_id = '{ids['rank4']}'", "--format", "csv", "--db", str(db),
+              "--tracking-uri", uri]
+    result = CliRunner().invoke(app, ["query", "--no-export", *common])
+    assert result.stdout.splitlines()[1] == "40" and "stale" in result.stderr
+    result = CliRunner().invoke(app, ["query", *common])
+    assert result.stdout.splitlines()[1] == "90" and "1 changed" in result.stderr
+
+
+def test_cli_errors_are_one_line_exit_2_and_writes_are_refused(store):
+    uri, db, _ = store
+    export_warehouse(uri, db)
+    before = db.read_bytes()
+    for sql, expected in [
+        ("SELECT * FRM points", "syntax error"),
+        ("SELECT nope FROM points", "line 1"),
+        ("DELETE FROM metrics", "read-only"),
+        ("CREATE TABLE t AS SELECT 1", "read-only"),
+    ]:
+        done = _cli(["query", "-e", sql, "--db", str(db), "--tracking-uri", uri], cwd=db.parent)
+        assert done.returncode == 2, (sql, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+        assert expected in done.stderr
+    assert db.read_bytes() == before
+
+
+def test_query_path_imports_no_torch_and_no_mlflow(store):
+    uri, db, _ = store
+    script = textwrap.dedent(f"""
+        import sys
+        from forgetlab.cli import main
+        for argv in (["export"], ["query", "-e", "SELECT count(*) FROM points", "--format", "csv"]):
+            sys.argv = ["forgetlab", *argv, "--db", {str(db)!r}, "--tracking-uri", {uri!r}]
+            try:
+                main()
+            except SystemExit as done:
+                assert not done.code, done.code
+        heavy = [m for m in ("torch", "lightning", "transformers", "peft", "mlflow") if m in sys.modules]
+        print("HEAVY", heavy)
+    """)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY []" in done.stdout, done.stdout
+    quick = _cli(["query", "-e", "SELECT count(*) FROM runs", "--db", str(db), "--no-export"], cwd=db.parent)
+    assert quick.returncode == 0, quick.stderr
+    assert time.perf_counter() - started < 30
+
+
+def test_docs_name_every_column_of_every_table_and_view(store):
+    uri, db, _ = store
+    export_warehouse(uri, db)
+    docs = (REPO / "docs" / "warehouse.md").read_text()
+    columns = _rows(db, "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'")
+    missing = [(table, column) for table, column in columns
+               if f"`{column}`" not in docs and not column.endswith(("_last", "_min", "_at_last_step"))]
+    assert missing == []
+    assert all(f"`{table}`" in docs for table, _ in columns)
