@@ -1,0 +1,131 @@
+"""Sweeps: points as child runs, skipping what is done, finishing what a kill interrupted, shards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from forgetlab.errors import UserError
+from forgetlab.sweep import load_sweep, select_shard
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "lightning_configs" / "sweep-smoke.yaml"
+STUDY = REPO / "lightning_configs" / "sweep.yaml"
+
+
+def sweep(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "forgetlab", "sweep", "--config", str(SMOKE), *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def child_runs(workdir: Path) -> list[tuple[str, str, str]]:
+    """(point key, status, run id) of every point run in the store."""
+    with sqlite3.connect(workdir / "mlruns" / "mlflow.db") as connection:
+        return connection.execute(
+            "select t.value, r.status, r.run_uuid from runs r join tags t on t.run_uuid = r.run_uuid "
+            "where t.key = 'forgetlab.point'"
+        ).fetchall()
+
+
+def test_sweep_runs_every_point_once_and_a_second_call_runs_nothing(workdir):
+    first = sweep("--jobs", "2", cwd=workdir)
+    assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
+    assert "4 finished, 0 failed" in first.stdout
+    runs = child_runs(workdir)
+    assert sorted(key for key, _, _ in runs) == ["lora.rank=1,seed=0", "lora.rank=1,seed=1", "lora.rank=2,seed=0", "lora.rank=2,seed=1"]
+    assert {status for _, status, _ in runs} == {"FINISHED"}
+    with sqlite3.connect(workdir / "mlruns" / "mlflow.db") as connection:
+        parents = connection.execute("select distinct value from tags where key = 'mlflow.parentRunId'").fetchall()
+        sweep_runs = connection.execute(
+            "select r.run_uuid, r.status from runs r join tags t on t.run_uuid = r.run_uuid where t.key = 'forgetlab.kind' and t.value = 'sweep'"
+        ).fetchall()
+    assert len(sweep_runs) == 1 and sweep_runs[0][1] == "FINISHED"
+    assert parents == [(sweep_runs[0][0],)]
+
+    second = sweep("--jobs", "2", cwd=workdir)
+    assert second.returncode == 0
+    assert "nothing to run (4 done)" in second.stdout
+    assert len(child_runs(workdir)) == 4
+
+
+def test_killed_sweep_is_finished_by_running_it_again(workdir):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forgetlab", "sweep", "--config", str(SMOKE), "--jobs", "1"],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (workdir / "mlruns" / "mlflow.db").exists():
+            try:
+                if any(status == "FINISHED" for _, status, _ in child_runs(workdir)):
+                    break
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # the sweep and the point it is running
+    process.wait()
+    before = {key: run_id for key, status, run_id in child_runs(workdir) if status == "FINISHED"}
+    assert 1 <= len(before) < 4, "the sweep was not killed mid-way"
+
+    rerun = sweep("--jobs", "2", cwd=workdir)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert f"{len(before)} done" in rerun.stdout
+    finished = {key: run_id for key, status, run_id in child_runs(workdir) if status == "FINISHED"}
+    assert len(finished) == 4
+    assert all(finished[key] == run_id for key, run_id in before.items())  # done points were not rerun
+    keys = [key for key, status, _ in child_runs(workdir) if status == "FINISHED"]
+    assert len(keys) == len(set(keys))
+
+
+def test_shards_together_cover_every_point_exactly_once():
+    _, points = load_sweep(STUDY)
+    shards = [select_shard(points, f"{index}/3") for index in (1, 2, 3)]
+    keys = [point.key for shard in shards for point in shard]
+    assert sorted(keys) == sorted(point.key for point in points)
+    assert len(keys) == len(set(keys))
+    halves = select_shard(points, "1/2") + select_shard(points, "2/2")
+    assert sorted(p.key for p in halves) == sorted(p.key for p in points)
+
+
+def test_study_sweep_is_a_law_sized_grid():
+    _, points = load_sweep(STUDY)
+    ranks = {p.config.lora.rank for p in points}
+    datasets = {p.config.data.source for p in points}
+    seeds = {p.config.seed for p in points}
+    assert len(ranks) >= 6 and min(ranks) == 1 and max(ranks) == 64
+    assert len(datasets) >= 2 and len(seeds) >= 2
+    assert all(p.config.train.steps > 50 for p in points)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("name: s\nbase: r4.yaml\ngrid: {}\n", "the sweep has no points"),
+        ("name: s\nbase: r4.yaml\ngrid:\n  lora.rank: []\n", "'lora.rank' has no values"),
+        ("name: s\nbase: r4.yaml\ngird:\n  lora.rank: [1]\n", "gird: unknown key"),
+        ("name: s\nbase: r4.yaml\ngrid:\n  lora.rnak: [1]\n", "unknown key 'lora.rnak'"),
+        ("name: s\nbase: r4.yaml\npoints:\n  - {lora.rank: 2}\n  - {lora.rank: 2}\n", "duplicates point 1"),
+        ("name: s\nbase: missing.yaml\ngrid:\n  lora.rank: [1]\n", "base: 'missing.yaml' not found"),
+        ("name: s\nbase: r4.yaml\ngrid:\n  lora.rank: [0]\n", "lora.rank: Input should be greater than 0"),
+    ],
+)
+def test_bad_sweep_file_is_one_clear_error(tmp_path, text, expected):
+    (tmp_path / "r4.yaml").write_text((REPO / "lightning_configs" / "r4.yaml").read_text())
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        load_sweep(path)
+
+
+def test_bad_shard_is_rejected():
+    with pytest.raises(UserError, match="expected i/n"):
+        select_shard([], "3/2")
