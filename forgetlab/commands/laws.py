@@ -83,13 +83,13 @@ def run_fits(
             folder = (figures if figures is not None else Path(scratch)) / f"{points.dataset}-{law.name}-{variant}"
             pictures = write_figures(law, points, result, folder)
             location = None
-            if store:
+            if store:  # recorded at once, so a later failure cannot orphan this fit's MLflow run
                 result = log_fit_run(result, pictures, tracking_uri, group)
+                write_fit_rows([result], db_path)
                 location = artifact_folder(result.fit_id, tracking_uri)
             print_fit(result, console, location)
             results.append(result)
     if store:
-        write_fit_rows(results, db_path)
         console.print(f"recorded {len(results)} fit(s) in {db_path} (table fits) and MLflow experiment forgetlab-fits")
     if len(results) > 1:
         print_comparison(results, console)
@@ -122,8 +122,11 @@ def register(app: typer.Typer) -> None:
         tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow store for the fit runs (default: as for runs)."),
         no_store: bool = typer.Option(False, "--no-store", help="Record nothing (no MLflow run, no fits row): for exploring."),
     ) -> None:
-        """Fit the forgetting laws to points selected by SQL: parameters with bootstrap intervals,
-        goodness of fit, held-out error, figures; each fit recorded as an MLflow run and a `fits` row.
+        """Fit the forgetting laws to points selected by SQL.
+
+        Per data set and law: parameters with bootstrap intervals (runs resampled), goodness of
+        fit, held-out error, identifiability, figures; each fit is recorded as an MLflow run
+        (experiment forgetlab-fits) and a row of the warehouse's `fits` table. See docs/laws.md.
 
         Examples: forgetlab fit;  forgetlab fit --law linear --variant soft --dataset code;
         forgetlab fit --query my_points.sql --param min_step=100 --json fits.json
@@ -147,8 +150,9 @@ def register(app: typer.Typer) -> None:
         db: Optional[Path] = typer.Option(None, "--db", help="Warehouse holding the fits table (default mlruns/forgetlab.duckdb)."),
         tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow store to read fit.json from if the table lacks the fit."),
     ) -> None:
-        """Predict L_f and L_ft (with bootstrap intervals) from a stored fit, or the steps before
-        forgetting passes a threshold.
+        """Predict L_f and L_ft from a stored fit, with bootstrap intervals.
+
+        --max-forgetting X answers: how many steps at this rank before L_f passes X?
 
         Examples: forgetlab predict --fit <id> --rank 128 --steps 1000;
         forgetlab predict --fit <id> --rank 64 --max-forgetting 0.9

@@ -1,0 +1,182 @@
+"""What every law form provides, the data layout forms compute on, and the registry of forms.
+
+A form is a parametric law with *internal* parameters (what the optimiser moves: well scaled,
+bounded, each one identifiable in principle) and *public* parameters (what the paper or the user
+calls them). Keeping the two apart lets the optimiser work on sane scales (P and N divided by a
+reference point) while the output uses the paper's names.
+
+Parameters are split into those entering the prediction linearly (solved exactly by weighted
+least squares when searching the grid of starts: variable projection) and the nonlinear ones
+(searched over the grid), because that makes the grid search cheap and the starts good.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Optional
+
+import numpy as np
+
+FORGETTING_VARIANTS = ("hard", "soft", "kl", "data")
+DEFAULT_VARIANT = "soft"  # paper.md: soft forgetting fitted better than hard at tiny scale
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One internal parameter: its name, bounds, whether it enters linearly, and what it means."""
+
+    name: str
+    lower: float
+    upper: float
+    linear: bool
+    doc: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The point (P0, N0) that P and N are divided by inside the forms.
+
+    Geometric means of the distinct P and N values of the full data set: it keeps every power of
+    P/P0 and N/N0 near 1 so no term overflows, and it fixes the gauge of `paper-joint` (see there).
+    Bootstrap and validation refits keep the full data's reference, so their parameters are
+    comparable.
+    """
+
+    P0: float
+    N0: float
+
+    @classmethod
+    def of(cls, P: np.ndarray, N: np.ndarray) -> "Reference":
+        return cls(float(np.exp(np.mean(np.log(np.unique(P))))), float(np.exp(np.mean(np.log(np.unique(N))))))
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """The inputs of a form, precomputed once per data set (logs are the costly part)."""
+
+    lnx: np.ndarray  # ln(P / P0)
+    lny: np.ndarray  # ln(N / N0)
+    L_ft: np.ndarray  # observed L_ft (the input of the linear law; NaN where not needed)
+
+    @classmethod
+    def build(cls, P: np.ndarray, N: np.ndarray, L_ft: Optional[np.ndarray], reference: Reference) -> "Design":
+        P = np.asarray(P, dtype=float)
+        N = np.asarray(N, dtype=float)
+        ft = np.full(P.shape, np.nan) if L_ft is None else np.asarray(L_ft, dtype=float)
+        return cls(np.log(P / reference.P0), np.log(N / reference.N0), ft)
+
+    def take(self, index: np.ndarray) -> "Design":
+        return Design(self.lnx[index], self.lny[index], self.L_ft[index])
+
+    def __len__(self) -> int:
+        return len(self.lnx)
+
+
+@dataclass(frozen=True)
+class LawForm:
+    """Base of the forms. Subclasses set the class attributes and implement the methods.
+
+    `targets` are the losses the form predicts, in the order of the rows of `predict`;
+    `inputs` the columns of the points it needs besides its targets.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    equation: ClassVar[str]
+    targets: ClassVar[tuple[str, ...]]
+    inputs: ClassVar[tuple[str, ...]]
+    params: ClassVar[tuple[ParamSpec, ...]]
+    public_names: ClassVar[tuple[str, ...]]
+    grid: ClassVar[str]
+    """The grid of starts over the nonlinear parameters, in words (recorded with every fit)."""
+    gauge_note: ClassVar[Optional[str]] = None
+
+    # --- parameters -------------------------------------------------------------------------
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    @property
+    def lower(self) -> np.ndarray:
+        return np.array([p.lower for p in self.params], dtype=float)
+
+    @property
+    def upper(self) -> np.ndarray:
+        return np.array([p.upper for p in self.params], dtype=float)
+
+    @property
+    def linear_mask(self) -> np.ndarray:
+        return np.array([p.linear for p in self.params])
+
+    def n_params_for(self, target: str) -> int:
+        """How many internal parameters move this target's prediction (for AIC/BIC)."""
+        return len(self.params)
+
+    def uses_P(self) -> bool:
+        return "P" in self.inputs
+
+    # --- to be implemented ------------------------------------------------------------------
+    def predict(self, theta: np.ndarray, design: Design) -> np.ndarray:
+        """Predictions, shape (len(targets), n)."""
+        raise NotImplementedError
+
+    def jacobian(self, theta: np.ndarray, design: Design) -> np.ndarray:
+        """d predict / d theta, shape (len(targets), n, len(params))."""
+        raise NotImplementedError
+
+    def to_public(self, theta: np.ndarray, reference: Reference) -> dict[str, float]:
+        raise NotImplementedError
+
+    def from_public(self, public: dict[str, float], reference: Reference) -> np.ndarray:
+        raise NotImplementedError
+
+    def starts(self, design: Design, y: np.ndarray, delta: float, count: int) -> np.ndarray:
+        """Up to `count` starting points (rows), best first, from a grid search with the
+        linearly entering parameters solved exactly at every grid point."""
+        raise NotImplementedError
+
+
+def weighted_line(h: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares of y ≈ slope·h + intercept, for many rows of h at once.
+
+    h has shape (..., n); y and w shape (n,). Weights w = 1/y² make squared *relative* residuals,
+    the first-order equivalent of the log residuals the objective uses.
+    """
+    sw = w.sum()
+    swh = (h * w).sum(-1)
+    swhh = (h * h * w).sum(-1)
+    swy = (w * y).sum()
+    swhy = (h * (w * y)).sum(-1)
+    det = sw * swhh - swh**2
+    safe = np.where(np.abs(det) > 1e-300, det, np.nan)
+    slope = (sw * swhy - swh * swy) / safe
+    intercept = (swy - slope * swh) / sw
+    return slope, intercept
+
+
+_REGISTRY: dict[str, type[LawForm]] = {}
+
+
+def register_form(cls: type[LawForm]) -> type[LawForm]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def law_names() -> tuple[str, ...]:
+    """Every registered form, in a fixed (alphabetical) order."""
+    _load_forms()
+    return tuple(sorted(_REGISTRY))
+
+
+def get_law(name: str) -> LawForm:
+    from forgetlab.errors import UserError
+
+    _load_forms()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown law '{name}'; choose one of: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]()
+
+
+def _load_forms() -> None:
+    # The forms register themselves on import; importing here avoids a cycle with this module.
+    from forgetlab.laws import linear, paper_joint, power_additive  # noqa: F401

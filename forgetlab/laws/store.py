@@ -1,0 +1,214 @@
+"""Where fits are kept: one MLflow run per fit, and a row in the warehouse's `fits` table.
+
+MLflow run (experiment `forgetlab-fits`, tag `forgetlab.kind=fit`): params = the fit spec
+(flattened), metrics = goodness, held-out error and bootstrap counts, artifacts = `fit.json`,
+`query.sql` and `figures/*.png`. Its run id is the fit id.
+
+DuckDB `fits` table (in the warehouse file, opened read-write only for the insert): one row per
+fit, so fits can be compared in SQL:
+
+    SELECT dataset, law, variant, status, identified, stats->>'$.L_f.r2' AS r2 FROM fits;
+
+`result` holds the full JSON (including the bootstrap draws `forgetlab predict` uses).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from forgetlab.errors import UserError
+from forgetlab.laws.result import FitResult
+
+EXPERIMENT = "forgetlab-fits"
+
+FITS_DDL = """
+CREATE TABLE IF NOT EXISTS fits (
+    fit_id VARCHAR,
+    created TIMESTAMPTZ,
+    dataset VARCHAR,
+    law VARCHAR,
+    variant VARCHAR,
+    status VARCHAR,
+    identified BOOLEAN,
+    params JSON,
+    intervals JSON,
+    stats JSON,
+    validation JSON,
+    identifiability JSON,
+    n_points INTEGER,
+    n_runs INTEGER,
+    huber_delta DOUBLE,
+    bootstrap_b INTEGER,
+    bootstrap_seed INTEGER,
+    query VARCHAR,
+    query_params JSON,
+    result JSON
+)
+"""
+FITS_COLUMNS = (
+    "fit_id", "created", "dataset", "law", "variant", "status", "identified", "params", "intervals", "stats",
+    "validation", "identifiability", "n_points", "n_runs", "huber_delta", "bootstrap_b", "bootstrap_seed",
+    "query", "query_params", "result",
+)  # fmt: skip
+
+
+def flatten(prefix: str, value: Any, into: dict[str, Any]) -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay whole (as text)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            flatten(f"{prefix}.{key}" if prefix else str(key), inner, into)
+    else:
+        into[prefix] = value
+    return into
+
+
+def fit_metrics(result: FitResult) -> dict[str, float]:
+    """The numbers worth plotting across fits in the MLflow UI."""
+    metrics: dict[str, Any] = {}
+    for target, stats in result.stats.items():
+        if isinstance(stats, dict):
+            for key in ("r2", "rmse", "mae", "aic", "bic"):
+                metrics[f"{target}.{key}"] = stats.get(key)
+    metrics["objective"] = result.stats.get("objective")
+    for split in ("leave_one_rank_out", "small_to_largest"):
+        for target, errors in result.validation.get(split, {}).items():
+            if isinstance(errors, dict) and "rmse" in errors:
+                metrics[f"{split}.{target}.rmse"] = errors["rmse"]
+                metrics[f"{split}.{target}.mae"] = errors["mae"]
+    metrics["bootstrap.succeeded"] = result.bootstrap["succeeded"]
+    metrics["bootstrap.failed"] = result.bootstrap["failed"]
+    metrics["identified"] = float(bool(result.identifiability.get("identified")))
+    metrics["condition_number"] = result.identifiability.get("condition_number")
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")}
+
+
+def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[str], group: str) -> FitResult:
+    """Create the fit's MLflow run and return the result carrying its id (the fit id)."""
+    from forgetlab.tracking import RunTracker
+
+    tracker = RunTracker(tracking_uri, EXPERIMENT)
+    run_id = tracker.start(
+        f"{result.law}-{result.dataset}-{result.variant}",
+        tags={
+            "forgetlab.kind": "fit",
+            "forgetlab.dataset": result.dataset,
+            "forgetlab.law": result.law,
+            "forgetlab.variant": result.variant,
+            "forgetlab.status": result.status,
+            "forgetlab.identified": str(bool(result.identifiability.get("identified"))).lower(),
+            "forgetlab.fit_group": group,
+        },
+    )
+    result = replace(result, fit_id=run_id)
+    try:
+        spec = dict(result.spec)
+        query = spec.pop("query", {}) or {}
+        params = flatten("", spec, {})
+        params.update({"query.path": query.get("path"), **{f"query.params.{k}": v for k, v in (query.get("params") or {}).items()}})
+        tracker.log_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in params.items()})
+        tracker.log_metrics(fit_metrics(result), step=0)
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "fit.json").write_text(result.to_json())
+            tracker.log_file(Path(folder) / "fit.json")
+            if query.get("sql"):
+                (Path(folder) / "query.sql").write_text(query["sql"])
+                tracker.log_file(Path(folder) / "query.sql")
+        for figure in figures:
+            tracker.log_file(figure, "figures")
+        tracker.finish("FINISHED")
+    except BaseException:
+        tracker.finish("FAILED", failure="logging the fit failed")
+        raise
+    return result
+
+
+def artifact_folder(fit_id: str, tracking_uri: Optional[str]) -> str:
+    """Where the fit's artifacts live (for the terminal summary)."""
+    from mlflow.tracking import MlflowClient
+
+    from forgetlab.paths import resolve_tracking_uri
+
+    return MlflowClient(resolve_tracking_uri(tracking_uri)).get_run(fit_id).info.artifact_uri
+
+
+def write_fit_rows(results: list[FitResult], db_path: Union[str, Path]) -> None:
+    """Append one `fits` row per result; the only moment fits open the warehouse read-write."""
+    import duckdb
+
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        connection = duckdb.connect(str(db_path))
+    except duckdb.Error as error:
+        raise UserError(f"cannot open the warehouse {db_path} to record the fit: {str(error).splitlines()[0]}") from None
+    try:
+        connection.execute(FITS_DDL)
+        placeholders = ", ".join("?" for _ in FITS_COLUMNS)
+        connection.executemany(f"INSERT INTO fits ({', '.join(FITS_COLUMNS)}) VALUES ({placeholders})", [_row(r) for r in results])
+    finally:
+        connection.close()
+
+
+def _row(result: FitResult) -> list[Any]:
+    data = result.to_dict()
+    query = data["spec"].get("query") or {}
+    dump = lambda value: json.dumps(value, allow_nan=False)  # noqa: E731
+    return [
+        data["fit_id"], data["created"], data["dataset"], data["law"], data["variant"], data["status"],
+        bool(data["identifiability"].get("identified")), dump(data["params"]), dump(data["intervals"]),
+        dump(data["stats"]), dump(data["validation"]), dump(data["identifiability"]), data["data"]["n_points"],
+        data["data"]["n_runs"], data["spec"]["huber_delta"], data["bootstrap"]["B"], data["bootstrap"]["seed"],
+        query.get("sql"), dump(query.get("params") or {}), dump(data),
+    ]  # fmt: skip
+
+
+def load_fit(fit_id: str, dataset: Optional[str], db_path: Union[str, Path], tracking_uri: Optional[str]) -> FitResult:
+    """A stored fit, from the `fits` table, else from the MLflow run's `fit.json`."""
+    found = _from_table(fit_id, dataset, Path(db_path))
+    if found is None:
+        found = _from_mlflow(fit_id, tracking_uri)
+    if found is None:
+        raise UserError(f"no fit '{fit_id}' in the fits table of {db_path} or the tracking store; list fits with: forgetlab query -e 'SELECT fit_id, dataset, law FROM fits'")
+    if dataset is not None and found.dataset != dataset:
+        raise UserError(f"fit '{fit_id}' is of data set '{found.dataset}', not '{dataset}'")
+    return found
+
+
+def _from_table(fit_id: str, dataset: Optional[str], db_path: Path) -> Optional[FitResult]:
+    import duckdb
+
+    if not db_path.exists():
+        return None
+    try:
+        connection = duckdb.connect(str(db_path), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        tables = {row[0] for row in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "fits" not in tables:
+            return None
+        rows = connection.execute("SELECT result FROM fits WHERE fit_id = ? ORDER BY created DESC", [fit_id]).fetchall()
+    finally:
+        connection.close()
+    return FitResult.from_dict(json.loads(rows[0][0])) if rows else None
+
+
+def _from_mlflow(fit_id: str, tracking_uri: Optional[str]) -> Optional[FitResult]:
+    from forgetlab.paths import resolve_tracking_uri, sqlite_path
+
+    uri = resolve_tracking_uri(tracking_uri)
+    database = sqlite_path(uri)
+    if database is not None and not database.exists():
+        return None
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        local = MlflowClient(uri).download_artifacts(fit_id, "fit.json")
+    except (MlflowException, OSError):
+        return None
+    return FitResult.from_dict(json.loads(Path(local).read_text()))
