@@ -128,6 +128,9 @@ def execute_run(
     from forgetlab.tracking import RunTracker
     from forgetlab.training import BlockDataset, DivergedError, LoRAFineTuning, SeededBatchSampler
 
+    if config.data.name is None:
+        # Record the data set's label explicitly: the warehouse and the fits group runs by it.
+        config = config.model_copy(update={"data": config.data.model_copy(update={"name": config.data.label()})})
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
     on_gpu = _wants_gpu(config)
