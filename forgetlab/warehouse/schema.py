@@ -48,7 +48,7 @@ RUN_COLUMNS: tuple[RunColumn, ...] = (
     RunColumn("kind", "VARCHAR", (("tag", "forgetlab.kind"),), "`run`, `sweep` or `fit`"),
     RunColumn("rank", "INTEGER", (("param", "lora.rank"),), "LoRA rank r"),
     RunColumn("P", "BIGINT", (("param", "P"),), "number of trainable LoRA parameters"),
-    RunColumn("dataset", "VARCHAR", (("param", "data.name"), ("tag", "forgetlab.dataset")), "fine-tuning data set label"),
+    RunColumn("dataset", "VARCHAR", (("tag", "forgetlab.dataset"), ("param", "data.name")), "fine-tuning data set label"),
     RunColumn("seed", "INTEGER", (("param", "seed"),), "random seed"),
     RunColumn("lr", "DOUBLE", (("param", "train.lr"),), "peak learning rate (config)"),
     RunColumn("steps", "INTEGER", (("param", "train.steps"),), "planned number of optimizer updates"),
