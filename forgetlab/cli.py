@@ -16,6 +16,8 @@ from forgetlab.errors import UserError
 
 # MLflow otherwise phones home on import and on every run; forgetlab works offline.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow's INFO lines ("Creating initial MLflow database tables...") are noise in a terminal.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 app = typer.Typer(
     name="forgetlab",
