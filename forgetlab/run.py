@@ -98,11 +98,17 @@ def _precision(config: RunConfig, on_gpu: bool) -> str:
     return "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
 
 
-def _global_rank() -> int:
-    """Rank of this process in a multi-process launch (torchrun/SLURM set these before Python starts)."""
+def _global_rank(devices_per_node: int = 1) -> int:
+    """Rank of this process in a multi-process launch, known before Lightning sets up.
+
+    torchrun and SLURM set RANK / SLURM_PROCID before Python starts; Lightning's own launcher
+    re-runs this command for the other local devices with LOCAL_RANK (and NODE_RANK) set.
+    """
     for variable in ("RANK", "SLURM_PROCID", "PMI_RANK"):
         if variable in os.environ:
             return int(os.environ[variable])
+    if "LOCAL_RANK" in os.environ:
+        return int(os.environ.get("NODE_RANK", 0)) * devices_per_node + int(os.environ["LOCAL_RANK"])
     return 0
 
 
@@ -153,17 +159,19 @@ def execute_run(
     trainable_parameters = count_trainable_parameters(model)
 
     # 3. The tracking run (rank 0 only: one launch is one run).
-    is_rank_zero = _global_rank() == 0
+    devices_per_node = config.trainer.devices if isinstance(config.trainer.devices, int) else 1
+    global_rank = _global_rank(devices_per_node)
+    is_rank_zero = global_rank == 0
     tracker = RunTracker(config.tracking.uri, config.tracking.experiment) if is_rank_zero else None
     already_logged: set[tuple[str, int]] = set()
     run_name = config.run_name()
-    resume_checkpoint: Optional[Path] = None
+    # Every rank restores the same checkpoint; only rank 0 touches the tracking run.
+    resume_checkpoint = latest_checkpoint(checkpoint_root() / resume_run_id) if resume_run_id else None
     if tracker is not None:
         owner = {"forgetlab.host": socket.gethostname(), "forgetlab.pid": str(os.getpid())}
         if resume_run_id:
             tracker.reopen(resume_run_id)
             tracker.set_tags(owner)
-            resume_checkpoint = latest_checkpoint(checkpoint_root() / resume_run_id)
             already_logged = {
                 (key, metric.step)
                 for key in ("ft_loss", "train_loss", "forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree", "lr")
@@ -201,6 +209,9 @@ def execute_run(
             params.update({f"version.{name}": value for name, value in software_versions().items()})
             tracker.log_params(params)
             tracker.log_text(to_yaml(config), "config.yaml")
+        # Processes Lightning launches for the other devices inherit the environment: they
+        # learn the run id here and never open a run of their own.
+        os.environ["FORGETLAB_RUN_ID"] = run_id
     else:
         run_id = os.environ.get("FORGETLAB_RUN_ID", "")
 
@@ -232,7 +243,7 @@ def execute_run(
         total_micro_batches=train.steps * train.grad_accum,
         seed=config.seed,
         world_size=world_size,
-        rank=_global_rank(),
+        rank=global_rank,
     )
     loader = DataLoader(BlockDataset(data.train), batch_sampler=sampler)
     curve_callback = ForgettingCurveCallback(

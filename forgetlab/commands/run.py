@@ -76,4 +76,5 @@ def register(app: typer.Typer) -> None:
         from forgetlab.run import execute_run
 
         result = execute_run(run_config, resume_run_id=resume, progress=not quiet)
-        print_summary(result, Console())
+        if result.tracking_uri:  # the other ranks of a multi-device run have nothing to report
+            print_summary(result, Console())
