@@ -11,16 +11,16 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
 
 import duckdb
 import pytest
+
+from mlflow_server import mlflow_server
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -304,47 +304,14 @@ def test_kill_9_mid_export_leaves_the_old_database_readable(store, where):
 # ---------------------------------------------------------------- remote
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def server(template, tmp_path):
     """A real `mlflow server` over a copy of the template store."""
     source, ids = template
     db = tmp_path / "server.db"
     shutil.copyfile(source, db)
-    port = _free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    mlflow_cli = Path(sys.executable).parent / "mlflow"
-    process = subprocess.Popen(
-        [str(mlflow_cli), "server", "--backend-store-uri", f"sqlite:///{db}", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--default-artifact-root", (tmp_path / "server-artifacts").as_uri()],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {process.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
+    with mlflow_server(db, tmp_path / "server-artifacts") as url:
         yield url, ids
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 TABLES = {

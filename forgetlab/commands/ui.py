@@ -9,6 +9,13 @@ import typer
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def exposure_warning(host: str) -> str | None:
+    """A warning when the UI would be reachable from other machines."""
+    if host in LOOPBACK_HOSTS:
+        return None
+    return f"warning: binding to {host} makes every run in this store readable from the network"
+
+
 def server_command(tracking_uri: str, host: str, port: int, artifact_root: Optional[str]) -> list[str]:
     import sys
 
@@ -30,6 +37,7 @@ def register(app: typer.Typer) -> None:
         Example: forgetlab ui --port 5001
         """
         import os
+        import signal
         import subprocess
 
         from forgetlab.errors import UserError
@@ -41,14 +49,22 @@ def register(app: typer.Typer) -> None:
         database = sqlite_path(uri)
         if database is not None and not database.exists():
             raise UserError(f"no tracking store at {database}; run `forgetlab run --config lightning_configs/r4.yaml` first")
-        if host not in LOOPBACK_HOSTS:
-            typer.secho(f"warning: binding to {host} makes every run in this store readable from the network", err=True, fg=typer.colors.YELLOW)
+        warning = exposure_warning(host)
+        if warning:
+            typer.secho(warning, err=True, fg=typer.colors.YELLOW)
         environment = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
         artifact_root = default_artifact_root().resolve().as_uri() if database is not None else None
         typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl-C to stop)")
         process = subprocess.Popen(server_command(uri, host, port, artifact_root), env=environment)
+
+        def stop_server(signum, frame):  # SIGTERM to `forgetlab ui` must not orphan the server
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop_server)
         try:
-            raise typer.Exit(process.wait())
+            code = process.wait()
         except KeyboardInterrupt:
             process.terminate()
-            process.wait(timeout=15)
+            process.wait(timeout=20)
+            code = 0
+        raise typer.Exit(code)
