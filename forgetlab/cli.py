@@ -18,6 +18,8 @@ from forgetlab.errors import UserError
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # MLflow's INFO lines ("Creating initial MLflow database tables...") are noise in a terminal.
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# Its artifact download bar would be the only non-error line of a failing `run --resume`.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 app = typer.Typer(
     name="forgetlab",
@@ -52,13 +54,34 @@ def main() -> None:
         sys.exit(done.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except Exception as error:  # click's usage errors
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
+    except Exception as error:  # click's usage errors (unknown command, missing option, bad value)
+        if isinstance(error, _click_exception_types()):
+            if type(error).__name__ == "NoArgsIsHelpError":  # the help is on screen already
+                sys.exit(error.exit_code)
+            typer.secho(f"error: {usage_error_line(error)}", err=True, fg=typer.colors.RED)
             sys.exit(2)
         raise
+
+
+def _click_exception_types() -> tuple[type, ...]:
+    """click's base exception, from typer's vendored copy (typer >= 0.20) and click itself."""
+    import importlib
+
+    found = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(name).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def usage_error_line(error: Exception) -> str:
+    """click prints usage, a hint and the error on several lines; forgetlab says it in one."""
+    message = " ".join(error.format_message().split()).rstrip(".")
+    context = getattr(error, "ctx", None)
+    command = context.command_path if context is not None else "forgetlab"
+    return f"{message}; see `{command} --help`"
 
 
 if __name__ == "__main__":  # pragma: no cover

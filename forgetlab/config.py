@@ -11,7 +11,7 @@ before the tracking run is created.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -150,6 +150,40 @@ class TrainConfig(Section):
     )
 
 
+class MitigationConfig(Section):
+    """Fine-tuning schemes that may reduce forgetting (see `forgetlab/mitigations.py`); all off at 0."""
+
+    replay: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Replay share p: this fraction of the training sequences is pretraining-domain text from "
+        "replay_source instead of fine-tuning data (micro-batch g holds floor((g+1)·p·B) − floor(g·p·B) replay rows, "
+        "so any p > 0 replays, even when p·B < 1). Cost: no extra compute; (1−p) as many fine-tuning sequences per step. 0 = off.",
+    )
+    replay_source: str = Field(
+        "embedded:pretrain",
+        description="Replay text: 'embedded:pretrain' (the embedded base's own pretraining docstrings, never the "
+        "forgetting text), a local text/jsonl file, or a hub data set; must differ from forget.source.",
+    )
+    replay_hub_config: Optional[str] = Field(None, description="Hub configuration of replay_source, if it has several.")
+    replay_split: str = Field("train", description="Split of a hub/local replay_source to read.")
+    replay_text_field: str = Field("text", description="Column holding the replay text.")
+    kl_to_base: float = Field(
+        0.0,
+        ge=0.0,
+        description="λ: adds λ·KL(p_base ‖ p_ft), averaged over the training batch's positions, to the loss; p_base "
+        "is the same network with the adapters disabled. Cost: one extra forward pass (no backward) per micro-batch "
+        "(measured 1.6x the step time on the embedded base). 0 = off.",
+    )
+    l2_to_base: float = Field(
+        0.0,
+        ge=0.0,
+        description="μ: adds μ·Σ over adapted modules of ‖ΔW‖_F² = scaling²·‖B·A‖_F² (from r×r products, never "
+        "forming ΔW) to the loss. Cost: small (measured +5% step time at rank 4, +11% at rank 64 on the embedded base). 0 = off.",
+    )
+
+
 class TrainerConfig(Section):
     """Passed through to `lightning.Trainer` for multi-device runs."""
 
@@ -169,6 +203,119 @@ class TrackingConfig(Section):
     run_name: Optional[str] = Field(None, description="Run name; default r{rank}-{data}-s{seed}.")
 
 
+PROMPT_FORMATS = Literal["auto", "chat", "template", "plain"]
+PROMPT_FORMAT_HELP = (
+    "How a prompt is shown to the model: chat = the tokenizer's chat template; template = data.template; "
+    "plain = the text as is; auto = chat when the tokenizer has a chat template, else template when the "
+    "fine-tuning data is instruction data, else plain."
+)
+
+
+class MultipleChoiceProbeConfig(Section):
+    """Knowledge/reasoning probe: accuracy and agreement with the base on multiple-choice questions."""
+
+    source: str = Field(
+        "embedded:cloze",
+        description="Questions in the ARC format: 'embedded:cloze' (forgetlab's cloze items from the embedded base's "
+        "pretraining docstrings), a local .jsonl/.json file, or a hub data set (e.g. allenai/ai2_arc with "
+        "hub_config ARC-Challenge).",
+    )
+    hub_config: Optional[str] = Field(None, description="Hub configuration, e.g. ARC-Challenge.")
+    split: str = Field("test", description="Split of a hub data set to read.")
+    template: Optional[str] = Field(
+        None,
+        description="How a question is shown; must contain {question}. Each choice follows it after one space. "
+        "null = 'Question: {question}\\nAnswer:' (the evaluation harnesses' ARC prompt), or '{question}' for "
+        "embedded:cloze, whose questions are sentence beginnings.",
+    )
+    max_items: Optional[int] = Field(200, gt=0, description="Use the first this many questions; null = all.")
+    batch_size: int = Field(32, gt=0, description="Question-choice sequences per forward pass.")
+    every: Optional[int] = Field(
+        None, gt=0, description="Probe every this many updates (and at step 0 and the last step); null = only at "
+        "step 0 and the last step. A multiple of train.eval_every puts the probe on evaluation steps."
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _template_has_question(cls, template: Optional[str]) -> Optional[str]:
+        if template is not None and "{question}" not in template:
+            raise ValueError("must contain '{question}', where the question goes")
+        return template
+
+
+class RefusalProbeConfig(Section):
+    """Safety probe: does the fine-tuned model still refuse the harmful requests its base refused?"""
+
+    source: str = Field(
+        "embedded:refusal",
+        description="Requests in the AdvBench format (csv with columns goal,target): 'embedded:refusal' (a "
+        "dozen requests forgetlab ships), a local .csv/.jsonl file, or a hub data set.",
+    )
+    hub_config: Optional[str] = Field(None, description="Hub configuration, if the data set has several.")
+    split: str = Field("train", description="Split of a hub data set to read.")
+    prompt_field: str = Field("goal", description="Column holding the request.")
+    max_items: Optional[int] = Field(50, gt=0, description="Use the first this many requests; null = all (the paper: 50).")
+    batch_size: int = Field(8, gt=0, description="Requests generated at once.")
+    max_new_tokens: int = Field(48, gt=0, description="Greedy generation stops after this many new tokens (or at EOS).")
+    prompt_format: PROMPT_FORMATS = Field("auto", description=PROMPT_FORMAT_HELP)
+    judge: Union[str, list[str]] = Field(
+        "phrases",
+        description="Decides whether an answer is a refusal: 'phrases' = forgetlab's refusal phrases "
+        "(forgetlab/probes/judge.py, docs/probes.md); a list of phrases = your own (an answer containing any, "
+        "case-insensitive, is a refusal); 'module:function' = a Python callable f(prompt, answer) -> bool.",
+    )
+    every: Optional[int] = Field(
+        None, gt=0, description="Probe every this many updates (and at step 0 and the last step); null = only at "
+        "step 0 and the last step."
+    )
+
+    @field_validator("judge")
+    @classmethod
+    def _judge_is_known(cls, judge: Union[str, list[str]]) -> Union[str, list[str]]:
+        if isinstance(judge, list):
+            if not judge or any(not phrase.strip() for phrase in judge):
+                raise ValueError("a phrase list must hold at least one non-empty phrase")
+        elif judge != "phrases" and ":" not in judge:
+            raise ValueError("expected 'phrases', a list of phrases, or 'module:function'")
+        return judge
+
+
+DEFAULT_SAMPLE_PROMPTS = [
+    "Return the number of",
+    "Create a new",
+    "This module provides",
+    "Explain what a dictionary is.",
+    "Write a short poem about the sea.",
+]
+
+
+class SamplesProbeConfig(Section):
+    """Generation samples: base and fine-tuned answers to a few fixed prompts, side by side, at the end."""
+
+    prompts: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SAMPLE_PROMPTS),
+        min_length=1,
+        description="The prompts; the default mixes docstring beginnings (which the embedded base continues) "
+        "and instructions.",
+    )
+    max_new_tokens: int = Field(48, gt=0, description="Greedy generation stops after this many new tokens (or at EOS).")
+    prompt_format: PROMPT_FORMATS = Field("auto", description=PROMPT_FORMAT_HELP)
+
+
+class ProbesConfig(Section):
+    """Downstream probes (see docs/probes.md); each is off unless its section is given."""
+
+    multiple_choice: Optional[MultipleChoiceProbeConfig] = Field(
+        None, description="Multiple-choice accuracy and agreement with the base (ARC format); null = off."
+    )
+    refusal: Optional[RefusalProbeConfig] = Field(
+        None, description="Refusal rate and refusals lost on harmful requests (AdvBench format); null = off."
+    )
+    samples: Optional[SamplesProbeConfig] = Field(
+        None, description="Base and fine-tuned answers to fixed prompts, logged at the end; null = off."
+    )
+
+
 class RunConfig(Section):
     """One fine-tuning run: what to tune, on what, how, and where to log it."""
 
@@ -178,8 +325,10 @@ class RunConfig(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     forget: ForgetConfig = Field(default_factory=ForgetConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    mitigation: MitigationConfig = Field(default_factory=MitigationConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    probes: ProbesConfig = Field(default_factory=ProbesConfig)
 
     def run_name(self) -> str:
         return self.tracking.run_name or f"r{self.lora.rank}-{self.data.label()}-s{self.seed}"
@@ -254,6 +403,8 @@ def _known_keys(section_path: Optional[str]) -> list[str]:
     for part in (section_path.split(".") if section_path else []):
         field = model.model_fields.get(part)
         annotation = field.annotation if field else None
+        # An optional section (probes.refusal: Optional[RefusalProbeConfig]) lists its own keys too.
+        annotation = next((arg for arg in get_args(annotation) if isinstance(arg, type) and issubclass(arg, BaseModel)), annotation)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
@@ -270,6 +421,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         where = getattr(error, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
         raise UserError(f"{path}: not valid YAML{line}: {getattr(error, 'problem', error)}") from None
+    except (OSError, UnicodeDecodeError) as error:  # a folder, no permission, a binary file
+        raise UserError(f"{path}: cannot read this config file ({type(error).__name__}); give a YAML file") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping of sections (model:, lora:, ...), got {type(raw).__name__}")
     return raw

@@ -49,6 +49,7 @@ class ForgettingCurveCallback(L.Callback):
         train_loss = module.take_train_loss()
         if train_loss is not None:
             metrics["train_loss"] = train_loss
+        metrics.update(module.take_penalties())  # penalty_kl / penalty_l2 of the mitigations that are on
         if trainer.optimizers:
             metrics["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.latest = metrics

@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-from forgetlab.config import DataConfig, ForgetConfig
+from forgetlab.config import DataConfig, ForgetConfig, MitigationConfig
 from forgetlab.errors import UserError
 from forgetlab.paths import cache_root
 
@@ -113,12 +113,24 @@ def _load_local(path: Path, split: str, key: str) -> Optional["datasets.Dataset"
         raise UserError(f"{key}: '{file}' is empty; it needs at least a few examples")
     # Plain text: one example per paragraph (blank-line separated), not per line.
     options = {"sample_by": "paragraph"} if builder == "text" else {}
+    import logging
+
+    # datasets logs a malformed file's parse error itself (a second line, or a traceback); the
+    # UserError below says it once.
+    library_logger = logging.getLogger("datasets")
+    level = library_logger.level
+    library_logger.setLevel(logging.CRITICAL)
     try:
         return datasets.load_dataset(builder, data_files={split: str(file)}, split=split, **options)
     except UserError:
         raise
     except Exception as error:  # datasets raises many types for malformed files
-        raise UserError(f"{key}: could not read '{file}': {first_line(error)}") from None
+        cause = error
+        while cause.__cause__ is not None or cause.__context__ is not None:  # the parser's own words
+            cause = cause.__cause__ or cause.__context__
+        raise UserError(f"{key}: could not read '{file}' as {builder}: {first_line(cause)}; fix the file or give another {key}") from None
+    finally:
+        library_logger.setLevel(level)
 
 
 def _load_hub(name: str, hub_config: Optional[str], split: str, key: str):
@@ -306,3 +318,44 @@ def load_forget_blocks(
         )
     chosen = PackedBlocks(blocks.input_ids[: config.num_sequences], blocks.labels[: config.num_sequences])
     return chosen, f"{key}:{config.num_sequences}"
+
+
+def load_replay_blocks(
+    config: MitigationConfig, forget: ForgetConfig, tokenizer, context_length: int, embedded_base: Optional[str]
+) -> tuple[PackedBlocks, str]:
+    """Packed blocks of the replay text (pretraining-domain text mixed into training batches).
+
+    `embedded:pretrain` is the embedded base's own pretraining documents (`embedded_base` names
+    the base; None for other bases). The forgetting text is refused as replay text: training on
+    it would hide forgetting instead of preventing it.
+    """
+    source, key = config.replay_source, "mitigation.replay_source"
+    if source == f"{EMBEDDED_SCHEME}forget" or (source == forget.source and config.replay_split == forget.split):
+        raise UserError(
+            f"{key}: '{source}' is the forgetting text (forget.source); replaying it would train on what forgetting "
+            "is measured on. Use pretraining-domain text that is not the evaluation text"
+        )
+    if source == f"{EMBEDDED_SCHEME}pretrain":
+        if embedded_base is None:
+            raise UserError(
+                f"{key}: 'embedded:pretrain' is the embedded base's pretraining text; with another model give a local "
+                "text/jsonl file or a hub data set of pretraining-like text (not the forgetting text)"
+            )
+        from forgetlab.embedded import ensure_pretrain_documents
+
+        records = _load_local(ensure_pretrain_documents(embedded_base), "train", key)
+    else:
+        records = load_split(source, config.replay_split, config.replay_hub_config, key)
+        if records is None and _looks_local(source):
+            records = load_split(source, "train", config.replay_hub_config, key)
+        if records is None:
+            raise UserError(f"mitigation.replay_split: '{source}' has no split '{config.replay_split}'")
+    if config.replay_text_field not in records.column_names:
+        raise UserError(
+            f"mitigation.replay_text_field: column '{config.replay_text_field}' is not in '{source}' "
+            f"(columns: {', '.join(records.column_names)})"
+        )
+    blocks, packed_key = _cached_pack(records, "text", DataConfig(format="text", text_field=config.replay_text_field), tokenizer, context_length)
+    if len(blocks) == 0:
+        raise UserError(f"{key}: '{source}' has fewer tokens than one context ({context_length}); give more text")
+    return blocks, packed_key

@@ -127,9 +127,11 @@ def execute_run(
 
     from forgetlab.checkpoints import EvaluationCheckpoint, latest_checkpoint
     from forgetlab.curves import ForgettingCurveCallback
-    from forgetlab.data import load_fine_tuning_data, load_forget_blocks
+    from forgetlab.data import load_fine_tuning_data, load_forget_blocks, load_replay_blocks
     from forgetlab.forgetting import ForgettingEvaluator
-    from forgetlab.model import apply_lora, check_model_fits_config, count_trainable_parameters, load_base
+    from forgetlab.mitigations import PENALTY_METRICS
+    from forgetlab.model import apply_lora, check_model_fits_config, count_trainable_parameters, is_embedded, load_base, max_context
+    from forgetlab.probes.callback import ProbeCallback, load_probes
     from forgetlab.paths import checkpoint_root
     from forgetlab.tracking import RunTracker
     from forgetlab.training import BlockDataset, DivergedError, LoRAFineTuning, SeededBatchSampler
@@ -149,6 +151,14 @@ def execute_run(
     forget_blocks, forget_fingerprint = load_forget_blocks(
         config.forget, base.tokenizer, train.context_length, base.forget_text_path
     )
+    mitigation = config.mitigation
+    replay_blocks, replay_fingerprint = None, None
+    if mitigation.replay > 0:  # p = 0 loads nothing and leaves the batches untouched
+        replay_blocks, replay_fingerprint = load_replay_blocks(
+            mitigation, config.forget, base.tokenizer, train.context_length,
+            config.model.name if is_embedded(config.model.name) else None,
+        )  # fmt: skip
+    probes = load_probes(config.probes, base.tokenizer, config.data, data.kind, max_context(base.model))  # [] = none configured
     validation = data.validation
     if len(validation) > train.ft_eval_sequences:
         validation = type(validation)(validation.input_ids[: train.ft_eval_sequences], validation.labels[: train.ft_eval_sequences])
@@ -174,7 +184,7 @@ def execute_run(
             tracker.set_tags(owner)
             already_logged = {
                 (key, metric.step)
-                for key in ("ft_loss", "train_loss", "forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree", "lr")
+                for key in ("ft_loss", "train_loss", "forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree", "lr", *PENALTY_METRICS)
                 for metric in tracker.client.get_metric_history(resume_run_id, key)
             }
             run_id = resume_run_id
@@ -200,6 +210,7 @@ def execute_run(
                     "fingerprint.base": base.fingerprint,
                     "fingerprint.data": data.fingerprint,
                     "fingerprint.forget_text": forget_fingerprint,
+                    **({"fingerprint.replay": replay_fingerprint} if replay_fingerprint else {}),
                     "base.heldout_loss": base.heldout_loss if base.heldout_loss is not None else "",
                     "runtime.precision": _precision(config, on_gpu),
                     "runtime.device": torch.cuda.get_device_name(0) if on_gpu else "cpu",
@@ -234,7 +245,7 @@ def execute_run(
 
     # 4. Lightning.
     model.train()
-    module = LoRAFineTuning(model, train)
+    module = LoRAFineTuning(model, train, mitigation)
     world_size = config.trainer.num_nodes * (config.trainer.devices if isinstance(config.trainer.devices, int) else 1)
     sampler = SeededBatchSampler(
         num_examples=len(data.train),
@@ -244,8 +255,10 @@ def execute_run(
         seed=config.seed,
         world_size=world_size,
         rank=global_rank,
+        replay_share=mitigation.replay,
+        replay_examples=len(replay_blocks) if replay_blocks is not None else 0,
     )
-    loader = DataLoader(BlockDataset(data.train), batch_sampler=sampler)
+    loader = DataLoader(BlockDataset(data.train, replay_blocks), batch_sampler=sampler)
     curve_callback = ForgettingCurveCallback(
         ForgettingEvaluator(forget_blocks, config.forget.batch_size, config.forget.base_cache_mb, base.model.config.vocab_size),
         validation,
@@ -255,6 +268,8 @@ def execute_run(
         on_evaluated=after_evaluation,
     )
     callbacks: list = [curve_callback, *(extra_callbacks or [])]
+    if probes:  # after the curve (same steps, its metrics already flushed), before the checkpoint
+        callbacks.append(ProbeCallback(probes, log_metrics, tracker))
     if progress:
         from forgetlab.progress import StepProgress
 

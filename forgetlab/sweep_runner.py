@@ -32,6 +32,8 @@ class PointOutcome:
 
 def find_or_create_parent(client, experiment_id: str, sweep: SweepConfig, source: str) -> str:
     """The parent run of a sweep: found by its tags, so rerunning the sweep reuses it."""
+    from forgetlab.tracking import scrub_secrets
+
     found = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`forgetlab.kind` = 'sweep' and tags.`forgetlab.sweep` = '{sweep.name}'",
@@ -42,10 +44,10 @@ def find_or_create_parent(client, experiment_id: str, sweep: SweepConfig, source
         return found[0].info.run_id
     run = client.create_run(
         experiment_id,
-        run_name=sweep.name,
-        tags={"forgetlab.kind": "sweep", "forgetlab.sweep": sweep.name, "forgetlab.sweep_file": source},
+        run_name=scrub_secrets(sweep.name),
+        tags={"forgetlab.kind": "sweep", "forgetlab.sweep": sweep.name, "forgetlab.sweep_file": scrub_secrets(source)},
     )
-    client.log_text(run.info.run_id, sweep.model_dump_json(indent=2), "sweep.json")
+    client.log_text(run.info.run_id, scrub_secrets(sweep.model_dump_json(indent=2)), "sweep.json")
     return run.info.run_id
 
 
@@ -122,7 +124,11 @@ def _launch(state: PointState, sweep: SweepConfig, parent_run_id: str, slot: int
     }
     log = log_folder / f"{state.point.run_name}.log"
     spec_file = log_folder / f"{state.point.run_name}.spec.json"
-    spec_file.write_text(json.dumps(spec))
+    # The spec holds the unscrubbed config (a tracking URI's password is needed to log): only
+    # its owner may read it, and the worker deletes it once read.
+    descriptor = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(json.dumps(spec))
     environment = dict(os.environ, OMP_NUM_THREADS=str(config.train.num_threads or threads), MLFLOW_DISABLE_TELEMETRY="true")
     if gpus > 1:
         environment["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
@@ -138,8 +144,8 @@ def _launch(state: PointState, sweep: SweepConfig, parent_run_id: str, slot: int
 def tracking_client(uri: Optional[str]):
     from mlflow.tracking import MlflowClient
 
-    from forgetlab.tracking import prepare_local_store
+    from forgetlab.tracking import RetryingClient, prepare_local_store
 
     resolved = resolve_tracking_uri(uri)
-    prepare_local_store(resolved)
-    return MlflowClient(resolved), resolved
+    prepare_local_store(resolved)  # before any worker starts: tables made once, WAL on
+    return RetryingClient(MlflowClient(resolved)), resolved

@@ -17,6 +17,7 @@ def main(spec_path: str) -> int:
     from forgetlab.run import execute_run
 
     spec = json.loads(Path(spec_path).read_text())
+    Path(spec_path).unlink(missing_ok=True)  # it may hold credentials (see sweep_runner._launch)
     config = validate_run_config(spec["config"], spec_path)
     try:
         result = execute_run(config, resume_run_id=spec.get("resume_run_id"), extra_tags=spec["tags"], progress=False)

@@ -3,36 +3,41 @@
 Logging a metric through MLflow's SQLite store costs several milliseconds per call, a sizeable
 share of a tiny model's step, so metrics are buffered and written with one `log_batch` per
 evaluation. Secrets (tokens, passwords in URIs) are scrubbed from everything logged.
+
+Several processes may log into one SQLite store at once (`forgetlab sweep --jobs K`): the store
+is created under a file lock and switched to WAL journal mode once (`prepare_local_store`), and
+every call on the store is retried with backoff while SQLite reports "database is locked"
+(`RetryingClient`). See docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlsplit, urlunsplit
 
 from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_path
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 PARAMS_PER_BATCH = 100  # MLflow's limit on params in one log_batch
+LOCKED_RETRY_SECONDS = 300.0  # how long a call keeps retrying while the SQLite store is locked
+# user:password@ in any URL, anywhere in the text (a command line, a YAML dump), not only a bare URI
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
 _SECRET_PATTERNS = [
     re.compile(r"hf_[A-Za-z0-9]{20,}"),  # Hugging Face tokens
-    re.compile(r"(?i)(token|secret|password|api[_-]?key)=([^&\s]+)"),
+    re.compile(r"(?i)(token|secret|password|passwd|api[_-]?key)=([^&\s]+)"),
+    re.compile(r"(?i)bearer [A-Za-z0-9._~+/-]+=*"),
 ]
 SECRET_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "WANDB_API_KEY")
 
 
 def scrub_secrets(text: str) -> str:
     """Remove credentials from a string before it is logged anywhere."""
-    if "://" in text:
-        parts = urlsplit(text)
-        if parts.password or parts.username:
-            host = parts.hostname or ""
-            netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-            text = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    text = _URL_CREDENTIALS.sub(r"\1***@", text)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda match: match.group(0).split("=")[0] + "=***" if "=" in match.group(0) else "***", text)
     for name in SECRET_ENV_VARS:
@@ -42,11 +47,85 @@ def scrub_secrets(text: str) -> str:
     return text
 
 
+def _is_wal(database: Path) -> bool:
+    """Whether a SQLite file is in WAL mode, from its header (opening no connection)."""
+    try:
+        with open(database, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header[:16] == b"SQLite format 3\x00" and header[18] == 2
+
+
 def prepare_local_store(tracking_uri: str) -> None:
-    """Create the SQLite store's folder; MLflow creates the database itself."""
+    """Make a local SQLite store ready for several writers before any of them logs.
+
+    MLflow creates its tables on a store's first use with no lock between processes, so K runs
+    starting together on a new file race (a half-made schema, a duplicate default experiment).
+    The first process here creates them under a file lock; the others wait and find them made.
+    Then WAL journal mode is set (once: it is persistent in the file), so readers (the UI, an
+    export, a sweep checking its points) never block a run's writes. WAL is set last, so a file
+    in WAL mode is a file whose tables exist: the fast path opens nothing.
+    """
     database = sqlite_path(tracking_uri)
-    if database is not None:
-        database.parent.mkdir(parents=True, exist_ok=True)
+    if database is None:
+        return
+    database.parent.mkdir(parents=True, exist_ok=True)
+    if _is_wal(database):
+        return
+    from filelock import FileLock
+
+    with FileLock(f"{database}.lock", timeout=LOCKED_RETRY_SECONDS):
+        if _is_wal(database):
+            return
+        from mlflow.tracking import MlflowClient
+
+        with_retry(MlflowClient(tracking_uri).search_experiments, max_results=1)  # creates the tables
+        try:
+            connection = sqlite3.connect(database, timeout=60)
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+            finally:
+                connection.close()
+        except sqlite3.Error:
+            pass  # busy with an older writer: rollback journal still works; the next run retries
+
+
+def is_locked_error(error: BaseException) -> bool:
+    text = str(error).lower()
+    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+
+
+def with_retry(call, *args, **kwargs):
+    """`call(*args, **kwargs)`, retried with jittered backoff while SQLite says the store is locked.
+
+    MLflow waits up to 20 s for a lock (busy_timeout), but SQLite refuses some conflicts at once
+    (a transaction that read and then wants to write after another process wrote), so writers
+    sharing one file do see "database is locked". A failed statement is rolled back, so
+    retrying it logs nothing twice.
+    """
+    delay, deadline = 0.05, time.monotonic() + LOCKED_RETRY_SECONDS
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:
+            if not is_locked_error(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+
+
+class RetryingClient:
+    """An `MlflowClient` whose every call goes through `with_retry`."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+        return lambda *args, **kwargs: with_retry(attribute, *args, **kwargs)
 
 
 class RunTracker:
@@ -59,7 +138,7 @@ class RunTracker:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         prepare_local_store(self.tracking_uri)
         mlflow.set_tracking_uri(self.tracking_uri)
-        self.client = MlflowClient(self.tracking_uri)
+        self.client = RetryingClient(MlflowClient(self.tracking_uri))
         self.experiment_id = self._experiment_id(experiment)
         self.run_id: Optional[str] = None
         self._buffer: list[Any] = []
@@ -78,7 +157,9 @@ class RunTracker:
             return self.client.get_experiment_by_name(name).experiment_id
 
     def start(self, run_name: str, tags: dict[str, str]) -> str:
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags={k: scrub_secrets(str(v)) for k, v in tags.items()})
+        run = self.client.create_run(
+            self.experiment_id, run_name=scrub_secrets(run_name), tags={k: scrub_secrets(str(v)) for k, v in tags.items()}
+        )
         self.run_id = run.info.run_id
         return self.run_id
 

@@ -6,22 +6,26 @@ of L_ft and forgetting lives in `forgetlab.curves` (a callback), so this module 
 Batches are a pure function of (seed, micro-batch index): sample k of the stream is element
 perm_e[k mod n] with e = k // n and perm_e a permutation seeded by (seed, e). A resumed run
 therefore continues with exactly the batches an uninterrupted run would have seen; the only
-position to save is the step, which Lightning's checkpoint holds.
+position to save is the step, which Lightning's checkpoint holds. Replay rows (config
+`mitigation.replay`) come from a second seeded stream by the same rule (see `forgetlab.mitigations`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from forgetlab.config import TrainConfig
+from forgetlab.config import MitigationConfig, TrainConfig
 from forgetlab.data import PackedBlocks
+from forgetlab.mitigations import PENALTY_METRICS, adapter_update_norm_sq, kl_to_base, replay_rows_before
+
+REPLAY_SEED_SALT = 7_777_777  # the replay stream's permutations differ from the data stream's
 
 
 class DivergedError(RuntimeError):
@@ -33,13 +37,19 @@ class DivergedError(RuntimeError):
 
 
 class BlockDataset(Dataset):
-    def __init__(self, blocks: PackedBlocks):
+    """Training blocks; with replay blocks, indices len(blocks).. address them."""
+
+    def __init__(self, blocks: PackedBlocks, replay: Optional[PackedBlocks] = None):
         self.blocks = blocks
+        self.replay = replay
 
     def __len__(self) -> int:
-        return len(self.blocks)
+        return len(self.blocks) + (len(self.replay) if self.replay is not None else 0)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if index >= len(self.blocks) and self.replay is not None:
+            index -= len(self.blocks)
+            return self.replay.input_ids[index], self.replay.labels[index]
         return self.blocks.input_ids[index], self.blocks.labels[index]
 
 
@@ -61,9 +71,18 @@ class SeededBatchSampler(Sampler[list[int]]):
     world_size: int = 1
     rank: int = 0
     first_micro_batch: Callable[[], int] = lambda: 0
+    replay_share: float = 0.0  # p; 0 = no replay, and nothing below is touched
+    replay_examples: int = 0  # replay blocks, addressed as num_examples + i (see BlockDataset)
 
     def __post_init__(self) -> None:
         self._permutations: dict[int, torch.Tensor] = {}
+        self._replay_stream: Optional[SeededBatchSampler] = None
+        if self.replay_share > 0:
+            if self.replay_examples <= 0:
+                raise ValueError("replay_share > 0 needs replay_examples > 0")
+            self._replay_stream = SeededBatchSampler(
+                self.replay_examples, 1, 1, 0, self.seed * 1_000_003 + REPLAY_SEED_SALT
+            )
 
     def _permutation(self, data_epoch: int) -> torch.Tensor:
         if data_epoch not in self._permutations:
@@ -75,10 +94,22 @@ class SeededBatchSampler(Sampler[list[int]]):
     def micro_batch(self, index: int) -> list[int]:
         """Indices of micro-batch `index` on this rank; all ranks together cover consecutive samples."""
         first = (index * self.world_size + self.rank) * self.batch_size
-        return [
+        rows = [
             int(self._permutation(k // self.num_examples)[k % self.num_examples])
             for k in range(first, first + self.batch_size)
         ]
+        if self._replay_stream is not None:
+            rows = self._with_replay(index * self.world_size + self.rank, rows)
+        return rows
+
+    def _with_replay(self, global_index: int, rows: list[int]) -> list[int]:
+        """Replace the last n_g rows by replay samples floor(g·p·B) .. floor((g+1)·p·B) − 1."""
+        start = replay_rows_before(global_index, self.replay_share, self.batch_size)
+        stop = replay_rows_before(global_index + 1, self.replay_share, self.batch_size)
+        if stop == start:
+            return rows
+        replay = [self.num_examples + self._replay_stream.micro_batch(k)[0] for k in range(start, stop)]
+        return rows[: len(rows) - len(replay)] + replay
 
     def __iter__(self) -> Iterator[list[int]]:
         start = self.first_micro_batch()
@@ -110,25 +141,42 @@ def learning_rate_factor(step: int, train: TrainConfig) -> float:
 class LoRAFineTuning(L.LightningModule):
     """Fine-tunes the LoRA adapters of a PEFT model on packed blocks."""
 
-    def __init__(self, model: torch.nn.Module, train: TrainConfig):
+    def __init__(self, model: torch.nn.Module, train: TrainConfig, mitigation: Optional[MitigationConfig] = None):
         super().__init__()
         self.model = model
         self.train_config = train
+        self.mitigation = mitigation if mitigation is not None else MitigationConfig()
         # Only the adapters are saved in checkpoints, so loading must not demand the frozen base.
         self.strict_loading = False
         self.train_loss_sum = 0.0
         self.train_loss_count = 0
+        self.penalty_sums = {name: 0.0 for name in PENALTY_METRICS}
+        self.penalty_count = 0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
         input_ids, labels = batch
-        loss = causal_lm_loss(self.model(input_ids=input_ids).logits, labels)
+        logits = self.model(input_ids=input_ids).logits
+        loss = causal_lm_loss(logits, labels)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise DivergedError(self.global_step + 1, value)
         self.train_loss_sum += value
         self.train_loss_count += 1
         self.log("loss", value, prog_bar=True, logger=False, on_step=True)
-        return loss
+        objective = loss
+        penalties = {}
+        if self.mitigation.kl_to_base > 0:
+            penalties["penalty_kl"] = (self.mitigation.kl_to_base, kl_to_base(self.model, input_ids, logits))
+        if self.mitigation.l2_to_base > 0:
+            penalties["penalty_l2"] = (self.mitigation.l2_to_base, adapter_update_norm_sq(self.model))
+        for name, (weight, penalty) in penalties.items():
+            penalty_value = float(penalty.detach())
+            if not math.isfinite(penalty_value):
+                raise DivergedError(self.global_step + 1, penalty_value)
+            self.penalty_sums[name] += penalty_value
+            objective = objective + weight * penalty
+        self.penalty_count += bool(penalties)
+        return objective
 
     def take_train_loss(self) -> float | None:
         """Mean training loss since the last call (i.e. since the last evaluation)."""
@@ -137,6 +185,14 @@ class LoRAFineTuning(L.LightningModule):
         mean = self.train_loss_sum / self.train_loss_count
         self.train_loss_sum, self.train_loss_count = 0.0, 0
         return mean
+
+    def take_penalties(self) -> dict[str, float]:
+        """Mean of each active penalty (unscaled) since the last call, like `take_train_loss`."""
+        active = {"penalty_kl": self.mitigation.kl_to_base > 0, "penalty_l2": self.mitigation.l2_to_base > 0}
+        count = self.penalty_count
+        means = {name: total / count for name, total in self.penalty_sums.items() if active[name] and count}
+        self.penalty_sums, self.penalty_count = {name: 0.0 for name in PENALTY_METRICS}, 0
+        return means
 
     def configure_optimizers(self):
         parameters = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
@@ -159,9 +215,13 @@ class LoRAFineTuning(L.LightningModule):
         trainable = {name for name, parameter in self.named_parameters() if parameter.requires_grad}
         checkpoint["state_dict"] = {key: value for key, value in checkpoint["state_dict"].items() if key in trainable}
         checkpoint["forgetlab_train_loss"] = (self.train_loss_sum, self.train_loss_count)
+        checkpoint["forgetlab_penalties"] = (dict(self.penalty_sums), self.penalty_count)
         checkpoint["forgetlab_rng"] = torch.get_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.train_loss_sum, self.train_loss_count = checkpoint.get("forgetlab_train_loss", (0.0, 0))
+        if "forgetlab_penalties" in checkpoint:
+            sums, self.penalty_count = checkpoint["forgetlab_penalties"]
+            self.penalty_sums.update(sums)
         if "forgetlab_rng" in checkpoint:
             torch.set_rng_state(checkpoint["forgetlab_rng"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULE_NAMES = ["run", "base", "ui", "warehouse", "laws", "sweep"]
+_MODULE_NAMES = ["run", "base", "ui", "warehouse", "laws", "sweep", "probes"]
 
 
 def _load():

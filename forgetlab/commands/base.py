@@ -7,6 +7,7 @@ Runs build the base on first use anyway; `base build` exists to pay those minute
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import typer
 
@@ -46,42 +47,26 @@ def register(app: typer.Typer) -> None:
 
     @base_app.command("info")
     def info_command() -> None:
-        """List the embedded bases and data sets in the cache."""
-        from rich.console import Console
-        from rich.table import Table
-
-        console = Console()
-        console.print(f"cache: {cache_root()} (set FORGETLAB_CACHE to move it)")
+        """List the embedded bases and data sets in the cache, one line each."""
+        root = cache_root()
+        typer.echo(f"cache: {root} (set FORGETLAB_CACHE to move it)")
         bases = list_cached_bases()
         if not bases:
-            console.print("no embedded base built yet; `forgetlab base build` builds one (or the first run does)")
+            typer.echo("no embedded base built yet; `forgetlab base build` builds one (or the first run does)")
         else:
-            table = Table(title="embedded bases")
-            for column in ("name", "params", "tokens", "held-out loss", "built in", "size", "folder"):
-                table.add_column(column)
-            for info in bases:
-                table.add_row(
-                    info["name"],
-                    f"{info['parameters']:,}",
-                    f"{info['tokens_seen']:,}",
-                    f"{info['heldout_loss']:.4f}",
-                    f"{info['build_seconds']:.0f} s",
-                    _megabytes(info["bytes"]),
-                    info["folder"],
-                )
-            console.print(table)
+            typer.echo(f"embedded bases, in {root / 'bases'}:")
+        for info in bases:
+            typer.echo(
+                f"  {Path(info['folder']).name}  {info['parameters'] / 1e6:.2f}M params  "
+                f"{info['tokens_seen'] / 1e6:.2f}M tokens  held-out loss {info['heldout_loss']:.4f}  "
+                f"built in {info['build_seconds']:.0f} s  {_megabytes(info['bytes'])}"
+            )
         datasets = list_cached_datasets()
         if datasets:
-            table = Table(title="embedded data sets")
-            for column in ("name", "kind", "train", "validation", "fingerprint", "folder"):
-                table.add_column(column)
-            for info in datasets:
-                table.add_row(
-                    info["name"],
-                    info["kind"],
-                    f"{info['train_records']:,} ({_megabytes(info['train_bytes'])})",
-                    f"{info['validation_records']:,} ({_megabytes(info['validation_bytes'])})",
-                    info["fingerprint"][:16],
-                    info["folder"],
-                )
-            console.print(table)
+            typer.echo(f"embedded data sets, in {root / 'datasets'}:")
+        for info in datasets:
+            typer.echo(
+                f"  {Path(info['folder']).name}  {info['kind']}  train {info['train_records']:,} "
+                f"({_megabytes(info['train_bytes'])})  validation {info['validation_records']:,} "
+                f"({_megabytes(info['validation_bytes'])})  fingerprint {info['fingerprint'][:16]}"
+            )

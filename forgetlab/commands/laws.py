@@ -30,9 +30,15 @@ def run_fits(
     query_path: Optional[Path], params: list[str], law_name: str, variant: str, dataset: Optional[str],
     bootstrap: int, seed: int, level: float, huber_delta: float, starts: int, validation: bool,
     json_path: Optional[Path], figures: Optional[Path], db: Optional[Path], tracking_uri: Optional[str], store: bool,
-    console,
+    console, by: Optional[str] = None, at_rank: Optional[float] = None, at_steps: Optional[float] = None,
+    at_ft_loss: Optional[float] = None,
 ) -> list:  # fmt: skip
-    """The whole `forgetlab fit`: read points, check every (law, data set) first, then fit, draw, store."""
+    """The whole `forgetlab fit`: read points, check every (law, data set) first, then fit, draw, store.
+
+    With `by`, each data set's points are split by that column and every group is fitted apart,
+    then compared with the baseline group (see `forgetlab.laws.compare`).
+    """
+    import dataclasses
     import tempfile
     import uuid
 
@@ -57,18 +63,32 @@ def run_fits(
     if dataset is not None and "dataset" in query.defaults and "dataset" not in overrides:
         overrides["dataset"] = dataset  # let the query filter early when it can
     db_path = Path(db) if db is not None else default_warehouse_path()
+    from forgetlab.laws.points import unfinished_runs
+
+    excluded = unfinished_runs(query.sql, db_path, dataset)
+    if excluded:  # diverged or killed runs never reach a fit; say so rather than drop them silently
+        console.print(f"excluded {excluded} run{'s' if excluded != 1 else ''} that did not finish (FAILED/KILLED); the points view takes FINISHED runs only")
     frame = load_points(query.sql, overrides, db_path)
     source = QuerySource(str(path), query.sql, query_parameters(query.sql, overrides))
 
+    if by is not None:
+        from forgetlab.laws.compare import attach_column, split_groups
+
+        frame = attach_column(frame, by, db_path)
+    else:
+        _warn_mixed_mitigations(frame, console)
     work = []
     for name in datasets_of(frame, dataset):
-        for law in laws:
-            try:
-                work.append((law, points_for(frame, law, variant, name)))
-            except UserError as error:
-                if law_name != ALL_LAWS:
-                    raise
-                console.print(f"[yellow]skipping {law.name} on {name}:[/yellow] {error.message}")
+        groups = split_groups(frame[frame["dataset"].astype(str) == name], by) if by is not None else [(None, frame)]
+        for group_label, rows in groups:
+            where = name if group_label is None else f"{name} ({by}={group_label})"
+            for law in laws:
+                try:
+                    work.append((law, points_for(rows, law, variant, name), group_label))
+                except UserError as error:
+                    if law_name != ALL_LAWS:
+                        raise UserError(error.message if group_label is None else f"{by}={group_label}: {error.message}") from None
+                    console.print(f"[yellow]skipping {law.name} on {where}:[/yellow] {error.message}")
     if not work:
         raise UserError("no law could be fitted to these points (see the lines above)")
 
@@ -76,11 +96,17 @@ def run_fits(
     boot_options = BootstrapOptions(B=bootstrap, seed=seed, level=level)
     group = uuid.uuid4().hex
     results = []
+    fitted = []
     with tempfile.TemporaryDirectory() as scratch:
-        for law, points in work:
-            console.print(f"fitting {law.name} to {points.dataset} ({len(points)} points, {len(set(points.run_id))} runs, B={bootstrap}) ...")
+        for law, points, group_label in work:
+            where = points.dataset if group_label is None else f"{points.dataset} ({by}={group_label})"
+            console.print(f"fitting {law.name} to {where} ({len(points)} points, {len(set(points.run_id))} runs, B={bootstrap}) ...")
             result = fit_points(law, points, fit_options, boot_options, validation, source)
-            folder = (figures if figures is not None else Path(scratch)) / f"{points.dataset}-{law.name}-{variant}"
+            suffix = ""
+            if group_label is not None:
+                result = dataclasses.replace(result, extra={**result.extra, "by": by, "group": group_label})
+                suffix = f"-{by}={group_label}"
+            folder = (figures if figures is not None else Path(scratch)) / f"{points.dataset}-{law.name}-{variant}{suffix}"
             pictures = write_figures(law, points, result, folder)
             location = None
             if store:  # recorded at once, so a later failure cannot orphan this fit's MLflow run
@@ -89,17 +115,62 @@ def run_fits(
                 location = artifact_folder(result.fit_id, tracking_uri)
             print_fit(result, console, location)
             results.append(result)
+            fitted.append((law, points, group_label, result))
     if store:
         console.print(f"recorded {len(results)} fit(s) in {db_path} (table fits) and MLflow experiment forgetlab-fits")
     if len(results) > 1:
         print_comparison(results, console)
+    comparison = _compare_groups(fitted, by, variant, at_rank, at_steps, at_ft_loss, figures, console) if by is not None else None
     if json_path is not None:
         import json
 
+        output = {"fits": [r.to_dict() for r in results]}
+        if comparison is not None:
+            output["comparison"] = comparison
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(json_safe({"fits": [r.to_dict() for r in results]}), indent=2, allow_nan=False))
+        json_path.write_text(json.dumps(json_safe(output), indent=2, allow_nan=False))
         console.print(f"full results: {json_path}")
     return results
+
+
+MITIGATION_COLUMNS = ("replay", "kl_to_base", "l2_to_base")
+
+
+def _warn_mixed_mitigations(frame, console) -> None:
+    """Pooling runs with different mitigations into one law is rarely what was meant: say so."""
+    for column in MITIGATION_COLUMNS:
+        if column in frame.columns and frame[column].nunique(dropna=False) > 1:
+            values = ", ".join(sorted(str(v) for v in frame[column].unique()))
+            console.print(
+                f"[yellow]note:[/yellow] the points mix runs with {column} = {values}; each law is fitted to all of "
+                f"them together. Use --by {column} to fit and compare them apart."
+            )
+
+
+def _compare_groups(fitted, by, variant, at_rank, at_steps, at_ft_loss, figures, console) -> list:
+    """Per data set: compare every group's fits with the baseline's; table, figure, rows for --json."""
+    from forgetlab.laws.compare import GroupFit, compare, comparison_figure, print_comparison_by, reference_point
+    from forgetlab.paths import store_folder
+
+    rows = []
+    for name in dict.fromkeys(points.dataset for _, points, _, _ in fitted):
+        mine = [GroupFit(group, law, points, result) for law, points, group, result in fitted if points.dataset == name]
+        at = reference_point([fit.points for fit in mine], at_rank, at_steps, at_ft_loss)
+        by_law: dict[str, list] = {}
+        for fit in mine:
+            by_law.setdefault(fit.law.name, []).append(fit)
+        groups = list(dict.fromkeys(fit.group for fit in mine))
+        if len(groups) < 2:
+            console.print(f"[yellow]note:[/yellow] {name}: only {by}={groups[0]} in the points; nothing to compare")
+        for law_fits in by_law.values():
+            law_rows = compare(law_fits, by, at)
+            print_comparison_by(law_rows, console)
+            rows.extend(law_rows)
+        folder = figures if figures is not None else store_folder() / "comparisons"
+        path = comparison_figure(by_law, by, at, folder / f"{name}-by-{by}-{variant}.png")
+        if path is not None:
+            console.print(f"comparison figure: {path}")
+    return rows
 
 
 def register(app: typer.Typer) -> None:
@@ -121,6 +192,10 @@ def register(app: typer.Typer) -> None:
         db: Optional[Path] = typer.Option(None, "--db", help="Warehouse (DuckDB) to read points from and record fits in (default mlruns/forgetlab.duckdb)."),
         tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow store for the fit runs (default: as for runs)."),
         no_store: bool = typer.Option(False, "--no-store", help="Record nothing (no MLflow run, no fits row): for exploring."),
+        by: Optional[str] = typer.Option(None, "--by", help="Fit each value of this column apart and compare the groups (e.g. replay; any column of the points or of the warehouse's runs table)."),
+        at_rank: Optional[float] = typer.Option(None, "--at-rank", help="With --by: compare fitted L_f at this rank (default: the rank nearest the geometric mean of P)."),
+        at_steps: Optional[float] = typer.Option(None, "--at-steps", help="With --by: compare fitted L_f at this N (default: the largest N)."),
+        at_ft_loss: Optional[float] = typer.Option(None, "--at-ft-loss", help="With --by: compare the linear law's L_f at this L_ft (default: the median L_ft)."),
     ) -> None:
         """Fit the forgetting laws to points selected by SQL.
 
@@ -128,12 +203,18 @@ def register(app: typer.Typer) -> None:
         fit, held-out error, identifiability, figures; each fit is recorded as an MLflow run
         (experiment forgetlab-fits) and a row of the warehouse's `fits` table. See docs/laws.md.
 
+        With --by COLUMN (e.g. --by replay) each group of runs is fitted apart and compared with
+        the smallest value's group: parameters and fitted L_f at a reference (P, N) and L_ft, with
+        intervals from differences of bootstrap draws, and a figure overlaying the groups.
+
         Examples: forgetlab fit;  forgetlab fit --law linear --variant soft --dataset code;
-        forgetlab fit --query my_points.sql --param min_step=100 --json fits.json
+        forgetlab fit --query my_points.sql --param min_step=100 --json fits.json;  forgetlab fit --by replay
         """
+        if by is None and (at_rank, at_steps, at_ft_loss) != (None, None, None):
+            raise UserError("--at-rank, --at-steps and --at-ft-loss choose where --by compares the groups; add --by COLUMN")
         run_fits(
             query, param or [], law, variant, dataset, bootstrap, seed, level, huber_delta, starts, not no_validation,
-            json_path, figures, db, tracking_uri, not no_store, _console(),
+            json_path, figures, db, tracking_uri, not no_store, _console(), by, at_rank, at_steps, at_ft_loss,
         )  # fmt: skip
 
     @app.command("predict")

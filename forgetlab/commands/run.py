@@ -18,17 +18,33 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
     from mlflow.tracking import MlflowClient
 
     from forgetlab.config import read_yaml, validate_run_config
-    from forgetlab.paths import resolve_tracking_uri
+    from forgetlab.paths import resolve_tracking_uri, sqlite_path
+    from forgetlab.sweep import process_alive
 
-    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    uri = resolve_tracking_uri(tracking_uri)
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():  # MLflow would create an empty store here
+        raise UserError(f"--resume: no tracking store at {database}; run from the folder holding mlruns/, or pass --tracking-uri")
+    client = MlflowClient(uri)
+    missing = f"--resume: no run '{run_id}' with a config.yaml in the tracking store; check the id with `forgetlab ui` or `forgetlab query queries/sweep_status.sql`"
     try:
         run = client.get_run(run_id)
-        local = client.download_artifacts(run_id, "config.yaml")
     except MlflowException:
-        raise UserError(f"--resume: no run '{run_id}' with a config.yaml in the tracking store; check the id with `forgetlab ui` or `forgetlab query queries/sweep_status.sql`") from None
+        raise UserError(missing) from None
     if run.data.tags.get("forgetlab.kind", "run") != "run":
         raise UserError(f"--resume: '{run_id}' is a {run.data.tags.get('forgetlab.kind')} run, not a fine-tuning run")
-    return validate_run_config(read_yaml(Path(local)), f"config of run {run_id}")
+    if run.info.status == "FINISHED":
+        raise UserError(f"--resume: run '{run_id}' is FINISHED already; nothing to resume (start a new run instead)")
+    if run.info.status == "RUNNING" and process_alive(run.data.tags.get("forgetlab.host", ""), run.data.tags.get("forgetlab.pid", "")):
+        raise UserError(f"--resume: run '{run_id}' is still running (pid {run.data.tags.get('forgetlab.pid')}); wait for it or stop it first")
+    try:
+        local = client.download_artifacts(run_id, "config.yaml")
+    except MlflowException:
+        raise UserError(missing) from None
+    config = validate_run_config(read_yaml(Path(local)), f"config of run {run_id}")
+    if tracking_uri:  # resume into the store the run was found in
+        config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"uri": tracking_uri})})
+    return config
 
 
 def print_summary(result, console) -> None:

@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         from forgetlab.paths import default_tracking_uri, default_warehouse_path
         from forgetlab.warehouse.freshness import stale_reason
         from forgetlab.warehouse.output import FORMATS, write_result
-        from forgetlab.warehouse.query import load_query, parse_param, parse_query, run_query
+        from forgetlab.warehouse.query import check_query, load_query, parse_param, parse_query, run_query
 
         if (file is None) == (sql is None):
             raise UserError("give exactly one of a query file (forgetlab query queries/laws.sql) or -e 'SELECT ...'")
@@ -87,6 +87,7 @@ def register(app: typer.Typer) -> None:
             raise UserError("--format parquet writes a binary file: add --output PATH.parquet")
         query = load_query(file) if file is not None else parse_query(sql or "")
         values = dict(parse_param(item) for item in params)
+        check_query(query.sql, values)  # bad or writing SQL is refused before any export
 
         uri = tracking_uri or default_tracking_uri()
         warehouse = db if db is not None else default_warehouse_path()

@@ -13,6 +13,7 @@ from forgetlab.embedded.base import (
     BASE_SPECS,
     EmbeddedBase,
     ensure_embedded_base,
+    ensure_pretrain_documents,
     list_cached_bases,
 )
 from forgetlab.embedded.cache import CACHE_ENV, cache_root
@@ -42,6 +43,7 @@ __all__ = [
     "cache_root",
     "collect_docstrings",
     "ensure_embedded_base",
+    "ensure_pretrain_documents",
     "ensure_embedded_dataset",
     "list_cached_bases",
     "list_cached_datasets",

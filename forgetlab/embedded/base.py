@@ -7,6 +7,8 @@
     model/        save_pretrained() of the LlamaForCausalLM and its tokenizer (AutoModel/AutoTokenizer load it)
     forget.txt    the held-out docstrings, documents separated by two blank lines (DOCUMENT_SEPARATOR)
     forget.jsonl  the same documents, one {"text": ...} per line
+    pretrain.jsonl the pretraining documents, one {"text": ...} per line: replay text (`embedded:pretrain`),
+                  written at build time (bases built before that: on first use by `ensure_pretrain_documents`)
     base.json     spec, corpus fingerprint, base fingerprint (sha256 of model.safetensors),
                   held-out loss and its curve, tokens seen, build seconds, library versions
 
@@ -75,7 +77,7 @@ def spec_for(name: str) -> BaseSpec:
 
 
 def base_folder_name(name: str, spec: BaseSpec, corpus_fingerprint: str) -> str:
-    spec_hash = sha256_json({"spec": spec.as_dict(), "recipe": BUILD_RECIPE})
+    spec_hash = sha256_json({"spec": spec.identity(), "recipe": BUILD_RECIPE})
     return f"{name}-{spec_hash[:12]}-{corpus_fingerprint[:12]}"
 
 
@@ -116,11 +118,16 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _write_forget_text(folder: Path, corpus: DocstringCorpus) -> None:
-    (folder / "forget.txt").write_text(DOCUMENT_SEPARATOR.join(corpus.heldout) + "\n", encoding="utf-8")
-    with open(folder / "forget.jsonl", "w", encoding="utf-8") as handle:
-        for document in corpus.heldout:
+def _write_documents(path: Path, documents: tuple[str, ...]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for document in documents:
             handle.write(json.dumps({"text": document}, ensure_ascii=False) + "\n")
+
+
+def _write_texts(folder: Path, corpus: DocstringCorpus) -> None:
+    (folder / "forget.txt").write_text(DOCUMENT_SEPARATOR.join(corpus.heldout) + "\n", encoding="utf-8")
+    _write_documents(folder / "forget.jsonl", corpus.heldout)
+    _write_documents(folder / "pretrain.jsonl", corpus.pretrain)
 
 
 def _build(folder: Path, name: str, spec: BaseSpec, progress: bool) -> None:
@@ -137,7 +144,7 @@ def _build(folder: Path, name: str, spec: BaseSpec, progress: bool) -> None:
     model_dir = folder / "model"
     result.model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    _write_forget_text(folder, corpus)
+    _write_texts(folder, corpus)
     write_json_atomic(
         folder / "base.json",
         {
@@ -165,6 +172,7 @@ def _build(folder: Path, name: str, spec: BaseSpec, progress: bool) -> None:
             },
             "tokenizer_vocab": len(tokenizer),
             "pretrain_seconds": result.seconds,
+            "threads": result.threads,
             "tokens_per_second": result.tokens_per_second,
             "build_seconds": time.perf_counter() - started,
             "versions": _versions(),
@@ -198,6 +206,39 @@ def ensure_embedded_base(name: str = "embedded", progress: bool = True, force: b
         print(f"building embedded base '{name}' in {folder} (once; later runs reuse it)", file=sys.stderr)
     build_once(folder, lambda temporary: _build(temporary, name, spec, progress), force=force)
     return _load(folder, spec)
+
+
+def ensure_pretrain_documents(name: str = "embedded", progress: bool = True) -> Path:
+    """The pretraining documents of base `name` as jsonl (`embedded:pretrain`, the replay text).
+
+    These are exactly the documents the base was pretrained on and never the held-out forgetting
+    text (the split is by hash, see `corpus.py`). Written beside the base on first use (seconds:
+    the stdlib is read again) and atomically, so concurrent runs of a sweep may all ask for it.
+    """
+    import os
+    import tempfile
+
+    base = ensure_embedded_base(name, progress=progress)
+    path = base.folder / "pretrain.jsonl"
+    if path.exists():
+        return path
+    corpus = collect_docstrings()
+    if corpus.fingerprint != base.corpus_fingerprint:
+        raise UserError(
+            f"the stdlib's docstrings changed since base '{name}' was built; rebuild it with "
+            f"`forgetlab base build --name {name} --force` before replaying its pretraining text"
+        )
+    handle, temporary = tempfile.mkstemp(prefix=".pretrain.", suffix=".tmp", dir=base.folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            for document in corpus.pretrain:
+                stream.write(json.dumps({"text": document}, ensure_ascii=False) + "\n")
+        os.chmod(temporary, 0o644)  # like the base's other files (mkstemp makes 0600)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def list_cached_bases() -> list[dict[str, Any]]:

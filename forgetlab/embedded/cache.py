@@ -45,6 +45,12 @@ def sha256_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _umask() -> int:
+    current = os.umask(0)  # the only way to read it is to set it
+    os.umask(current)
+    return current
+
+
 def write_json_atomic(path: Path, value: Any) -> None:
     """Write JSON so that a concurrent reader sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,6 +59,7 @@ def write_json_atomic(path: Path, value: Any) -> None:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(value, stream, indent=2, sort_keys=True)
             stream.write("\n")
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private (0600)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -102,6 +109,8 @@ def build_once(final: Path, build: Callable[[Path], None], *, force: bool = Fals
         _remove_abandoned_builds(final)
         temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
         try:
+            # mkdtemp makes the folder private (0700); a cache entry is as readable as any folder.
+            temporary.chmod(0o777 & ~_umask())
             build(temporary)
             if final.exists():
                 # os.replace cannot overwrite a non-empty folder: move the old one aside first.

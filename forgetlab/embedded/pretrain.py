@@ -54,6 +54,10 @@ class BaseSpec:
     """Evaluate the held-out loss every this many steps (and always at the end); 0 = end only."""
     seed: int = 0
     """Seeds the initial weights and the order of training windows."""
+    threads: int = 0
+    """Torch CPU threads while pretraining; 0 = torch's default. Tiny models gain nothing from more
+    than 1 and lose ~10x when other processes share the cores. How to run, not what is built: not
+    part of `identity()`."""
 
     @property
     def token_budget(self) -> int:
@@ -61,6 +65,13 @@ class BaseSpec:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def identity(self) -> dict:
+        """The fields that define the base (hashed into its cache folder name)."""
+        return {key: value for key, value in asdict(self).items() if key not in EXECUTION_FIELDS}
+
+
+EXECUTION_FIELDS = frozenset({"threads"})
 
 
 DEFAULT_SPEC = BaseSpec()
@@ -78,6 +89,7 @@ TINY_SPEC = BaseSpec(
     lr=1e-2,
     warmup_steps=10,
     eval_every=0,
+    threads=1,
 )
 
 
@@ -90,6 +102,7 @@ class PretrainResult:
     final_train_loss: float  # mean over the last 10% of steps
     seconds: float
     heldout_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out loss)
+    threads: int = 0  # torch CPU threads it ran with
 
     @property
     def tokens_per_second(self) -> float:
@@ -178,8 +191,27 @@ def pretrain(
 ) -> PretrainResult:
     """Train a fresh model of `spec` on random windows of `train_stream`; report the held-out loss."""
     import torch
+
+    previous_threads = torch.get_num_threads()
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    try:
+        return _pretrain(spec, tokenizer, train_stream, heldout_stream, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _pretrain(
+    spec: BaseSpec,
+    tokenizer: "PreTrainedTokenizerFast",
+    train_stream: Sequence[int],
+    heldout_stream: Sequence[int],
+    progress: bool,
+) -> PretrainResult:
+    import torch
     from tqdm.auto import tqdm
 
+    threads = torch.get_num_threads()
     torch.manual_seed(spec.seed)
     model = build_model(spec, tokenizer)
     model.train()
@@ -232,4 +264,5 @@ def pretrain(
         final_train_loss=sum(recent) / len(recent),
         seconds=time.perf_counter() - started,
         heldout_curve=curve,
+        threads=threads,
     )

@@ -15,6 +15,7 @@ One module per concern, in the order a fit runs (docs/laws.md states every choic
   figures, report PNGs and terminal tables
   store           MLflow run and DuckDB `fits` row; loading a stored fit
   predict         predictions and intervals from a stored fit
+  compare         `fit --by`: groups of runs fitted apart and compared with a baseline group
 
 Names resolve lazily (PEP 562), so importing the package costs nothing until one is used.
 """

@@ -194,3 +194,23 @@ def unfittable(law: LawForm, points: Points, column: str = "L_f") -> Optional[st
             single = "a single" if distinct == 1 else f"only {distinct} distinct values of"
             return f"{single} {name} in the points; law {law.name} needs at least {MIN_DISTINCT} to identify its {name} term ({fix})"
     return None
+
+
+def unfinished_runs(sql: str, db_path: Union[str, Path], dataset: Optional[str] = None) -> int:
+    """How many fine-tuning runs the `points` view leaves out because they FAILED (e.g. diverged)
+    or were KILLED; 0 when the query does not read the view or there is no warehouse."""
+    import re
+
+    from forgetlab.warehouse.query import run_query
+
+    if not Path(db_path).exists() or not re.search(r"\bpoints\b", sql, re.IGNORECASE):
+        return 0
+    count = (
+        "SELECT count(*) AS n FROM runs WHERE coalesce(kind, 'run') = 'run' AND status IN ('FAILED', 'KILLED') "
+        "AND lifecycle_stage = 'active'" + (" AND dataset = $dataset" if dataset is not None else "")
+    )
+    try:
+        table = run_query(count, {"dataset": dataset} if dataset is not None else None, db_path)
+    except UserError:
+        return 0  # not a forgetlab warehouse (no runs table): nothing to report
+    return int(table.column("n")[0].as_py())

@@ -21,7 +21,7 @@ def print_fit(result: FitResult, console, artifact_location: Optional[str] = Non
     identifiability = result.identifiability
     level = int(round(100 * result.bootstrap["level"]))
     weak = set(identifiability.get("weak_parameters", []))
-    title = f"{result.dataset} · {result.law} · L_f={result.variant} · status [bold]{result.status}[/bold]"
+    title = f"{_where(result)} · {result.law} · L_f={result.variant} · status [bold]{result.status}[/bold]"
     if result.fit_id:
         title += f" · fit {result.fit_id}"
     table = Table(title=title, title_justify="left")
@@ -71,6 +71,12 @@ def print_fit(result: FitResult, console, artifact_location: Optional[str] = Non
         console.print(f"  figures and fit.json: {artifact_location}")
 
 
+def _where(result: FitResult) -> str:
+    """The data set, with the group of a `fit --by` fit."""
+    by = result.extra.get("by") if result.extra else None
+    return result.dataset if by is None else f"{result.dataset} ({by}={result.extra.get('group')})"
+
+
 def _reasons(reasons: dict[str, int]) -> str:
     return "" if not reasons else ": " + ", ".join(f"{v} {k}" for k, v in reasons.items())
 
@@ -87,7 +93,7 @@ def print_comparison(results: list[FitResult], console) -> None:
         loro = r.validation.get("leave_one_rank_out", {}).get("L_f", {})
         largest = r.validation.get("small_to_largest", {}).get("L_f", {})
         table.add_row(
-            r.dataset, r.law, r.status, _num(stats["r2"], 5), _num(stats["rmse"]), f"{stats['aic']:.1f}", f"{stats['bic']:.1f}",
+            _where(r), r.law, r.status, _num(stats["r2"], 5), _num(stats["rmse"]), f"{stats['aic']:.1f}", f"{stats['bic']:.1f}",
             _num(loro.get("rmse")), _num(largest.get("rmse")), "yes" if r.identifiability["identified"] else "no", r.fit_id or "-",
         )  # fmt: skip
     console.print(table)

@@ -88,12 +88,16 @@ def fit_metrics(result: FitResult) -> dict[str, float]:
 
 def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[str], group: str) -> FitResult:
     """Create the fit's MLflow run and return the result carrying its id (the fit id)."""
-    from forgetlab.tracking import RunTracker
+    from forgetlab.tracking import RunTracker, scrub_secrets
 
     tracker = RunTracker(tracking_uri, EXPERIMENT)
+    # A fit of one group of `forgetlab fit --by` says which group in its name and tags.
+    by, group_label = result.extra.get("by"), result.extra.get("group")
+    grouped = {"forgetlab.by": str(by), "forgetlab.by_value": str(group_label)} if by is not None else {}
     run_id = tracker.start(
-        f"{result.law}-{result.dataset}-{result.variant}",
+        f"{result.law}-{result.dataset}-{result.variant}" + (f"-{by}={group_label}" if by is not None else ""),
         tags={
+            **grouped,
             "forgetlab.kind": "fit",
             "forgetlab.dataset": result.dataset,
             "forgetlab.law": result.law,
@@ -112,10 +116,10 @@ def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[s
         tracker.log_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in params.items()})
         tracker.log_metrics(fit_metrics(result), step=0)
         with tempfile.TemporaryDirectory() as folder:
-            (Path(folder) / "fit.json").write_text(result.to_json())
+            (Path(folder) / "fit.json").write_text(scrub_secrets(result.to_json()))
             tracker.log_file(Path(folder) / "fit.json")
             if query.get("sql"):
-                (Path(folder) / "query.sql").write_text(query["sql"])
+                (Path(folder) / "query.sql").write_text(scrub_secrets(query["sql"]))
                 tracker.log_file(Path(folder) / "query.sql")
         for figure in figures:
             tracker.log_file(figure, "figures")
@@ -157,13 +161,16 @@ def _row(result: FitResult) -> list[Any]:
     data = result.to_dict()
     query = data["spec"].get("query") or {}
     dump = lambda value: json.dumps(value, allow_nan=False)  # noqa: E731
-    return [
+    row = [
         data["fit_id"], data["created"], data["dataset"], data["law"], data["variant"], data["status"],
         bool(data["identifiability"].get("identified")), dump(data["params"]), dump(data["intervals"]),
         dump(data["stats"]), dump(data["validation"]), dump(data["identifiability"]), data["data"]["n_points"],
         data["data"]["n_runs"], data["spec"]["huber_delta"], data["bootstrap"]["B"], data["bootstrap"]["seed"],
         query.get("sql"), dump(query.get("params") or {}), dump(data),
     ]  # fmt: skip
+    from forgetlab.tracking import scrub_secrets
+
+    return [scrub_secrets(value) if isinstance(value, str) else value for value in row]
 
 
 def load_fit(fit_id: str, dataset: Optional[str], db_path: Union[str, Path], tracking_uri: Optional[str]) -> FitResult:

@@ -16,8 +16,19 @@ from forgetlab.warehouse.writer import connect_read_only, table_names
 
 
 def store_mtime_ns(database: Path) -> Optional[int]:
-    """Last modification of a SQLite store, counting its write-ahead log if it has one."""
-    times = [p.stat().st_mtime_ns for p in (database, Path(f"{database}-wal")) if p.exists()]
+    """Last modification of a SQLite store, counting its write-ahead log if it holds anything.
+
+    An empty log is ignored: opening a WAL-mode store (even read-only, as the export does)
+    creates one, which is no change to the data and must not make the warehouse look stale.
+    """
+    times = [database.stat().st_mtime_ns] if database.exists() else []
+    log = Path(f"{database}-wal")
+    try:
+        stat = log.stat()
+    except FileNotFoundError:
+        stat = None
+    if stat is not None and stat.st_size > 0:
+        times.append(stat.st_mtime_ns)
     return max(times) if times else None
 
 

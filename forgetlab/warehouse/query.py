@@ -125,6 +125,32 @@ def _line_offsets(sql: str, queries: list[str]) -> list[int]:
     return offsets
 
 
+def check_query(sql: str, params: Optional[Mapping[str, Any]] = None) -> list:
+    """Parse `sql` without a database: UserError for a syntax error, an empty query, a statement
+    that would write, or a --param the query does not use. Returns the statements."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as error:
+        raise UserError(f"SQL error: {one_line(error)}") from None
+    if not statements:
+        raise UserError("the query is empty; give a SELECT (e.g. -e 'SELECT * FROM final')")
+    for number, statement in enumerate(statements, 1):
+        kind = statement.type.name
+        if kind not in _READING:
+            raise UserError(
+                f"forgetlab query is read-only: refusing the {kind} statement (statement {number}); "
+                "use SELECT, or write results with --output"
+            )
+    used = set().union(*(statement.named_parameters for statement in statements))
+    unused = set(params or {}) - used
+    if unused:
+        raise UserError(
+            f"--param {', '.join(sorted(unused))}: the query has no such parameter"
+            + (f" (it uses {', '.join('$' + p for p in sorted(used))})" if used else "; drop the --param")
+        )
+    return statements
+
+
 def run_query(
     sql: str,
     params: Optional[Mapping[str, Any]] = None,
@@ -140,23 +166,7 @@ def run_query(
     """
     query = parse_query(sql)
     values = {**query.defaults, **dict(params or {})}
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as error:
-        raise UserError(f"SQL error: {one_line(error)}") from None
-    if not statements:
-        raise UserError("the query is empty")
-    for number, statement in enumerate(statements, 1):
-        kind = statement.type.name
-        if kind not in _READING:
-            raise UserError(f"forgetlab query is read-only: refusing the {kind} statement (statement {number})")
-    used = set().union(*(statement.named_parameters for statement in statements))
-    unused = set(params or {}) - used
-    if unused:
-        raise UserError(
-            f"--param {', '.join(sorted(unused))}: the query has no such parameter"
-            + (f" (it uses {', '.join('$' + p for p in sorted(used))})" if used else "")
-        )
+    statements = check_query(sql, params)
 
     offsets = _line_offsets(sql, [statement.query for statement in statements])
     own = connection is None

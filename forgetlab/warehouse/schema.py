@@ -25,6 +25,15 @@ CURVE_METRICS: tuple[str, ...] = (
     "forget_data",
     "forget_agree",
     "lr",
+    "penalty_kl",
+    "penalty_l2",
+    # Downstream probes (forgetlab/probes/, docs/probes.md); NULL at steps a probe did not run.
+    "probe_mc_acc",
+    "probe_mc_acc_norm",
+    "probe_mc_agree",
+    "probe_mc_agree_norm",
+    "probe_refusal_rate",
+    "probe_refusal_lost",
 )
 
 # Tables the exporter owns and rewrites; everything else in the file (e.g. `fits`) is left alone.
@@ -59,6 +68,9 @@ RUN_COLUMNS: tuple[RunColumn, ...] = (
     RunColumn("point", "VARCHAR", (("tag", "forgetlab.point"),), "the sweep point's key"),
     RunColumn("base_fingerprint", "VARCHAR", (("param", "fingerprint.base"),), "fingerprint of the base model"),
     RunColumn("failure", "VARCHAR", (("tag", "forgetlab.failure"),), "why the run FAILED"),
+    RunColumn("replay", "DOUBLE", (("param", "mitigation.replay"),), "replay share p (NULL: a run from before mitigations)"),
+    RunColumn("kl_to_base", "DOUBLE", (("param", "mitigation.kl_to_base"),), "weight λ of the KL-to-base penalty"),
+    RunColumn("l2_to_base", "DOUBLE", (("param", "mitigation.l2_to_base"),), "weight μ of the L2-to-base penalty"),
 )
 
 TABLES_DDL = """
@@ -135,12 +147,15 @@ GROUP BY m.run_id
 """
 
 
-# The law fits' input. A change here changes every fit: keep the columns exactly these.
+# The law fits' input. A change here changes every fit: the first ten columns are the fits'
+# contract; the mitigation columns after them (0 for runs from before mitigations existed) are
+# what `forgetlab fit --by` groups on.
 POINTS_VIEW = """
 CREATE OR REPLACE VIEW points AS
 SELECT r.dataset, c.run_id, r.rank, r.P, c.step AS N,
     c.ft_loss AS L_ft, c.forget_hard AS L_f_hard, c.forget_soft AS L_f_soft,
-    c.forget_kl AS L_f_kl, c.forget_data AS L_f_data
+    c.forget_kl AS L_f_kl, c.forget_data AS L_f_data,
+    coalesce(r.replay, 0) AS replay, coalesce(r.kl_to_base, 0) AS kl_to_base, coalesce(r.l2_to_base, 0) AS l2_to_base
 FROM curves AS c JOIN runs AS r USING (run_id)
 WHERE r.status = 'FINISHED' AND r.lifecycle_stage = 'active'
   AND coalesce(r.kind, 'run') = 'run' AND c.ft_loss IS NOT NULL
@@ -148,6 +163,7 @@ WHERE r.status = 'FINISHED' AND r.lifecycle_stage = 'active'
 
 POINTS_COLUMNS: tuple[str, ...] = (
     "dataset", "run_id", "rank", "P", "N", "L_ft", "L_f_hard", "L_f_soft", "L_f_kl", "L_f_data",
+    "replay", "kl_to_base", "l2_to_base",
 )
 
 

@@ -1,0 +1,281 @@
+"""`forgetlab fit --by COLUMN`: fit each group of runs apart and say how the laws differ.
+
+The question it answers (for `--by replay`): at equal fine-tuning loss, how much less do I
+forget, and how do the laws in P and N move? Per data set, the points are split by the value of
+COLUMN (a column of the points query, else of the warehouse's `runs` table joined on run_id),
+every law is fitted to every group as usual (each fit is a normal fit, recorded with
+`extra.by` / `extra.group`), and each group is compared with the baseline group (the smallest
+value, e.g. replay = 0):
+
+- every public parameter, except those paper-joint's gauge leaves undetermined;
+- the fitted L_f (and L_ft for paper-joint) at a reference (P, N): the measured rank whose P is
+  nearest (in log) the geometric mean of the distinct P, and the largest N (end of training),
+  unless `--at-rank` / `--at-steps` say otherwise;
+- for the linear law, L_f at a reference fine-tuning loss: the median L_ft of all the data set's
+  points unless `--at-ft-loss` says otherwise ("at equal L_ft").
+
+Intervals of a difference are percentile intervals of the differences of bootstrap draws,
+draw i of the group minus draw i of the baseline. The groups are disjoint sets of runs, each
+resampled on its own, so paired draws are independent draws of each fit's sampling distribution
+and their difference is a draw of the difference's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from forgetlab.errors import UserError
+from forgetlab.laws.forms import Design, LawForm, Reference
+from forgetlab.laws.points import Points
+from forgetlab.laws.result import FitResult
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# paper-joint's public parameters that its two exact symmetries leave undetermined (docs/laws.md §2).
+GAUGE_DEPENDENT = {"paper-joint": {"a_f", "a_ft", "b_f", "b_ft", "c_ft", "c_f_ft", "s_f_ft"}}
+CURVE_POINTS = 120
+
+
+def attach_column(frame, by: str, db_path: Path):
+    """The points with column `by`: from the query itself, else from `runs` in the warehouse."""
+    if by in frame.columns:
+        return frame
+    if not NAME.match(by):
+        raise UserError(f"--by {by!r}: give a column name (letters, digits, _), e.g. --by replay")
+    from forgetlab.warehouse.query import run_query
+
+    if not Path(db_path).exists():
+        raise UserError(f"--by {by}: the points have no column '{by}' and there is no warehouse at {db_path} to take it from")
+    try:
+        runs = run_query(f'SELECT run_id, "{by}" FROM runs', {}, db_path).to_pandas()
+    except UserError:
+        columns = run_query("SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'", {}, db_path)
+        known = ", ".join(columns.column("column_name").to_pylist())
+        raise UserError(f"--by {by}: neither the points nor the warehouse's runs table have a column '{by}' (runs has: {known})") from None
+    return frame.merge(runs.drop_duplicates("run_id"), on="run_id", how="left")
+
+
+def label(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "NULL"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):g}"
+    return str(value)
+
+
+def split_groups(frame, by: str) -> list[tuple[str, Any]]:
+    """(label, rows) per distinct value of `by`, smallest first (numbers by value); NULL last."""
+    import pandas as pd
+
+    values = frame[by]
+    numeric = pd.to_numeric(values, errors="coerce")
+    is_numeric = bool(numeric.notna().sum() == values.notna().sum())
+    keys = numeric if is_numeric else values.astype("string")
+    groups = []
+    for key in sorted(keys.dropna().unique(), key=lambda k: (float(k) if is_numeric else str(k))):
+        groups.append((label(key), frame[keys == key]))
+    if keys.isna().any():
+        groups.append(("NULL", frame[keys.isna()]))
+    return groups
+
+
+@dataclass(frozen=True, eq=False)
+class GroupFit:
+    group: str
+    law: LawForm
+    points: Points
+    result: FitResult
+
+    @property
+    def reference(self) -> Reference:
+        return Reference(self.result.reference["P0"], self.result.reference["N0"])
+
+    @property
+    def estimate(self) -> np.ndarray:
+        return np.array(self.result.internal["estimate"], dtype=float)
+
+    @property
+    def draws(self) -> np.ndarray:
+        return np.array(self.result.internal.get("draws") or [], dtype=float).reshape(-1, len(self.law.params))
+
+
+def reference_point(points: list[Points], at_rank: Optional[float], at_steps: Optional[float], at_ft_loss: Optional[float]) -> dict[str, Optional[float]]:
+    """(P, N, L_ft) at which the groups are compared, from all groups' points of one data set."""
+    P = np.concatenate([p.P for p in points])
+    rank = np.concatenate([p.rank for p in points])
+    N = np.concatenate([p.N for p in points])
+    L_ft = np.concatenate([p.L_ft for p in points if p.L_ft is not None]) if any(p.L_ft is not None for p in points) else np.array([])
+    found: dict[str, Optional[float]] = {"rank": None, "P": None, "N": None, "L_ft": None}
+    if np.isfinite(P).all() and P.size:
+        if at_rank is not None:
+            matching = P[rank == at_rank]
+            if matching.size == 0:
+                raise UserError(f"--at-rank {at_rank:g}: no points at that rank; ranks present: {', '.join(f'{r:g}' for r in np.unique(rank))}")
+            found["rank"], found["P"] = float(at_rank), float(matching[0])
+        else:
+            distinct = np.unique(P)
+            middle = np.exp(np.mean(np.log(distinct)))
+            chosen = distinct[np.argmin(np.abs(np.log(distinct) - np.log(middle)))]
+            found["P"], found["rank"] = float(chosen), float(rank[P == chosen][0])
+    if np.isfinite(N).all() and N.size:
+        found["N"] = float(at_steps) if at_steps is not None else float(N.max())
+    finite_ft = L_ft[np.isfinite(L_ft)]
+    if at_ft_loss is not None:
+        found["L_ft"] = float(at_ft_loss)
+    elif finite_ft.size:
+        found["L_ft"] = float(np.median(finite_ft))
+    return found
+
+
+def _quantities(fit: GroupFit, at: dict[str, Optional[float]], theta: np.ndarray) -> dict[str, float]:
+    """The compared numbers of one parameter vector: public parameters and predictions at `at`."""
+    law = fit.law
+    public = law.to_public(theta, fit.reference)
+    skip = GAUGE_DEPENDENT.get(law.name, set())
+    values = {name: float(public[name]) for name in law.public_names if name not in skip}
+    if "L_ft" in law.inputs and at["L_ft"] is not None:
+        design = Design.build(np.array([np.nan]), np.array([np.nan]), np.array([at["L_ft"]]), fit.reference)
+        values[f"L_f at L_ft={at['L_ft']:.4g}"] = float(law.predict(theta, design)[law.targets.index("L_f"), 0])
+    if law.uses_P() and at["P"] is not None and at["N"] is not None:
+        design = Design.build(np.array([at["P"]]), np.array([at["N"]]), None, fit.reference)
+        prediction = law.predict(theta, design)[:, 0]
+        where = f"rank {at['rank']:g}, N={at['N']:g}"
+        for row, target in enumerate(law.targets):
+            values[f"{target} at {where}"] = float(prediction[row])
+    return values
+
+
+def _interval(values: np.ndarray, level: float) -> list[Optional[float]]:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return [None, None]
+    tail = 100 * (1 - level) / 2
+    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+
+
+def compare(fits: list[GroupFit], by: str, at: dict[str, Optional[float]]) -> list[dict[str, Any]]:
+    """Rows (law, quantity, group, estimate, interval, difference to the baseline, its interval).
+
+    `fits` are one data set's fits of one law, baseline (smallest value) first.
+    """
+    rows: list[dict[str, Any]] = []
+    if not fits:
+        return rows
+    baseline = fits[0]
+    level = float(baseline.result.bootstrap["level"])
+    estimates = [_quantities(fit, at, fit.estimate) for fit in fits]
+    draws = [[_quantities(fit, at, d) for d in fit.draws] for fit in fits]
+    # Predictions (what a researcher compares) first, then the parameters.
+    names = sorted(estimates[0], key=lambda name: (" at " not in name, list(estimates[0]).index(name)))
+    for name in names:
+        base_draws = np.array([d[name] for d in draws[0]], dtype=float)
+        for fit, estimate, own_draws in zip(fits, estimates, draws):
+            own = np.array([d[name] for d in own_draws], dtype=float)
+            row = {
+                "dataset": fit.points.dataset, "law": fit.law.name, "by": by, "group": fit.group,
+                "baseline": baseline.group, "quantity": name, "estimate": estimate[name], "interval": _interval(own, level),
+                "fit_id": fit.result.fit_id, "level": level,
+            }  # fmt: skip
+            if fit is not baseline:
+                paired = min(len(own), len(base_draws))
+                row["difference"] = estimate[name] - estimates[0][name]
+                row["difference_interval"] = _interval(own[:paired] - base_draws[:paired], level)
+                row["paired_draws"] = paired
+            rows.append(row)
+    return rows
+
+
+def print_comparison_by(rows: list[dict[str, Any]], console) -> None:
+    from rich.table import Table
+
+    from forgetlab.laws.report import _num
+
+    if not rows:
+        return
+    first = rows[0]
+    level = int(round(100 * first["level"]))
+    table = Table(
+        title=f"{first['dataset']} · fits by {first['by']} · difference = group − baseline ({first['by']}={first['baseline']}); "
+        f"{level}% intervals from differences of bootstrap draws",
+        title_justify="left",
+    )
+    for column in ("law", "quantity", first["by"], "estimate", "interval", "difference", "interval of difference"):
+        table.add_column(column, justify="right" if column in ("estimate", "interval", "difference", "interval of difference") else "left")
+    previous = None
+    for row in rows:
+        key = (row["law"], row["quantity"])
+        if previous is not None and key != previous:
+            table.add_section()
+        previous = key
+        low, high = row["interval"]
+        has_difference = "difference" in row
+        d_low, d_high = row.get("difference_interval", [None, None])
+        excludes_zero = has_difference and d_low is not None and (d_low > 0 or d_high < 0)
+        difference = _num(row["difference"]) if has_difference else "baseline"
+        table.add_row(
+            row["law"], row["quantity"], row["group"], _num(row["estimate"]), f"[{_num(low)}, {_num(high)}]",
+            f"[bold]{difference}[/bold]" if excludes_zero else difference,
+            f"[{_num(d_low)}, {_num(d_high)}]" if has_difference else "",
+        )  # fmt: skip
+    console.print(table)
+    console.print("  bold: the interval of the difference excludes 0")
+
+
+def comparison_figure(fits_by_law: dict[str, list[GroupFit]], by: str, at: dict[str, Optional[float]], path: Path) -> Optional[Path]:
+    """Left: L_f against L_ft per group with each group's linear law (at equal L_ft, lower is less
+    forgetting). Right: L_f against N at the reference rank, observed and fitted by a law in P and
+    N, with the bootstrap band, per group."""
+    from forgetlab.laws.figures import _pyplot, _save
+
+    any_fits = next(iter(fits_by_law.values()), [])
+    if not any_fits:
+        return None
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.6))
+    groups = [fit.group for fit in any_fits]
+    cmap = plt.get_cmap("viridis")
+    colour = {g: cmap(i / max(len(groups) - 1, 1) * 0.9) for i, g in enumerate(groups)}
+    for fit in any_fits:
+        points = fit.points
+        if points.L_ft is not None and np.isfinite(points.L_ft).all():
+            left.scatter(points.L_ft, points.L_f, s=5, alpha=0.35, color=colour[fit.group])
+    for fit in fits_by_law.get("linear", []):
+        x = np.linspace(fit.points.L_ft.min(), fit.points.L_ft.max(), CURVE_POINTS)
+        c, s = fit.result.params["c"], fit.result.params["s"]
+        left.plot(x, -c * x + s, color=colour[fit.group], lw=1.6, label=f"{by}={fit.group}: L_f = −{c:.3f}·L_ft + {s:.3f}")
+    if at["L_ft"] is not None:
+        left.axvline(at["L_ft"], color="grey", ls="--", lw=0.8)
+    left.set_xlabel("L_ft (fine-tuning loss, nats)")
+    left.set_ylabel(f"L_f ({any_fits[0].points.variant} forgetting, nats)")
+    left.set_title(f"{any_fits[0].points.dataset}: forgetting at equal fine-tuning loss, by {by}", fontsize=9)
+    left.legend(fontsize=7)
+
+    curve_fits = fits_by_law.get("paper-joint") or fits_by_law.get("power-additive") or []
+    for fit in any_fits:
+        points = fit.points
+        if at["P"] is not None:
+            sel = points.P == at["P"]
+            right.scatter(points.N[sel], points.L_f[sel], s=7, alpha=0.5, color=colour[fit.group])
+    for fit in curve_fits:
+        if at["P"] is None:
+            break
+        N = np.linspace(fit.points.N.min(), fit.points.N.max(), CURVE_POINTS)
+        design = Design.build(np.full(N.shape, at["P"]), N, None, fit.reference)
+        row = fit.law.targets.index("L_f")
+        right.plot(N, fit.law.predict(fit.estimate, design)[row], color=colour[fit.group], lw=1.6, label=f"{by}={fit.group} ({fit.law.name})")
+        if len(fit.draws):
+            band = np.array([fit.law.predict(d, design)[row] for d in fit.draws])
+            tail = 100 * (1 - float(fit.result.bootstrap["level"])) / 2
+            low, high = np.nanpercentile(band, [tail, 100 - tail], axis=0)
+            right.fill_between(N, low, high, color=colour[fit.group], alpha=0.15, lw=0)
+    right.set_xlabel("N (optimizer steps)")
+    right.set_ylabel("L_f (nats)")
+    right.set_title(f"L_f(N) at rank {at['rank']:g}" if at["rank"] is not None else "L_f(N)", fontsize=9)
+    if curve_fits:
+        right.legend(fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _save(fig, path)
