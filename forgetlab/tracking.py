@@ -82,7 +82,7 @@ def prepare_local_store(tracking_uri: str) -> None:
 
         with_retry(MlflowClient(tracking_uri).search_experiments, max_results=1)  # creates the tables
         try:
-            connection = sqlite3.connect(database, timeout=60)
+            connection = sqlite3.connect(database, timeout=10)
             try:
                 connection.execute("PRAGMA journal_mode=WAL")
             finally:
