@@ -26,6 +26,8 @@ from forgetlab.data import PackedBlocks
 from forgetlab.mitigations import PENALTY_METRICS, adapter_update_norm_sq, kl_to_base, replay_rows_before
 
 REPLAY_SEED_SALT = 7_777_777  # the replay stream's permutations differ from the data stream's
+# Keeps the replay stream's generator seeds (seed · 1_000_003 + epoch) inside torch's 64-bit range.
+REPLAY_SEED_MODULUS = 2**62 // 1_000_003
 
 
 class DivergedError(RuntimeError):
@@ -80,9 +82,8 @@ class SeededBatchSampler(Sampler[list[int]]):
         if self.replay_share > 0:
             if self.replay_examples <= 0:
                 raise ValueError("replay_share > 0 needs replay_examples > 0")
-            self._replay_stream = SeededBatchSampler(
-                self.replay_examples, 1, 1, 0, self.seed * 1_000_003 + REPLAY_SEED_SALT
-            )
+            replay_seed = (self.seed * 1_000_003 + REPLAY_SEED_SALT) % REPLAY_SEED_MODULUS
+            self._replay_stream = SeededBatchSampler(self.replay_examples, 1, 1, 0, replay_seed)
 
     def _permutation(self, data_epoch: int) -> torch.Tensor:
         if data_epoch not in self._permutations:
