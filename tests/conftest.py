@@ -37,8 +37,6 @@ KNOWN_FAILING = {
     "tests/test_mitigations.py::test_replay_zero_run_equals_the_run_without_replay",
     "tests/test_mitigations.py::test_penalties_are_logged_like_train_loss",
     "tests/test_mitigations.py::test_warehouse_lifts_mitigations_and_tradeoff_query_reads_them",
-    "tests/test_readme.py::test_every_config_key_is_documented",
-    "tests/test_readme.py::test_every_cli_command_has_an_example",
     "tests/test_reliability.py::test_diverging_run_is_failed_with_its_reason_and_left_out_of_fits",
     "tests/test_reliability.py::test_sweep_with_four_jobs_logs_every_metric_of_every_run",
     "tests/test_reliability.py::test_secrets_never_reach_the_store",
