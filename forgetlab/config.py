@@ -255,7 +255,7 @@ class RefusalProbeConfig(Section):
     split: str = Field("train", description="Split of a hub data set to read.")
     prompt_field: str = Field("goal", description="Column holding the request.")
     max_items: Optional[int] = Field(50, gt=0, description="Use the first this many requests; null = all (the paper: 50).")
-    batch_size: int = Field(8, gt=0, description="Requests generated at once.")
+    batch_size: int = Field(16, gt=0, description="Requests generated at once.")
     max_new_tokens: int = Field(48, gt=0, description="Greedy generation stops after this many new tokens (or at EOS).")
     prompt_format: PROMPT_FORMATS = Field("auto", description=PROMPT_FORMAT_HELP)
     judge: Union[str, list[str]] = Field(

@@ -48,13 +48,23 @@ def scrub_secrets(text: str) -> str:
 
 
 def _is_wal(database: Path) -> bool:
-    """Whether a SQLite file is in WAL mode, from its header (opening no connection)."""
-    try:
-        with open(database, "rb") as handle:
-            header = handle.read(20)
-    except OSError:
+    """Whether a SQLite store is in WAL mode.
+
+    Asked through SQLite, never by reading the file with open(): closing any descriptor of the
+    file drops every POSIX lock this process holds on it, including those of open SQLite
+    connections (e.g. a sweep's or a resume's MLflow client). Another process then believes it
+    is the last user and deletes the WAL under them: "database disk image is malformed".
+    """
+    if not database.is_file():
         return False
-    return len(header) == 20 and header[:16] == b"SQLite format 3\x00" and header[18] == 2
+    try:
+        connection = sqlite3.connect(database, timeout=10)
+        try:
+            return connection.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return False
 
 
 def prepare_local_store(tracking_uri: str) -> None:
@@ -65,7 +75,7 @@ def prepare_local_store(tracking_uri: str) -> None:
     The first process here creates them under a file lock; the others wait and find them made.
     Then WAL journal mode is set (once: it is persistent in the file), so readers (the UI, an
     export, a sweep checking its points) never block a run's writes. WAL is set last, so a file
-    in WAL mode is a file whose tables exist: the fast path opens nothing.
+    in WAL mode is a file whose tables exist: the fast path takes no lock and starts no MLflow.
     """
     database = sqlite_path(tracking_uri)
     if database is None:
@@ -132,12 +142,12 @@ class RunTracker:
     """One MLflow run, created (or reopened for a resume) on global rank 0 only."""
 
     def __init__(self, tracking_uri: Optional[str], experiment: str):
-        import mlflow
         from mlflow.tracking import MlflowClient
 
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         prepare_local_store(self.tracking_uri)
-        mlflow.set_tracking_uri(self.tracking_uri)
+        # No mlflow.set_tracking_uri: it also sets $MLFLOW_TRACKING_URI, so every later process
+        # started from this one (a test's next run, a notebook's next sweep) would log here.
         self.client = RetryingClient(MlflowClient(self.tracking_uri))
         self.experiment_id = self._experiment_id(experiment)
         self.run_id: Optional[str] = None

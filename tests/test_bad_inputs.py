@@ -221,6 +221,9 @@ CASES = [
     Case("query format unknown", ["query", "-e", "SELECT 1", "--format", "xml"], ["--format 'xml'", "choose one of"]),
     Case("query parquet to terminal", ["query", "-e", "SELECT 1", "--format", "parquet"], ["add --output"]),
     Case("query rows not a number", ["query", "-e", "SELECT 1", "--max-rows", "many"], ["--max-rows", "valid integer"]),
+    Case("query a missing warehouse", ["query", "--no-export", "--db", "mlruns/none.duckdb", "-e", "SELECT 1"], ["no warehouse at", "run `forgetlab export` first"]),
+    Case("query the SQLite store as warehouse", ["query", "--db", "mlruns/mlflow.db", "-e", "SELECT 1"], ["cannot open the warehouse", "pass --db"]),
+    Case("export into a folder", ["export", "--db", "mlruns", "--no-progress"], ["cannot open the warehouse mlruns", "pass --db"]),
     # --------------------------------------------------------------- fits and predictions
     Case("fit too few points", ["fit", "--law", "linear", "--query", "{files}/two.sql"], ["2 points", "needs more than 2 points"]),
     Case("fit one rank", ["fit", "--law", "paper-joint", "--query", "{files}/one_rank.sql"], ["a single P", "add runs at more ranks"]),

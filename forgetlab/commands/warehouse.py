@@ -92,9 +92,9 @@ def register(app: typer.Typer) -> None:
         uri = tracking_uri or default_tracking_uri()
         warehouse = db if db is not None else default_warehouse_path()
         reason = stale_reason(uri, warehouse)
-        if reason and no_export:
-            typer.echo(f"note: the warehouse may be stale ({reason}); run `forgetlab export` to refresh", err=True)
-        elif reason:
+        if reason and not no_export:
             _export(uri, warehouse, full=False, progress=True, to_stderr=True)
+        elif reason and warehouse.exists():  # (no warehouse at all: run_query says so, in one line)
+            typer.echo(f"note: the warehouse may be stale ({reason}); run `forgetlab export` to refresh", err=True)
         table = run_query(query.sql, values, warehouse)
         write_result(table, fmt, output, max_rows)
