@@ -16,17 +16,11 @@ import torch
 
 from forgetlab.errors import UserError
 from forgetlab.training import SeededBatchSampler
+from tiny import R4, TINY_BASE
 
 REPO = Path(__file__).resolve().parents[1]
-R4 = REPO / "lightning_configs" / "r4.yaml"
 TINY = [
-    "model.name=embedded-tiny",
-    "train.context_length=32",
-    "train.batch_size=4",
-    "train.ft_eval_sequences=4",
-    "forget.num_sequences=4",
-    "forget.batch_size=4",
-    "train.warmup_steps=2",
+    *TINY_BASE,
     "train.lr=1e-3",
     "train.steps=10",
     "train.eval_every=5",

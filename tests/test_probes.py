@@ -22,6 +22,7 @@ from forgetlab.probes.multiple_choice import (
     parse_question,
 )
 from forgetlab.probes.refusal import refusal_metrics
+from tiny import TINY_BASE
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -222,13 +223,7 @@ def test_fixtures_command_writes_loadable_files(tmp_path):
 # ----------------------------------------------------------------------------- a real run
 
 TINY_RUN = [
-    "model.name=embedded-tiny",
-    "train.context_length=32",
-    "train.batch_size=4",
-    "train.ft_eval_sequences=4",
-    "forget.num_sequences=4",
-    "forget.batch_size=4",
-    "train.warmup_steps=2",
+    *TINY_BASE,
     "train.lr=1e-2",
     "train.steps=10",
     "train.eval_every=5",

@@ -11,17 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny import R4, TINY_BASE
 
-REPO = Path(__file__).resolve().parents[1]
-R4 = REPO / "lightning_configs" / "r4.yaml"
 TINY = [
-    "model.name=embedded-tiny",
-    "train.context_length=32",
-    "train.batch_size=4",
-    "train.ft_eval_sequences=4",
-    "forget.num_sequences=4",
-    "forget.batch_size=4",
-    "train.warmup_steps=2",
+    *TINY_BASE,
     "train.lr=1e-3",
 ]
 METRICS = ("ft_loss", "forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree")

@@ -1,0 +1,17 @@
+"""The overrides that turn the r4 config into a seconds-long run on the tiny embedded base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+R4 = REPO / "lightning_configs" / "r4.yaml"
+TINY_BASE = [
+    "model.name=embedded-tiny",
+    "train.context_length=32",
+    "train.batch_size=4",
+    "train.ft_eval_sequences=4",
+    "forget.num_sequences=4",
+    "forget.batch_size=4",
+    "train.warmup_steps=2",
+]
