@@ -42,8 +42,12 @@ def checkpoint_root() -> Path:
     return store_folder() / "checkpoints"
 
 
+CACHE_ENV = "FORGETLAB_CACHE"
+
+
 def cache_root() -> Path:
-    return Path(os.environ.get("FORGETLAB_CACHE", Path.home() / ".cache" / "forgetlab")).expanduser()
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "forgetlab"
 
 
 def sqlite_path(tracking_uri: str) -> Optional[Path]:

@@ -24,12 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-CACHE_ENV = "FORGETLAB_CACHE"
-
-
-def cache_root() -> Path:
-    configured = os.environ.get(CACHE_ENV)
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "forgetlab"
+from forgetlab.paths import CACHE_ENV, cache_root  # noqa: F401  (re-exported: one definition of the cache folder)
 
 
 def sha256_file(path: Path) -> str:
