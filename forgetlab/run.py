@@ -129,7 +129,6 @@ def execute_run(
     from forgetlab.curves import ForgettingCurveCallback
     from forgetlab.data import load_fine_tuning_data, load_forget_blocks, load_replay_blocks
     from forgetlab.forgetting import ForgettingEvaluator
-    from forgetlab.mitigations import PENALTY_METRICS
     from forgetlab.model import apply_lora, check_model_fits_config, count_trainable_parameters, is_embedded, load_base, max_context
     from forgetlab.probes.callback import ProbeCallback, load_probes
     from forgetlab.paths import checkpoint_root
@@ -184,7 +183,8 @@ def execute_run(
             tracker.set_tags(owner)
             already_logged = {
                 (key, metric.step)
-                for key in ("ft_loss", "train_loss", "forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree", "lr", *PENALTY_METRICS)
+                # Every key the run has logged (curves, penalties, probes), not a list kept by hand.
+                for key in tracker.client.get_run(resume_run_id).data.metrics
                 for metric in tracker.client.get_metric_history(resume_run_id, key)
             }
             run_id = resume_run_id
