@@ -1,6 +1,6 @@
 """Training-step overhead of forgetlab against a bare PyTorch + PEFT loop, and evaluation costs.
 
-    .venv/bin/python benchmarks/train_overhead.py [--model embedded] [--steps 60] [--rank 4]
+    .venv/bin/python benchmarks/train_overhead.py [--model embedded] [--steps 100] [--rank 4]
 
 Both sides train the same LoRA adapters on the same base, data, batch size and context, in
 this process, one after the other. Printed: median seconds per update for each, their ratio
@@ -67,7 +67,7 @@ class StepTimer:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="embedded")
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rank", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
@@ -93,6 +93,10 @@ def main() -> None:
     base = load_base(config.model)
     data = load_fine_tuning_data(config.data, base.tokenizer, config.train.context_length)
 
+    # The bare loop runs before and after forgetlab so that neither side gets the warm (or the
+    # cold) machine alone: the baseline is the median over both bare passes.
+    bare_before = bare_loop_step_times(load_base(config.model).model, data.train, config, args.steps)[5:]
+
     # forgetlab: the real entry point, timing every update from inside Lightning.
     timer = StepTimer()
     started = time.perf_counter()
@@ -102,8 +106,8 @@ def main() -> None:
     # Updates whose interval contains an evaluation are excluded here; they are timed separately below.
     train_only = [gap for index, gap in enumerate(gaps, start=1) if index % eval_every != 0][5:]
 
-    bare = bare_loop_step_times(load_base(config.model).model, data.train, config, args.steps)[5:]
-    forgetlab_step, bare_step = statistics.median(train_only), statistics.median(bare)
+    bare_after = bare_loop_step_times(load_base(config.model).model, data.train, config, args.steps)[5:]
+    forgetlab_step, bare_step = statistics.median(train_only), statistics.median(bare_before + bare_after)
 
     # Evaluation costs on the same model (adapters just created, like step 0).
     model = apply_lora(load_base(config.model).model, config.lora)
@@ -141,7 +145,7 @@ def main() -> None:
     flush = statistics.median(flushes)
 
     print(f"model={args.model} rank={args.rank} batch={config.train.batch_size}x{config.train.context_length} threads={torch.get_num_threads()}")
-    print(f"bare PyTorch+PEFT step      {bare_step * 1000:8.1f} ms")
+    print(f"bare PyTorch+PEFT step      {bare_step * 1000:8.1f} ms   (before {statistics.median(bare_before) * 1000:.1f}, after {statistics.median(bare_after) * 1000:.1f})")
     print(f"forgetlab (Lightning) step  {forgetlab_step * 1000:8.1f} ms   overhead ratio {forgetlab_step / bare_step:.3f}")
     print(f"forgetting eval, base cached     {forget_cached * 1000:8.1f} ms = {forget_cached / bare_step:.2f} training steps")
     print(f"forgetting eval, base recomputed {forget_recomputed * 1000:8.1f} ms = {forget_recomputed / bare_step:.2f} training steps")
