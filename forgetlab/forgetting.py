@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from forgetlab.data import PackedBlocks
-
-FORGETTING_METRICS = ("forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree")
+from forgetlab.metric_names import FORGETTING_METRICS
 
 
 @dataclass

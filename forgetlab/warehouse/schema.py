@@ -1,8 +1,8 @@
 """The warehouse's tables and views, as SQL generated from a few Python constants.
 
 The typed `runs` columns and the `curves` pivot are data (`RUN_COLUMNS`, `CURVE_METRICS`) so that
-adding a probe metric or a config field is one line here, and `docs/warehouse.md` can be checked
-against the same lists. Names come from `docs/tracking-contract.md`.
+adding a config field is one line here, adding a metric one line in `forgetlab/metric_names.py`,
+and `docs/warehouse.md` can be checked against the same lists. Names come from `docs/tracking-contract.md`.
 
 Timestamps are MLflow's epoch milliseconds turned into DuckDB `TIMESTAMP`s (UTC, no zone).
 """
@@ -11,30 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# One column per metric in the `curves` view and three per metric in `final` (torch-free names).
+from forgetlab.metric_names import CURVE_METRICS
+
 # Bumped whenever a table changes shape; an export that finds another version rebuilds from scratch
 # (tables it does not own, such as `fits`, are carried over).
 SCHEMA_VERSION = "1"
-
-# One column per metric in the `curves` view and three per metric in `final`.
-CURVE_METRICS: tuple[str, ...] = (
-    "train_loss",
-    "ft_loss",
-    "forget_hard",
-    "forget_soft",
-    "forget_kl",
-    "forget_data",
-    "forget_agree",
-    "lr",
-    "penalty_kl",
-    "penalty_l2",
-    # Downstream probes (forgetlab/probes/, docs/probes.md); NULL at steps a probe did not run.
-    "probe_mc_acc",
-    "probe_mc_acc_norm",
-    "probe_mc_agree",
-    "probe_mc_agree_norm",
-    "probe_refusal_rate",
-    "probe_refusal_lost",
-)
 
 # Tables the exporter owns and rewrites; everything else in the file (e.g. `fits`) is left alone.
 OWNED_TABLES: tuple[str, ...] = (
