@@ -200,7 +200,7 @@ class TrackingConfig(Section):
         "current folder. An http://host:port server works too.",
     )
     experiment: str = Field("forgetlab", description="MLflow experiment name.")
-    run_name: Optional[str] = Field(None, description="Run name; default r{rank}-{data}-s{seed}.")
+    run_name: Optional[str] = Field(None, description="Run name; default r{rank}-{data}-s{seed}, plus each mitigation that is on (e.g. -replay0.05).")
 
 
 PROMPT_FORMATS = Literal["auto", "chat", "template", "plain"]
@@ -261,7 +261,7 @@ class RefusalProbeConfig(Section):
     judge: Union[str, list[str]] = Field(
         "phrases",
         description="Decides whether an answer is a refusal: 'phrases' = forgetlab's refusal phrases "
-        "(forgetlab/probes/judge.py, docs/probes.md); a list of phrases = your own (an answer containing any, "
+        "(forgetlab/probes/judge.py, listed in the README); a list of phrases = your own (an answer containing any, "
         "case-insensitive, is a refusal); 'module:function' = a Python callable f(prompt, answer) -> bool.",
     )
     every: Optional[int] = Field(
@@ -303,7 +303,7 @@ class SamplesProbeConfig(Section):
 
 
 class ProbesConfig(Section):
-    """Downstream probes (see docs/probes.md); each is off unless its section is given."""
+    """Downstream probes (see the README, section Probes); each is off unless its section is given."""
 
     multiple_choice: Optional[MultipleChoiceProbeConfig] = Field(
         None, description="Multiple-choice accuracy and agreement with the base (ARC format); null = off."
@@ -331,7 +331,13 @@ class RunConfig(Section):
     probes: ProbesConfig = Field(default_factory=ProbesConfig)
 
     def run_name(self) -> str:
-        return self.tracking.run_name or f"r{self.lora.rank}-{self.data.label()}-s{self.seed}"
+        """`tracking.run_name`, else r{rank}-{data}-s{seed}, plus each mitigation that is on
+        (`-replay0.05`, `-kl0.1`, `-l2w0.01`), so runs that differ only in a mitigation are told apart in the UI."""
+        if self.tracking.run_name:
+            return self.tracking.run_name
+        mitigations = {"replay": self.mitigation.replay, "kl": self.mitigation.kl_to_base, "l2w": self.mitigation.l2_to_base}
+        suffix = "".join(f"-{label}{value:g}" for label, value in mitigations.items() if value > 0)
+        return f"r{self.lora.rank}-{self.data.label()}-s{self.seed}{suffix}"
 
 
 def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:

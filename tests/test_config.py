@@ -80,3 +80,5 @@ def test_shipped_configs_validate(path):
 def test_run_name_is_derived_from_config(tmp_path):
     config = load_run_config(write(tmp_path, "seed: 3\nlora:\n  rank: 8\ndata:\n  source: embedded:instruct\n"))
     assert config.run_name() == "r8-instruct-s3"
+    mitigated = load_run_config(None, ["mitigation.replay=0.05", "mitigation.kl_to_base=0.1"])
+    assert mitigated.run_name() == "r4-code-s0-replay0.05-kl0.1"
