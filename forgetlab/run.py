@@ -268,8 +268,10 @@ def execute_run(
         on_evaluated=after_evaluation,
     )
     callbacks: list = [curve_callback, *(extra_callbacks or [])]
+    probe_callback = None
     if probes:  # after the curve (same steps, its metrics already flushed), before the checkpoint
-        callbacks.append(ProbeCallback(probes, log_metrics, tracker))
+        probe_callback = ProbeCallback(probes, log_metrics, tracker)
+        callbacks.append(probe_callback)
     if progress:
         from forgetlab.progress import StepProgress
 
@@ -323,6 +325,6 @@ def execute_run(
         tracking_uri=tracker.tracking_uri if tracker is not None else "",
         P=trainable_parameters,
         steps_done=trainer.global_step,
-        first=first_metrics,
-        last=dict(curve_callback.latest),
+        first={**first_metrics, **(probe_callback.first if probe_callback else {})},
+        last={**curve_callback.latest, **(probe_callback.latest if probe_callback else {})},
     )

@@ -269,6 +269,19 @@ def test_a_real_run_logs_probe_metrics_and_artifacts(workdir, monkeypatch):
     for key in ("probe_mc_acc", "probe_mc_acc_norm", "probe_mc_agree", "probe_mc_agree_norm"):
         assert sorted(history(key)) == [0, 5, 10], key
     assert history("probe_mc_agree")[0] == 1.0 and history("probe_mc_agree_norm")[0] == 1.0
+    # Every metric the run logged has its column in the warehouse's curves (one list of names).
+    from forgetlab.metric_names import CURVE_METRICS
+
+    assert set(client.get_run(result.run_id).data.metrics) <= set(CURVE_METRICS)
+    # The summary a user reads at the end shows the probes' first and last values too.
+    from rich.console import Console
+
+    from forgetlab.commands.run import print_summary
+
+    console = Console(record=True, width=200)
+    print_summary(result, console)
+    summary_row = next(line for line in console.export_text().splitlines() if "probe_mc_agree " in line)
+    assert "1.0000" in summary_row and f"{history('probe_mc_agree')[10]:.4f}" in summary_row
     assert sorted(history("probe_refusal_rate")) == [0, 10]  # every: null = step 0 and the last step
     lost = history("probe_refusal_lost")
     assert lost == {0: 0.0, 10: 0.0}  # the judge looks at the prompt only: nothing can be lost

@@ -55,7 +55,8 @@ def print_summary(result, console) -> None:
     table.add_column("metric")
     table.add_column("step 0", justify="right")
     table.add_column(f"step {result.steps_done}", justify="right")
-    for key in FINAL_METRICS:
+    probe_metrics = sorted(key for key in result.last if key.startswith("probe_"))
+    for key in (*FINAL_METRICS, *probe_metrics):
         if key in result.last:
             start = result.first.get(key)
             table.add_row(key, f"{start:.4f}" if start is not None else "-", f"{result.last[key]:.4f}")

@@ -116,6 +116,7 @@ class ProbeCallback(L.Callback):
         self.probes = probes
         self.log_metrics = log_metrics
         self.tracker = tracker  # None on ranks other than 0
+        self.first: dict[str, float] = {}  # each metric's first value (step 0), for the run's summary
         self.latest: dict[str, float] = {}
         self.seconds: dict[str, float] = {}  # wall time spent in each probe, logged at the end (probes/timing.json)
 
@@ -129,6 +130,8 @@ class ProbeCallback(L.Callback):
         self.seconds[scheduled.probe.name] = self.seconds.get(scheduled.probe.name, 0.0) + time.perf_counter() - started
         if metrics:
             self.latest.update(metrics)
+            for key, value in metrics.items():
+                self.first.setdefault(key, value)
             self.log_metrics(metrics, step)
         if self.tracker is not None:
             for path, text in artifacts.items():
