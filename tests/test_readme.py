@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -11,14 +12,20 @@ from forgetlab.config import RunConfig
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
-def config_keys() -> list[str]:
+def _section_model(annotation) -> type[BaseModel] | None:
+    """The config section class behind a field's annotation (`Optional[Section]` included)."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    """Every leaf key, dotted, down to the probes' own sections."""
     keys = []
-    for name, field in RunConfig.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys += [f"{name}.{sub}" for sub in annotation.model_fields]
-        else:
-            keys.append(name)
+    for name, field in model.model_fields.items():
+        section = _section_model(field.annotation)
+        keys += config_keys(section, f"{prefix}{name}.") if section else [f"{prefix}{name}"]
     return keys
 
 
@@ -32,6 +39,11 @@ def test_every_cli_command_has_an_example():
 
     import typer.main
 
+    import click
+
     group = typer.main.get_command(app)
-    for name in group.commands:
+    for name, command in group.commands.items():
         assert f"forgetlab {name}" in README, name
+        if isinstance(command, click.Group):  # e.g. `forgetlab base build`, `forgetlab probes fixtures`
+            for sub in command.commands:
+                assert f"forgetlab {name} {sub}" in README, f"{name} {sub}"
