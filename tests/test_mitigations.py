@@ -200,7 +200,7 @@ def test_l2_penalty_matches_the_dense_update(tiny_lora):
         if isinstance(module, LoraLayer):
             delta = module.scaling["default"] * module.lora_B["default"].weight @ module.lora_A["default"].weight
             assert torch.allclose(delta, module.get_delta_weight("default"), atol=1e-6)
-            dense += float((delta.double() ** 2).sum())
+            dense += float((delta.detach().double() ** 2).sum())
     assert float(adapter_update_norm_sq(model)) == pytest.approx(dense, rel=1e-5)
 
 
