@@ -2,10 +2,18 @@
 -- fine-tuning loss, from the `points` view (dataset, run_id, rank, P, N, L_ft, L_f_hard,
 -- L_f_soft, L_f_kl, L_f_data, and the mitigation settings replay, kl_to_base, l2_to_base that
 -- `forgetlab fit --by` groups on). Early steps are left out, as the paper fits only N > 50.
+-- One mitigation against none while another is held fixed, e.g. in a KL x L2 factorial:
+--   forgetlab fit --by kl_to_base --param l2_to_base=0
 -- param: min_step = 50  # keep steps N > min_step
 -- param: dataset = ''   # one data set label, or '' for all
+-- param: replay = -1     # keep only runs with this replay share; -1 = any
+-- param: kl_to_base = -1 # keep only runs with this KL-to-base weight; -1 = any
+-- param: l2_to_base = -1 # keep only runs with this L2-to-base weight; -1 = any
 SELECT dataset, run_id, rank, P, N, L_ft, L_f_hard, L_f_soft, L_f_kl, L_f_data, replay, kl_to_base, l2_to_base
 FROM points
 WHERE N > $min_step
   AND ($dataset = '' OR dataset = $dataset)
+  AND ($replay < 0 OR replay = $replay)
+  AND ($kl_to_base < 0 OR kl_to_base = $kl_to_base)
+  AND ($l2_to_base < 0 OR l2_to_base = $l2_to_base)
 ORDER BY dataset, P, run_id, N;

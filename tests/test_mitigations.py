@@ -142,6 +142,15 @@ def test_warehouse_lifts_mitigations_and_tradeoff_query_reads_them(runs):
     baseline = next(r for r in tradeoff if (r["replay"], r["kl_to_base"], r["l2_to_base"]) == (0, 0, 0))
     assert baseline["less_forgetting"] == 0 and baseline["runs"] == 2  # plain and replay=0 pool
     assert replay_row["less_forgetting"] == pytest.approx(baseline["L_f_at"] - replay_row["L_f_at"], abs=2e-4)
+    # The fits' default points query keeps one setting when asked (-1 = any).
+    laws = load_query(REPO / "queries" / "laws.sql")
+
+    def runs_of(**params) -> set[str]:
+        return set(run_query(laws.sql, {**laws.defaults, "min_step": 0, **params}, db).column("run_id").to_pylist())
+
+    assert runs_of() == set(ids.values())
+    assert runs_of(replay=0.25) == runs_of(kl_to_base=0.5) == {ids["mitigated"]}
+    assert runs_of(l2_to_base=0) == {ids["plain"], ids["zero"]}
 
 
 def test_forgetting_text_is_refused_as_replay_text(workdir):
