@@ -180,7 +180,7 @@ class MitigationConfig(Section):
         0.0,
         ge=0.0,
         description="μ: adds μ·Σ over adapted modules of ‖ΔW‖_F² = scaling²·‖B·A‖_F² (from r×r products, never "
-        "forming ΔW) to the loss. Cost: small (measured +5% step time at rank 4, +11% at rank 64 on the embedded base). 0 = off.",
+        "forming ΔW) to the loss. Cost: small (measured +5–11% step time at ranks 4 and 64 on the embedded base). 0 = off.",
     )
 
 

@@ -309,3 +309,12 @@ def test_a_real_run_logs_probe_metrics_and_artifacts(workdir, monkeypatch):
     rows = run_query((REPO / "queries" / "probes.sql").read_text(), {}, database).to_pylist()
     assert [row["step"] for row in rows] == [0, 5, 10]
     assert rows[0]["probe_mc_agree"] == 1.0 and rows[0]["mc_acc_change"] == 0.0 and rows[1]["eval_step"] == 5
+
+    # Probes only read the model: every curve value equals that of the same run without probes.
+    from forgetlab.metric_names import FORGETTING_METRICS
+
+    no_probes = [override for override in TINY_RUN if not override.startswith("probes.")]
+    without = execute_run(load_run_config(REPO / "lightning_configs" / "r4.yaml", no_probes), progress=False)
+    for key in ("train_loss", "ft_loss", *FORGETTING_METRICS):
+        assert history(key) == {p.step: p.value for p in client.get_metric_history(without.run_id, key)}, key
+    assert not any(key.startswith("probe_") for key in client.get_run(without.run_id).data.metrics)
