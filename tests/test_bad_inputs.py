@@ -20,8 +20,8 @@ from typing import Callable, Optional
 
 import pytest
 
-from forgetlab.cli import main
 from forgetlab.warehouse.export import export_warehouse
+from cli_helpers import invoke
 from tiny import R4, TINY_BASE
 
 TINY = [
@@ -103,18 +103,6 @@ def snapshot(folder: Path) -> dict[str, str]:
         if path.is_file() and not name.startswith("mlflow.db"):  # the store itself: compared as SQL above
             state[str(path.relative_to(store))] = _digest(path)
     return state
-
-
-def invoke(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    """`forgetlab ARGS` through the console entry point, in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["forgetlab", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import torch
 
 from forgetlab.errors import UserError
 from forgetlab.training import SeededBatchSampler
+from cli_helpers import summary_text
 from tiny import R4, TINY_BASE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,7 +81,7 @@ def runs(tmp_path_factory, forgetlab_cache):
         }
     finally:
         os.chdir(previous)
-    return folder, results
+    return folder, {name: result.run_id for name, result in results.items()}, results
 
 
 def histories(folder: Path, run_id: str) -> dict[str, dict[int, float]]:
@@ -92,8 +93,7 @@ def histories(folder: Path, run_id: str) -> dict[str, dict[int, float]]:
 
 
 def test_replay_zero_run_equals_the_run_without_replay(runs):
-    folder, results = runs
-    ids = {name: result.run_id for name, result in results.items()}
+    folder, ids, _ = runs
     plain, zero, mitigated = (histories(folder, ids[k]) for k in ("plain", "zero", "mitigated"))
     for key in METRICS:
         assert plain[key] == zero[key], key
@@ -102,31 +102,20 @@ def test_replay_zero_run_equals_the_run_without_replay(runs):
 
 
 def test_penalties_are_logged_like_train_loss(runs):
-    folder, results = runs
-    ids = {name: result.run_id for name, result in results.items()}
+    folder, ids, results = runs
     logged = histories(folder, ids["mitigated"])
     assert sorted(logged["penalty_kl"]) == sorted(logged["penalty_l2"]) == [5, 10]
     assert all(value > 0 for key in ("penalty_kl", "penalty_l2") for value in logged[key].values())
     assert logged["penalty_l2"][10] > logged["penalty_l2"][5]  # the adapters move away from 0
     # The run's closing summary shows them (and the plain run's does not).
-    from rich.console import Console
-
-    from forgetlab.commands.run import print_summary
-
-    def summary(result) -> str:
-        console = Console(record=True, width=200)
-        print_summary(result, console)
-        return console.export_text()
-
-    assert f"{logged['penalty_l2'][10]:.4f}" in summary(results["mitigated"])
-    assert "penalty" not in summary(results["plain"])
+    assert f"{logged['penalty_l2'][10]:.4f}" in summary_text(results["mitigated"])
+    assert "penalty" not in summary_text(results["plain"])
 
 
 def test_warehouse_lifts_mitigations_and_tradeoff_query_reads_them(runs):
     from forgetlab.warehouse import export_warehouse, load_query, run_query
 
-    folder, results = runs
-    ids = {name: result.run_id for name, result in results.items()}
+    folder, ids, _ = runs
     db = folder / "mlruns" / "forgetlab.duckdb"
     export_warehouse(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}", db)
     rows = run_query("SELECT run_id, replay, kl_to_base, l2_to_base FROM runs WHERE kind = 'run'", {}, db).to_pylist()

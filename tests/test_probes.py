@@ -22,6 +22,7 @@ from forgetlab.probes.multiple_choice import (
     parse_question,
 )
 from forgetlab.probes.refusal import refusal_metrics
+from cli_helpers import summary_text
 from tiny import TINY_BASE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -274,13 +275,7 @@ def test_a_real_run_logs_probe_metrics_and_artifacts(workdir, monkeypatch):
 
     assert set(client.get_run(result.run_id).data.metrics) <= set(CURVE_METRICS)
     # The summary a user reads at the end shows the probes' first and last values too.
-    from rich.console import Console
-
-    from forgetlab.commands.run import print_summary
-
-    console = Console(record=True, width=200)
-    print_summary(result, console)
-    summary_row = next(line for line in console.export_text().splitlines() if "probe_mc_agree " in line)
+    summary_row = next(line for line in summary_text(result).splitlines() if "probe_mc_agree " in line)
     assert "1.0000" in summary_row and f"{history('probe_mc_agree')[10]:.4f}" in summary_row
     assert sorted(history("probe_refusal_rate")) == [0, 10]  # every: null = step 0 and the last step
     lost = history("probe_refusal_lost")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from forgetlab.cli import main
+from cli_helpers import invoke
 from tiny import R4, TINY_BASE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,18 +34,6 @@ def forgetlab(*args: str, cwd: Path, env: dict | None = None, timeout: float = 6
         [sys.executable, "-m", "forgetlab", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
         env=env if env is not None else None,
     )
-
-
-def invoke(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    """`forgetlab ARGS` through the console entry point, in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["forgetlab", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def store_uri(folder: Path) -> str:
