@@ -1,9 +1,10 @@
 """The names of every metric a run logs, in one torch-free place.
 
-The run's producers (forgetting.py, curves.py, mitigations.py, probes/) and the warehouse's
-`curves` pivot (warehouse/schema.py, which must not import torch) both read these, so a metric
-added here reaches the store and the warehouse under the same name. Definitions: README, "What a
-run measures"; the contract: docs/tracking-contract.md.
+The warehouse's `curves` pivot (warehouse/schema.py, which must not import torch), the
+forgetting and penalty sums (forgetting.py, training.py) and the run summary (commands/run.py)
+read these lists. The probes and curves.py write their keys literally, next to the computation;
+a real-run test (tests/test_probes.py) checks that every key a run logs is in CURVE_METRICS.
+Definitions: README, "What a run measures"; the contract: docs/tracking-contract.md.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from forgetlab.errors import UserError
-from forgetlab.metric_names import PENALTY_METRICS
+from forgetlab.metric_names import MULTIPLE_CHOICE_METRICS, PENALTY_METRICS, REFUSAL_METRICS
 
 FINAL_METRICS = ("ft_loss", "forget_hard", "forget_soft", "forget_kl", "forget_agree")
 
@@ -56,8 +56,8 @@ def print_summary(result, console) -> None:
     table.add_column("metric")
     table.add_column("step 0", justify="right")
     table.add_column(f"step {result.steps_done}", justify="right")
-    probe_metrics = sorted(key for key in result.last if key.startswith("probe_"))
-    for key in (*FINAL_METRICS, *PENALTY_METRICS, *probe_metrics):  # penalties and probes only when on
+    optional = (*PENALTY_METRICS, *MULTIPLE_CHOICE_METRICS, *REFUSAL_METRICS)  # in the run only when on
+    for key in (*FINAL_METRICS, *optional):
         if key in result.last:
             start = result.first.get(key)
             table.add_row(key, f"{start:.4f}" if start is not None else "-", f"{result.last[key]:.4f}")
