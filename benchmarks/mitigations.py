@@ -35,7 +35,7 @@ def main() -> None:
     import torch
 
     warnings.filterwarnings("ignore")  # self.log() outside a Trainer, which this loop is on purpose
-    from forgetlab.config import DataConfig, LoraConfig, MitigationConfig, ModelConfig, TrainConfig
+    from forgetlab.config import DataConfig, LoraConfig, MitigationConfig, ModelConfig, TrainingConfig
     from forgetlab.data import load_fine_tuning_data
     from forgetlab.model import apply_lora, load_base
     from forgetlab.training import LoRAFineTuning
@@ -54,7 +54,7 @@ def main() -> None:
         data = load_fine_tuning_data(DataConfig(source="embedded:code"), base.tokenizer, 128)
         model = apply_lora(base.model, LoraConfig(rank=rank))
         model.train()
-        modules = {name: LoRAFineTuning(model, TrainConfig(), mitigation) for name, mitigation in variants.items()}
+        modules = {name: LoRAFineTuning(model, TrainingConfig(), mitigation) for name, mitigation in variants.items()}
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-4)
         times: dict[str, list[float]] = {name: [] for name in variants}
         for step in range(args.steps + 2):  # the first two steps warm up and are not counted

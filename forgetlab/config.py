@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from forgetlab.errors import UserError
+from forgetlab.utils.mappings import flatten  # noqa: F401  (re-exported: callers read config.flatten)
 
 LLAMA_LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -127,7 +128,9 @@ class ForgetConfig(Section):
     )
 
 
-class TrainConfig(Section):
+class TrainingConfig(Section):
+    """How the adapters are trained and how often they are evaluated (YAML section `train`)."""
+
     steps: int = Field(300, gt=0, description="Optimizer updates N.")
     batch_size: int = Field(8, gt=0, description="Sequences per micro-batch (per device).")
     grad_accum: int = Field(1, gt=0, description="Micro-batches accumulated per update; effective batch = batch_size*grad_accum*devices.")
@@ -184,8 +187,8 @@ class MitigationConfig(Section):
     )
 
 
-class TrainerConfig(Section):
-    """Passed through to `lightning.Trainer` for multi-device runs."""
+class LightningTrainerConfig(Section):
+    """Passed through to `lightning.Trainer` for multi-device runs (YAML section `trainer`)."""
 
     accelerator: str = Field("auto", description="cpu, gpu, auto, ...")
     devices: Union[int, str] = Field(1, description="Number of devices (or 'auto').")
@@ -316,6 +319,11 @@ class ProbesConfig(Section):
     )
 
 
+# The old names, for code written before the rename (the YAML sections stay `train` and `trainer`).
+TrainConfig = TrainingConfig
+TrainerConfig = LightningTrainerConfig
+
+
 class RunConfig(Section):
     """One fine-tuning run: what to tune, on what, how, and where to log it."""
 
@@ -324,9 +332,9 @@ class RunConfig(Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     forget: ForgetConfig = Field(default_factory=ForgetConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    train: TrainingConfig = Field(default_factory=TrainingConfig)
     mitigation: MitigationConfig = Field(default_factory=MitigationConfig)
-    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    trainer: LightningTrainerConfig = Field(default_factory=LightningTrainerConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     probes: ProbesConfig = Field(default_factory=ProbesConfig)
 
@@ -338,20 +346,6 @@ class RunConfig(Section):
         mitigations = {"replay": self.mitigation.replay, "kl": self.mitigation.kl_to_base, "l2w": self.mitigation.l2_to_base}
         suffix = "".join(f"-{label}{value:g}" for label, value in mitigations.items() if value > 0)
         return f"r{self.lora.rank}-{self.data.label()}-s{self.seed}{suffix}"
-
-
-def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dict -> {'lora.rank': 4, ...}; lists become comma-joined strings (MLflow params are text)."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, prefix=f"{dotted}."))
-        elif isinstance(value, list):
-            flat[dotted] = ",".join(str(item) for item in value)
-        else:
-            flat[dotted] = value
-    return flat
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -8,39 +8,36 @@ MLflow run with one value per step.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
-
 import lightning as L
 import torch
 
 from forgetlab.data import PackedBlocks
 from forgetlab.forgetting import ForgettingEvaluator, held_out_loss
+from forgetlab.schedule import EvaluationSchedule
+from forgetlab.tracking.sink import MetricsSink
 
 
 class ForgettingCurveCallback(L.Callback):
+    """Evaluates at the steps of its schedule; each evaluation is logged and flushed before the next update."""
+
     def __init__(
         self,
         evaluator: ForgettingEvaluator,
         ft_validation: PackedBlocks,
         eval_every: int,
         eval_batch_size: int,
-        log_metrics: Callable[[dict[str, float], int], None],
-        on_evaluated: Optional[Callable[[int], None]] = None,
+        sink: MetricsSink,
     ):
         self.evaluator = evaluator
         self.ft_validation = ft_validation
-        self.eval_every = eval_every
+        self.schedule = EvaluationSchedule(eval_every)
         self.eval_batch_size = eval_batch_size
-        self.log_metrics = log_metrics
-        self.on_evaluated = on_evaluated
-        self.last_evaluated_step = -1
+        self.sink = sink
         self.latest: dict[str, float] = {}
 
     def _evaluate(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         step = trainer.global_step
-        if step == self.last_evaluated_step:
-            return
-        self.last_evaluated_step = step
+        self.schedule.mark(step)
         if not trainer.is_global_zero:
             return
         autocast = trainer.precision_plugin.forward_context()
@@ -53,20 +50,16 @@ class ForgettingCurveCallback(L.Callback):
         if trainer.optimizers:
             metrics["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.latest = metrics
-        self.log_metrics(metrics, step)
-        if self.on_evaluated is not None:
-            self.on_evaluated(step)
+        self.sink.log(metrics, step)
+        self.sink.flush()  # before the checkpoint: what a checkpoint covers is already in the store
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.is_global_zero:
             with torch.no_grad():
                 self.evaluator.prepare(module.model, module.device)
-        if trainer.global_step == 0:
+        if self.schedule.due_at_start(trainer.global_step):
             self._evaluate(trainer, module)
-        else:
-            self.last_evaluated_step = trainer.global_step  # resumed at a step that was already evaluated
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int) -> None:
-        step = trainer.global_step
-        if step > 0 and (step % self.eval_every == 0 or step >= trainer.max_steps):
+        if self.schedule.due(trainer.global_step, trainer.max_steps):
             self._evaluate(trainer, module)

@@ -1,31 +1,9 @@
-"""The names of every metric a run logs, in one torch-free place.
+"""Kept importable for older imports: the names live in `forgetlab.tracking.names`."""
 
-The warehouse's `curves` pivot (warehouse/schema.py, which must not import torch), the
-forgetting and penalty sums (forgetting.py, training.py) and the run summary (commands/run.py)
-read these lists. The probes and curves.py write their keys literally, next to the computation;
-a real-run test (tests/test_probes.py) checks that every key a run logs is in CURVE_METRICS.
-Definitions: README, "What a run measures"; the contract: docs/tracking-contract.md.
-"""
-
-from __future__ import annotations
-
-# On the forgetting text, every evaluation (forgetting.py: batch_forgetting_sums).
-FORGETTING_METRICS: tuple[str, ...] = ("forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree")
-
-# Only when that mitigation's penalty is on (mitigations.py); means over the updates since the last evaluation.
-PENALTY_METRICS: tuple[str, ...] = ("penalty_kl", "penalty_l2")
-
-# Only when that probe is configured (probes/); NULL in the warehouse at steps a probe did not run.
-MULTIPLE_CHOICE_METRICS: tuple[str, ...] = ("probe_mc_acc", "probe_mc_acc_norm", "probe_mc_agree", "probe_mc_agree_norm")
-REFUSAL_METRICS: tuple[str, ...] = ("probe_refusal_rate", "probe_refusal_lost")
-
-# One column each in the warehouse's `curves` view, in this order.
-CURVE_METRICS: tuple[str, ...] = (
-    "train_loss",
-    "ft_loss",
-    *FORGETTING_METRICS,
-    "lr",
-    *PENALTY_METRICS,
-    *MULTIPLE_CHOICE_METRICS,
-    *REFUSAL_METRICS,
+from forgetlab.tracking.names import (  # noqa: F401
+    CURVE_METRICS,
+    FORGETTING_METRICS,
+    MULTIPLE_CHOICE_METRICS,
+    PENALTY_METRICS,
+    REFUSAL_METRICS,
 )

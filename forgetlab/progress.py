@@ -23,7 +23,8 @@ class StepProgress(L.Callback):
             self.bar = tqdm(total=self.total_steps, initial=trainer.global_step, desc=self.description, unit="step", dynamic_ncols=True)
 
     def show_evaluation(self, metrics: dict[str, float]) -> None:
-        self.latest = {key: metrics[key] for key in ("ft_loss", "forget_hard", "forget_kl") if key in metrics}
+        """A listener of the run's metrics sink: keeps the latest losses to show beside the bar."""
+        self.latest.update({key: metrics[key] for key in ("ft_loss", "forget_hard", "forget_kl") if key in metrics})
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int) -> None:
         if self.bar is None:

@@ -142,10 +142,7 @@ def _launch(state: PointState, sweep: SweepConfig, parent_run_id: str, slot: int
 
 
 def tracking_client(uri: Optional[str]):
-    from mlflow.tracking import MlflowClient
-
-    from forgetlab.tracking import RetryingClient, prepare_local_store
+    from forgetlab import tracking
 
     resolved = resolve_tracking_uri(uri)
-    prepare_local_store(resolved)  # before any worker starts: tables made once, WAL on
-    return RetryingClient(MlflowClient(resolved)), resolved
+    return tracking.client(resolved, prepare=True), resolved  # prepared before any worker starts: tables made once, WAL on

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from forgetlab.config import MitigationConfig, TrainConfig
+from forgetlab.config import MitigationConfig, TrainingConfig
 from forgetlab.data import PackedBlocks
 from forgetlab.mitigations import PENALTY_METRICS, adapter_update_norm_sq, kl_to_base, replay_rows_before
 
@@ -55,14 +55,25 @@ class BlockDataset(Dataset):
         return self.blocks.input_ids[index], self.blocks.labels[index]
 
 
+class TrainerPosition:
+    """Micro-batches a trainer has done: its step times the micro-batches per update (read when a pass starts)."""
+
+    def __init__(self, trainer: L.Trainer, grad_accum: int):
+        self.trainer = trainer
+        self.grad_accum = grad_accum
+
+    def __call__(self) -> int:
+        return self.trainer.global_step * self.grad_accum
+
+
 @dataclass
 class SeededBatchSampler(Sampler[list[int]]):
     """Micro-batch index lists; one Lightning epoch runs up to the next evaluation boundary.
 
-    Where a pass starts is read from `first_micro_batch()` (the run sets it to the number of
-    micro-batches already done, from the trainer's step), never from Lightning's epoch counter:
-    after a resume Lightning may replay the tail of an epoch, and the step is the one position
-    that is always right.
+    Where a pass starts is read from `first_micro_batch()` (in a run: a `TrainerPosition`, the
+    number of micro-batches already done, from the trainer's step), never from Lightning's epoch
+    counter: after a resume Lightning may replay the tail of an epoch, and the step is the one
+    position that is always right.
     """
 
     num_examples: int
@@ -129,7 +140,7 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(shifted_logits.reshape(-1, shifted_logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
 
 
-def learning_rate_factor(step: int, train: TrainConfig) -> float:
+def learning_rate_factor(step: int, train: TrainingConfig) -> float:
     """Linear warm-up to 1, then constant or cosine decay to 0 at the last step."""
     if train.warmup_steps and step < train.warmup_steps:
         return (step + 1) / train.warmup_steps
@@ -142,7 +153,7 @@ def learning_rate_factor(step: int, train: TrainConfig) -> float:
 class LoRAFineTuning(L.LightningModule):
     """Fine-tunes the LoRA adapters of a PEFT model on packed blocks."""
 
-    def __init__(self, model: torch.nn.Module, train: TrainConfig, mitigation: Optional[MitigationConfig] = None):
+    def __init__(self, model: torch.nn.Module, train: TrainingConfig, mitigation: Optional[MitigationConfig] = None):
         super().__init__()
         self.model = model
         self.train_config = train

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from forgetlab.errors import UserError
-from forgetlab.metric_names import MULTIPLE_CHOICE_METRICS, PENALTY_METRICS, REFUSAL_METRICS
+from forgetlab.tracking.names import MULTIPLE_CHOICE_METRICS, PENALTY_METRICS, REFUSAL_METRICS
 
 FINAL_METRICS = ("ft_loss", "forget_hard", "forget_soft", "forget_kl", "forget_agree")
 
@@ -16,28 +16,29 @@ FINAL_METRICS = ("ft_loss", "forget_hard", "forget_soft", "forget_kl", "forget_a
 def _config_of_run(run_id: str, tracking_uri: Optional[str]):
     """The resolved config a run was started with (its `config.yaml` artifact)."""
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
+    from forgetlab import tracking
     from forgetlab.config import read_yaml, validate_run_config
     from forgetlab.paths import resolve_tracking_uri, sqlite_path
-    from forgetlab.sweep import process_alive
+    from forgetlab.tracking import names
 
     uri = resolve_tracking_uri(tracking_uri)
     database = sqlite_path(uri)
     if database is not None and not database.is_file():  # MLflow would create an empty store here
         raise UserError(f"--resume: no tracking store at {database}; run from the folder holding mlruns/, or pass --tracking-uri")
-    client = MlflowClient(uri)
+    client = tracking.client(uri)
     missing = f"--resume: no run '{run_id}' with a config.yaml in the tracking store; check the id with `forgetlab ui` or `forgetlab query queries/sweep_status.sql`"
     try:
         run = client.get_run(run_id)
     except MlflowException:
         raise UserError(missing) from None
-    if run.data.tags.get("forgetlab.kind", "run") != "run":
-        raise UserError(f"--resume: '{run_id}' is a {run.data.tags.get('forgetlab.kind')} run, not a fine-tuning run")
+    kind = run.data.tags.get(names.KIND, "run")
+    if kind != "run":
+        raise UserError(f"--resume: '{run_id}' is a {kind} run, not a fine-tuning run")
     if run.info.status == "FINISHED":
         raise UserError(f"--resume: run '{run_id}' is FINISHED already; nothing to resume (start a new run instead)")
-    if run.info.status == "RUNNING" and process_alive(run.data.tags.get("forgetlab.host", ""), run.data.tags.get("forgetlab.pid", "")):
-        raise UserError(f"--resume: run '{run_id}' is still running (pid {run.data.tags.get('forgetlab.pid')}); wait for it or stop it first")
+    if run.info.status == "RUNNING" and tracking.owner_alive(run.data.tags):
+        raise UserError(f"--resume: run '{run_id}' is still running (pid {run.data.tags.get(names.PID)}); wait for it or stop it first")
     try:
         local = client.download_artifacts(run_id, "config.yaml")
     except MlflowException:

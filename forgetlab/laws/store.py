@@ -132,11 +132,9 @@ def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[s
 
 def artifact_folder(fit_id: str, tracking_uri: Optional[str]) -> str:
     """Where the fit's artifacts live (for the terminal summary)."""
-    from mlflow.tracking import MlflowClient
+    from forgetlab import tracking
 
-    from forgetlab.paths import resolve_tracking_uri
-
-    return MlflowClient(resolve_tracking_uri(tracking_uri)).get_run(fit_id).info.artifact_uri
+    return tracking.client(tracking_uri).get_run(fit_id).info.artifact_uri
 
 
 def write_fit_rows(results: list[FitResult], db_path: Union[str, Path]) -> None:
@@ -212,10 +210,11 @@ def _from_mlflow(fit_id: str, tracking_uri: Optional[str]) -> Optional[FitResult
     if database is not None and not database.exists():
         return None
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+
+    from forgetlab import tracking
 
     try:
-        local = MlflowClient(uri).download_artifacts(fit_id, "fit.json")
+        local = tracking.client(uri).download_artifacts(fit_id, "fit.json")
     except (MlflowException, OSError):
         return None
     return FitResult.from_dict(json.loads(Path(local).read_text()))

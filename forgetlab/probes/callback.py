@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import lightning as L
 
@@ -24,17 +24,14 @@ from forgetlab.probes.multiple_choice import CLOZE_TEMPLATE, HARNESS_TEMPLATE, M
 from forgetlab.probes.refusal import RefusalProbe
 from forgetlab.probes.samples import SamplesProbe
 from forgetlab.probes.sources import read_records
+from forgetlab.schedule import EvaluationSchedule
+from forgetlab.tracking.sink import MetricsSink
 
 
 @dataclass
 class ScheduledProbe:
     probe: object  # has .name and .run(model, device, autocast_factory, step) -> (metrics, {artifact path: text})
-    every: Optional[int]
-    at_start: bool = True
-    last_step: int = -1
-
-    def due(self, step: int, max_steps: int) -> bool:
-        return step != self.last_step and (step >= max_steps or (self.every is not None and step % self.every == 0))
+    schedule: EvaluationSchedule
 
 
 def _multiple_choice(config, tokenizer, max_length: Optional[int]) -> MultipleChoiceProbe:
@@ -101,59 +98,50 @@ def load_probes(
     """The configured probes, every input checked; [] when none is configured."""
     probes: list[ScheduledProbe] = []
     if config.multiple_choice is not None:
-        probes.append(ScheduledProbe(_multiple_choice(config.multiple_choice, tokenizer, max_length), config.multiple_choice.every))
+        probe = _multiple_choice(config.multiple_choice, tokenizer, max_length)
+        probes.append(ScheduledProbe(probe, EvaluationSchedule(config.multiple_choice.every)))
     if config.refusal is not None:
-        probes.append(ScheduledProbe(_refusal(config.refusal, tokenizer, data, data_kind, max_length), config.refusal.every))
+        probe = _refusal(config.refusal, tokenizer, data, data_kind, max_length)
+        probes.append(ScheduledProbe(probe, EvaluationSchedule(config.refusal.every)))
     if config.samples is not None:
-        probes.append(ScheduledProbe(_samples(config.samples, tokenizer, data, data_kind, max_length), None, at_start=False))
+        probe = _samples(config.samples, tokenizer, data, data_kind, max_length)
+        probes.append(ScheduledProbe(probe, EvaluationSchedule(None, at_start=False)))  # the last step only
     return probes
 
 
 class ProbeCallback(L.Callback):
     """Runs the probes after the forgetting curve's evaluation at the same step (it is listed after it)."""
 
-    def __init__(self, probes: list[ScheduledProbe], log_metrics: Callable[[dict[str, float], int], None], tracker=None):
+    def __init__(self, probes: list[ScheduledProbe], sink: MetricsSink):
         self.probes = probes
-        self.log_metrics = log_metrics
-        self.tracker = tracker  # None on ranks other than 0
-        self.first: dict[str, float] = {}  # each metric's first value (step 0), for the run's summary
-        self.latest: dict[str, float] = {}
+        self.sink = sink  # the run's metrics; writes nothing on ranks other than 0
         self.seconds: dict[str, float] = {}  # wall time spent in each probe, logged at the end (probes/timing.json)
 
     def _run(self, trainer: L.Trainer, module: L.LightningModule, scheduled: ScheduledProbe) -> None:
         step = trainer.global_step
-        scheduled.last_step = step
+        scheduled.schedule.mark(step)
         if not trainer.is_global_zero:
             return
         started = time.perf_counter()
         metrics, artifacts = scheduled.probe.run(module.model, module.device, trainer.precision_plugin.forward_context, step)
         self.seconds[scheduled.probe.name] = self.seconds.get(scheduled.probe.name, 0.0) + time.perf_counter() - started
         if metrics:
-            self.latest.update(metrics)
-            for key, value in metrics.items():
-                self.first.setdefault(key, value)
-            self.log_metrics(metrics, step)
-        if self.tracker is not None:
-            for path, text in artifacts.items():
-                self.tracker.log_text(text, path)
-            self.tracker.flush()
+            self.sink.log(metrics, step)
+        for path, text in artifacts.items():
+            self.sink.log_text(text, path)
+        self.sink.flush()
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         for scheduled in self.probes:
-            if trainer.global_step == 0 and scheduled.at_start:
+            if scheduled.schedule.due_at_start(trainer.global_step):
                 self._run(trainer, module, scheduled)
-            elif trainer.global_step > 0:
-                scheduled.last_step = trainer.global_step  # resumed at a step that was already probed
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int) -> None:
-        step = trainer.global_step
-        if step == 0:
-            return
         for scheduled in self.probes:
-            if scheduled.due(step, trainer.max_steps):
+            if scheduled.schedule.due(trainer.global_step, trainer.max_steps):
                 self._run(trainer, module, scheduled)
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if self.tracker is not None and self.seconds:
+        if trainer.is_global_zero and self.seconds:
             timing = {"seconds": {name: round(value, 3) for name, value in self.seconds.items()}, "steps": trainer.global_step}
-            self.tracker.log_text(json.dumps(timing, indent=1), "probes/timing.json")
+            self.sink.log_text(json.dumps(timing, indent=1), "probes/timing.json")

@@ -1,0 +1,316 @@
+"""One fine-tuning run as a recipe: `setup()` builds each part from its config section, `train()` runs it.
+
+The order of `setup` matters, and each constraint is commented where it applies:
+- every input check (model, layers, data, forgetting text, replay text, probes) happens before
+  the MLflow run is created, so bad input never leaves a half-written run behind;
+- the seed is set just before the adapters are created, so the same config and seed give the
+  same adapters, batches and metric values on CPU;
+- the trainer exists before the data loader, whose sampler reads where to start from the
+  trainer's step (a resumed run continues with the batches an uninterrupted one would see).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+from forgetlab.config import (
+    DataConfig,
+    ForgetConfig,
+    LightningTrainerConfig,
+    LoraConfig,
+    MitigationConfig,
+    ModelConfig,
+    ProbesConfig,
+    RunConfig,
+    TrackingConfig,
+    TrainingConfig,
+    to_yaml,
+)
+from forgetlab.errors import UserError
+from forgetlab.recipe import runtime
+from forgetlab.recipe.result import RunResult
+from forgetlab.tracking import names
+from forgetlab.utils.mappings import flatten
+
+
+@dataclass
+class TextBlocks:
+    """Packed blocks of a text source and the fingerprint that names them in the run's params."""
+
+    blocks: object  # PackedBlocks
+    fingerprint: str
+
+
+class FineTuningRecipe:
+    """Fine-tunes LoRA adapters and logs L_ft and forgetting per evaluation step to MLflow.
+
+    Raises UserError on bad input, before any run exists.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        resume_run_id: Optional[str] = None,
+        extra_tags: Optional[dict[str, str]] = None,
+        progress: bool = True,
+        extra_callbacks: Optional[list] = None,
+    ):
+        if config.data.name is None:
+            # Record the data set's label explicitly: the warehouse and the fits group runs by it.
+            config = config.model_copy(update={"data": config.data.model_copy(update={"name": config.data.label()})})
+        self.config = config
+        self.resume_run_id = resume_run_id
+        self.extra_tags = extra_tags or {}
+        self.progress = progress
+        self.extra_callbacks = extra_callbacks or []
+
+    def setup(self) -> None:
+        config = self.config
+        runtime.quiet_libraries()
+        self._setup_threads(config.train)
+        self.on_gpu = runtime.wants_gpu(config.trainer)
+        self.rank = runtime.global_rank(runtime.devices_per_node(config.trainer))
+        # 1. Everything that can be wrong with the input, before any run exists.
+        self.base = self._setup_model(config.model)
+        self.data, self.validation = self._setup_data(config.data)
+        self.forget_text = self._setup_forget_text(config.forget)
+        self.replay_text = self._setup_replay(config.mitigation)  # None: no replay
+        self.probes = self._setup_probes(config.probes)  # [] = none configured
+        # 2. Adapters, seeded so the same seed gives the same initialisation.
+        self.model = self._setup_adapters(config.lora)
+        # 3. The tracking run (rank 0 only: one launch is one run), once the input is known good.
+        self.tracker, self.metrics = self._setup_tracking(config.tracking)
+        # 4. Lightning: callbacks, then the trainer, then the loader that reads the trainer's step.
+        self.callbacks = self._setup_callbacks(config.train)
+        self.trainer = self._setup_trainer(config.trainer)
+        self.loader = self._setup_loader(config.train)
+
+    # -- 1. input -------------------------------------------------------------------------------
+
+    def _setup_threads(self, train: TrainingConfig) -> None:
+        if train.num_threads:
+            import torch
+
+            torch.set_num_threads(train.num_threads)
+
+    def _setup_model(self, model: ModelConfig):
+        from forgetlab.model import check_model_fits_config, load_base
+
+        base = load_base(model, on_gpu=self.on_gpu, progress=self.progress)
+        check_model_fits_config(base.model, self.config.lora, self.config.train.context_length)
+        return base
+
+    def _setup_data(self, data: DataConfig):
+        """The fine-tuning data, and the validation blocks L_ft is measured on (the first `ft_eval_sequences`)."""
+        from forgetlab.data import load_fine_tuning_data
+
+        train = self.config.train
+        loaded = load_fine_tuning_data(data, self.base.tokenizer, train.context_length)
+        validation = loaded.validation
+        if len(validation) > train.ft_eval_sequences:
+            keep = train.ft_eval_sequences
+            validation = type(validation)(validation.input_ids[:keep], validation.labels[:keep])
+        return loaded, validation
+
+    def _setup_forget_text(self, forget: ForgetConfig) -> TextBlocks:
+        from forgetlab.data import load_forget_blocks
+
+        blocks, fingerprint = load_forget_blocks(forget, self.base.tokenizer, self.config.train.context_length, self.base.forget_text_path)
+        return TextBlocks(blocks, fingerprint)
+
+    def _setup_replay(self, mitigation: MitigationConfig) -> Optional[TextBlocks]:
+        if mitigation.replay <= 0:  # p = 0 loads nothing and leaves the batches untouched
+            return None
+        from forgetlab.data import load_replay_blocks
+        from forgetlab.model import is_embedded
+
+        model_name = self.config.model.name
+        blocks, fingerprint = load_replay_blocks(
+            mitigation, self.config.forget, self.base.tokenizer, self.config.train.context_length,
+            model_name if is_embedded(model_name) else None,
+        )  # fmt: skip
+        return TextBlocks(blocks, fingerprint)
+
+    def _setup_probes(self, probes: ProbesConfig) -> list:
+        from forgetlab.model import max_context
+        from forgetlab.probes.callback import load_probes
+
+        return load_probes(probes, self.base.tokenizer, self.config.data, self.data.kind, max_context(self.base.model))
+
+    # -- 2. adapters ----------------------------------------------------------------------------
+
+    def _setup_adapters(self, lora: LoraConfig):
+        import lightning as L
+
+        from forgetlab.model import apply_lora, count_trainable_parameters
+
+        L.seed_everything(self.config.seed, workers=True, verbose=False)
+        model = apply_lora(self.base.model, lora)
+        self.trainable_parameters = count_trainable_parameters(model)
+        return model
+
+    # -- 3. tracking ----------------------------------------------------------------------------
+
+    def _setup_tracking(self, tracking: TrackingConfig):
+        """The run's tracker (a do-nothing one on ranks other than 0) and the sink every metric goes through."""
+        from forgetlab.tracking import run_tracker
+        from forgetlab.tracking.sink import MetricsSink
+
+        tracker = run_tracker(tracking.uri, tracking.experiment, is_rank_zero=self.rank == 0)
+        if self.rank != 0:
+            return tracker, MetricsSink(tracker)
+        if self.resume_run_id:
+            already_logged = tracker.resume(self.resume_run_id)
+        else:
+            already_logged = set()
+            tracker.start(self.config.run_name(), self._tags())
+            tracker.log_params(self._params())
+            tracker.log_text(to_yaml(self.config), "config.yaml")
+        # Processes Lightning launches for the other devices inherit the environment: they
+        # learn the run id here and never open a run of their own.
+        os.environ[names.RUN_ID_ENV] = tracker.run_id
+        return tracker, MetricsSink(tracker, already_logged)
+
+    def _tags(self) -> dict[str, str]:
+        tags = {names.KIND: "run", names.DATASET: self.data.label, names.COMMAND: " ".join(sys.argv), **self.extra_tags}
+        commit = runtime.source_commit()
+        if commit:
+            tags[names.SOURCE_COMMIT] = commit
+        return tags
+
+    def _params(self) -> dict[str, object]:
+        """The config, flattened, plus what was measured or resolved at setup (docs/tracking-contract.md)."""
+        import torch
+
+        replay = {"fingerprint.replay": self.replay_text.fingerprint} if self.replay_text else {}
+        return {
+            **flatten(self.config.model_dump(mode="json")),
+            "P": self.trainable_parameters,
+            "data.kind": self.data.kind,
+            "data.train_sequences": len(self.data.train),
+            "data.validation_sequences": len(self.validation),
+            "fingerprint.base": self.base.fingerprint,
+            "fingerprint.data": self.data.fingerprint,
+            "fingerprint.forget_text": self.forget_text.fingerprint,
+            **replay,
+            "base.heldout_loss": self.base.heldout_loss if self.base.heldout_loss is not None else "",
+            "runtime.precision": runtime.precision(self.config.train, self.on_gpu),
+            "runtime.device": torch.cuda.get_device_name(0) if self.on_gpu else "cpu",
+            "runtime.threads": torch.get_num_threads(),
+            **{f"version.{name}": value for name, value in runtime.software_versions().items()},
+        }
+
+    # -- 4. Lightning ---------------------------------------------------------------------------
+
+    def _setup_callbacks(self, train: TrainingConfig) -> list:
+        """In order: the curve, then the probes (same steps, after it), the extras, the bar, the checkpoint.
+
+        The checkpoint comes after every evaluation of its step, so what it covers is in the store.
+        """
+        from forgetlab.checkpoints import EvaluationCheckpoint
+        from forgetlab.curves import ForgettingCurveCallback
+        from forgetlab.forgetting import ForgettingEvaluator
+        from forgetlab.paths import checkpoint_root
+        from forgetlab.probes.callback import ProbeCallback
+
+        forget = self.config.forget
+        vocab_size = self.base.model.config.vocab_size
+        evaluator = ForgettingEvaluator(self.forget_text.blocks, forget.batch_size, forget.base_cache_mb, vocab_size)
+        self.curve = ForgettingCurveCallback(evaluator, self.validation, train.eval_every, forget.batch_size, self.metrics)
+        callbacks: list = [self.curve]
+        if self.probes:
+            callbacks.append(ProbeCallback(self.probes, self.metrics))
+        callbacks.extend(self.extra_callbacks)
+        if self.progress:
+            from forgetlab.progress import StepProgress
+
+            progress_bar = StepProgress(train.steps, self.config.run_name())
+            self.metrics.listeners.append(progress_bar.show_evaluation)
+            callbacks.append(progress_bar)
+        if train.checkpoint_every > 0 and self.tracker.run_id:
+            callbacks.append(EvaluationCheckpoint(checkpoint_root() / self.tracker.run_id, train.checkpoint_every))
+        return callbacks
+
+    def _setup_trainer(self, trainer: LightningTrainerConfig):
+        import lightning as L
+
+        train = self.config.train
+        return L.Trainer(
+            max_steps=train.steps,
+            accelerator=trainer.accelerator,
+            devices=trainer.devices,
+            strategy=trainer.strategy,
+            num_nodes=trainer.num_nodes,
+            precision=runtime.precision(train, self.on_gpu),
+            accumulate_grad_batches=train.grad_accum,
+            gradient_clip_val=train.max_grad_norm,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=False,
+            use_distributed_sampler=False,
+            num_sanity_val_steps=0,
+            callbacks=self.callbacks,
+        )
+
+    def _setup_loader(self, train: TrainingConfig):
+        from torch.utils.data import DataLoader
+
+        from forgetlab.training import BlockDataset, SeededBatchSampler, TrainerPosition
+
+        trainer = self.config.trainer
+        replay = self.replay_text.blocks if self.replay_text else None
+        sampler = SeededBatchSampler(
+            num_examples=len(self.data.train),
+            batch_size=train.batch_size,
+            micro_batches_per_epoch=train.eval_every * train.grad_accum,
+            total_micro_batches=train.steps * train.grad_accum,
+            seed=self.config.seed,
+            world_size=trainer.num_nodes * runtime.devices_per_node(trainer),
+            rank=self.rank,
+            first_micro_batch=TrainerPosition(self.trainer, train.grad_accum),
+            replay_share=self.config.mitigation.replay,
+            replay_examples=len(replay) if replay is not None else 0,
+        )
+        return DataLoader(BlockDataset(self.data.train, replay), batch_sampler=sampler)
+
+    # -- training -------------------------------------------------------------------------------
+
+    def train(self) -> RunResult:
+        """Fit, then end the tracking run with its status; a diverged run is a UserError after it is marked FAILED."""
+        from forgetlab.paths import checkpoint_root
+        from forgetlab.checkpoints import latest_checkpoint
+        from forgetlab.training import DivergedError, LoRAFineTuning
+
+        self.model.train()
+        module = LoRAFineTuning(self.model, self.config.train, self.config.mitigation)
+        # Every rank restores the same checkpoint; only rank 0 touches the tracking run.
+        resume = latest_checkpoint(checkpoint_root() / self.resume_run_id) if self.resume_run_id else None
+        status, failure = "FINISHED", None
+        try:
+            self.trainer.fit(module, train_dataloaders=self.loader, ckpt_path=resume, weights_only=True)
+        except DivergedError as error:
+            status, failure = "FAILED", str(error)
+        except (KeyboardInterrupt, SystemExit):
+            self.tracker.finish("KILLED", "interrupted")
+            raise
+        except BaseException as error:
+            self.tracker.finish("FAILED", f"{type(error).__name__}: {error}")
+            raise
+        self.tracker.finish(status, failure)
+        run_id = self.tracker.run_id
+        if status == "FAILED":
+            raise UserError(f"run {run_id} diverged ({failure}) and is marked FAILED; lower train.lr or keep train.max_grad_norm set")
+        return RunResult(
+            run_id=run_id,
+            run_name=self.config.run_name(),
+            status=status,
+            tracking_uri=self.tracker.tracking_uri,
+            P=self.trainable_parameters,
+            steps_done=self.trainer.global_step,
+            first=dict(self.metrics.first),
+            last=dict(self.metrics.last),
+        )

@@ -1,0 +1,52 @@
+"""The names of every tag and metric forgetlab writes to MLflow, in one torch-free place.
+
+Tags (`forgetlab.*`) say what a run is and who owns it; the warehouse, the sweep and `--resume`
+read them. Metrics: see below.
+
+The warehouse's `curves` pivot (warehouse/schema.py, which must not import torch), the
+forgetting and penalty sums (forgetting.py, training.py) and the run summary (commands/run.py)
+read these lists. The probes and curves.py write their keys literally, next to the computation;
+a real-run test (tests/test_probes.py) checks that every key a run logs is in CURVE_METRICS.
+Definitions: README, "What a run measures"; the contract: docs/tracking-contract.md.
+"""
+
+from __future__ import annotations
+
+# Tags on every forgetlab run (docs/tracking-contract.md).
+KIND = "forgetlab.kind"  # "run", "sweep" or "fit"
+DATASET = "forgetlab.dataset"
+COMMAND = "forgetlab.command"  # the command line that started the run (secrets scrubbed)
+SOURCE_COMMIT = "forgetlab.source_commit"  # forgetlab's git commit, when run from a checkout
+FAILURE = "forgetlab.failure"  # why a run ended FAILED or KILLED
+# Ownership of a RUNNING run: which process writes it, and when it last wrote (tracking/run.py).
+HOST = "forgetlab.host"
+PID = "forgetlab.pid"
+HEARTBEAT_MS = "forgetlab.heartbeat_ms"
+# Sweeps (sweep_runner.py, sweep.py).
+SWEEP = "forgetlab.sweep"
+SWEEP_FILE = "forgetlab.sweep_file"
+POINT = "forgetlab.point"
+
+# Processes Lightning launches for the other devices learn the run id from this variable.
+RUN_ID_ENV = "FORGETLAB_RUN_ID"
+
+# On the forgetting text, every evaluation (forgetting.py: batch_forgetting_sums).
+FORGETTING_METRICS: tuple[str, ...] = ("forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree")
+
+# Only when that mitigation's penalty is on (mitigations.py); means over the updates since the last evaluation.
+PENALTY_METRICS: tuple[str, ...] = ("penalty_kl", "penalty_l2")
+
+# Only when that probe is configured (probes/); NULL in the warehouse at steps a probe did not run.
+MULTIPLE_CHOICE_METRICS: tuple[str, ...] = ("probe_mc_acc", "probe_mc_acc_norm", "probe_mc_agree", "probe_mc_agree_norm")
+REFUSAL_METRICS: tuple[str, ...] = ("probe_refusal_rate", "probe_refusal_lost")
+
+# One column each in the warehouse's `curves` view, in this order.
+CURVE_METRICS: tuple[str, ...] = (
+    "train_loss",
+    "ft_loss",
+    *FORGETTING_METRICS,
+    "lr",
+    *PENALTY_METRICS,
+    *MULTIPLE_CHOICE_METRICS,
+    *REFUSAL_METRICS,
+)

@@ -1,0 +1,178 @@
+"""One MLflow run: created or reopened, owned by one process, params once, metrics in batches.
+
+Logging a metric through MLflow's SQLite store costs several milliseconds per call, a sizeable
+share of a tiny model's step, so metrics are buffered and written with one `log_batch` per
+evaluation. Secrets (tokens, passwords in URIs) are scrubbed from everything logged.
+
+A run records who writes it (host and pid tags, `owner_tags`) and, with every flush, when it
+last wrote (the heartbeat tag); a sweep and `--resume` read both (`owner_alive`) to tell a live
+run from a dead one. On a resume the run reopens and reports the (metric, step) pairs it already
+holds, so nothing is logged twice.
+
+Only global rank 0 of a multi-device launch tracks; the other ranks get a `NullTracker`, which
+takes every call and writes nothing, so no caller asks which rank it is on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_path
+from forgetlab.tracking import names
+from forgetlab.tracking.secrets import scrub_secrets
+from forgetlab.tracking.store import client
+from forgetlab.utils.processes import process_alive
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+PARAMS_PER_BATCH = 100  # MLflow's limit on params in one log_batch
+METRICS_PER_BATCH = 1000  # MLflow's limit on metrics in one log_batch
+MAX_FAILURE_LENGTH = 5000
+
+
+def owner_tags() -> dict[str, str]:
+    """The tags that name this process as the writer of a run."""
+    return {names.HOST: socket.gethostname(), names.PID: str(os.getpid())}
+
+
+def owner_alive(tags: dict[str, str]) -> Optional[bool]:
+    """Whether the process named by a run's owner tags is alive; None when it ran on another machine."""
+    return process_alive(tags.get(names.HOST, ""), tags.get(names.PID, ""))
+
+
+class RunTracker:
+    """One MLflow run, created (`start`) or reopened for a resume (`resume`)."""
+
+    def __init__(self, tracking_uri: Optional[str], experiment: str):
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.client = client(self.tracking_uri, prepare=True)
+        self.experiment_id = self._experiment_id(experiment)
+        self.run_id: Optional[str] = None
+        self._buffer: list[Any] = []
+
+    def _experiment_id(self, name: str) -> str:
+        existing = self.client.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        artifact_location = None
+        if sqlite_path(self.tracking_uri) is not None:
+            artifact_location = default_artifact_root().resolve().as_uri()
+        try:
+            return self.client.create_experiment(name, artifact_location=artifact_location)
+        except Exception:
+            # Another process of a sweep created it between our lookup and our create.
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def start(self, run_name: str, tags: dict[str, str]) -> str:
+        """Create the run, owned by this process; returns its id."""
+        tags = {**tags, **owner_tags()}
+        run = self.client.create_run(
+            self.experiment_id, run_name=scrub_secrets(run_name), tags={k: scrub_secrets(str(v)) for k, v in tags.items()}
+        )
+        self.run_id = run.info.run_id
+        return self.run_id
+
+    def reopen(self, run_id: str) -> None:
+        """Continue an existing run (resume): it becomes RUNNING again."""
+        self.run_id = run_id
+        self.client.update_run(run_id, status="RUNNING")
+
+    def resume(self, run_id: str) -> set[tuple[str, int]]:
+        """Reopen `run_id`, owned by this process now; returns the (metric, step) pairs it already holds."""
+        self.reopen(run_id)
+        self.set_tags(owner_tags())
+        return {
+            (key, metric.step)
+            # Every key the run has logged (curves, penalties, probes), not a list kept by hand.
+            for key in self.client.get_run(run_id).data.metrics
+            for metric in self.client.get_metric_history(run_id, key)
+        }
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        entries = [Param(key, scrub_secrets(str(value))[:MAX_PARAM_LENGTH]) for key, value in params.items()]
+        for start in range(0, len(entries), PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=entries[start : start + PARAMS_PER_BATCH])
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(key, scrub_secrets(str(value))) for key, value in tags.items()])
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Buffer metrics of one step; written at the next `flush`."""
+        from mlflow.entities import Metric
+
+        timestamp = int(time.time() * 1000)
+        self._buffer.extend(Metric(key, float(value), timestamp, step) for key, value in metrics.items())
+
+    def flush(self) -> None:
+        """Write buffered metrics, with a heartbeat tag that tells a sweep this run is alive."""
+        from mlflow.entities import RunTag
+
+        if self._buffer and self.run_id is not None:
+            heartbeat = [RunTag(names.HEARTBEAT_MS, str(int(time.time() * 1000)))]
+            for start in range(0, len(self._buffer), METRICS_PER_BATCH):
+                self.client.log_batch(self.run_id, metrics=self._buffer[start : start + METRICS_PER_BATCH], tags=heartbeat)
+            self._buffer = []
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, scrub_secrets(text), artifact_file)
+
+    def log_file(self, path: Path, artifact_path: Optional[str] = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def finish(self, status: str, failure: Optional[str] = None) -> None:
+        self.flush()
+        if failure:
+            self.set_tags({names.FAILURE: failure[:MAX_FAILURE_LENGTH]})
+        self.client.set_terminated(self.run_id, status=status)
+
+
+class NullTracker:
+    """The tracker of ranks other than 0: every call is taken and nothing is written.
+
+    `run_id` is the id rank 0 published in the environment (`names.RUN_ID_ENV`), so checkpoints
+    of every rank go to the same folder; `tracking_uri` is empty (nothing to report).
+    """
+
+    tracking_uri = ""
+
+    def __init__(self) -> None:
+        self.run_id = os.environ.get(names.RUN_ID_ENV, "")
+
+    def resume(self, run_id: str) -> set[tuple[str, int]]:
+        return set()
+
+    def start(self, run_name: str, tags: dict[str, str]) -> str:
+        return self.run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        pass
+
+    def log_file(self, path: Path, artifact_path: Optional[str] = None) -> None:
+        pass
+
+    def finish(self, status: str, failure: Optional[str] = None) -> None:
+        pass
+
+
+def run_tracker(tracking_uri: Optional[str], experiment: str, is_rank_zero: bool) -> RunTracker | NullTracker:
+    """The run's tracker on global rank 0 (one launch is one run), a `NullTracker` elsewhere."""
+    return RunTracker(tracking_uri, experiment) if is_rank_zero else NullTracker()

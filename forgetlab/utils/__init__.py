@@ -1,0 +1,1 @@
+"""Small utilities, each written once: atomic file writes, package versions, path and process tests, flatten."""
