@@ -11,6 +11,7 @@ import os
 import sys
 
 import typer
+import typer.main
 
 from forgetlab.errors import UserError
 
@@ -40,10 +41,32 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _flags_without_value(command) -> None:
+    """Show flags as taking no value in the help: typer's rich help writes `<bool>` beside `--dry-run`.
+
+    An empty metavar is what typer prints in the type column; the help option is made here
+    (click makes it lazily and caches it) so that `--help` is listed the same way.
+    """
+    from typer._click import Context
+
+    for param in [*command.params, command.get_help_option(Context(command))]:
+        if param is not None and getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for child in getattr(command, "commands", {}).values():
+        _flags_without_value(child)
+
+
+def command():
+    """The click command of the app, as `forgetlab` runs it."""
+    built = typer.main.get_command(app)
+    _flags_without_value(built)
+    return built
+
+
 def main() -> None:
     """Console entry point: run the app, turning a `UserError` into one line and its exit code."""
     try:
-        app(standalone_mode=False)
+        command()(standalone_mode=False)
     except UserError as error:
         typer.secho(f"error: {error.message}", err=True, fg=typer.colors.RED)
         sys.exit(error.exit_code)

@@ -379,10 +379,20 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def _describe_validation_error(error: ValidationError, source: str) -> str:
-    """First pydantic error -> 'FILE: key.path: what was expected (got X)'."""
+def _blame(key: str, source: str, overrides: list[str]) -> str:
+    """Who set `key`: the last override whose dotted key is `key` or a section above it, else the file."""
+    for text in reversed(overrides):
+        dotted = text.split("=", 1)[0].strip()
+        if key == dotted or key.startswith(f"{dotted}."):
+            return f"override '{text}'"
+    return source
+
+
+def _describe_validation_error(error: ValidationError, source: str, overrides: list[str] = ()) -> str:
+    """First pydantic error -> 'FILE: key.path: what was expected (got X)', or 'override 'K=V': ...' when an override set it."""
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    source = _blame(key, source, list(overrides))
     kind = first["type"]
     if kind == "extra_forbidden":
         parent = key.rsplit(".", 1)[0] if "." in key else None
@@ -428,18 +438,29 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def validate_run_config(raw: dict[str, Any], source: str) -> RunConfig:
+def validate_run_config(raw: dict[str, Any], source: str, overrides: list[str] = ()) -> RunConfig:
+    """A RunConfig from a raw mapping; the first problem is a UserError naming `source` (or the override that caused it)."""
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:
-        raise UserError(_describe_validation_error(error, source)) from None
+        raise UserError(_describe_validation_error(error, source, overrides)) from None
+
+
+SWEEP_KEYS = ("base", "grid", "points")  # top-level keys of a sweep file (forgetlab/sweep.py), none of a run config
+
+
+def _refuse_sweep_file(raw: dict[str, Any], path: Path) -> None:
+    if any(key in raw for key in SWEEP_KEYS) and not any(key in raw for key in RunConfig.model_fields):
+        raise UserError(f"{path}: this is a sweep file; use `forgetlab sweep --config {path}`")
 
 
 def load_run_config(path: Optional[Path], overrides: list[str] = ()) -> RunConfig:
     """Read, override and validate a run config. No path = all defaults (the embedded r4 run)."""
     raw = read_yaml(path) if path is not None else {}
+    if path is not None:
+        _refuse_sweep_file(raw, path)
     raw = apply_overrides(raw, list(overrides))
-    return validate_run_config(raw, str(path) if path else "config")
+    return validate_run_config(raw, str(path) if path else "config", list(overrides))
 
 
 def to_yaml(config: RunConfig) -> str:

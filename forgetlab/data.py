@@ -22,6 +22,8 @@ import torch
 from forgetlab.config import DataConfig, ForgetConfig, MitigationConfig
 from forgetlab.errors import UserError
 from forgetlab.paths import cache_root
+from forgetlab.utils.files import write_atomic
+from forgetlab.utils.paths import is_local_path
 
 IGNORE_INDEX = -100
 EMBEDDED_SCHEME = "embedded:"
@@ -149,10 +151,6 @@ def _load_hub(name: str, hub_config: Optional[str], split: str, key: str):
         ) from None
 
 
-def _looks_local(source: str) -> bool:
-    return source.startswith((".", "/", "~")) or Path(source).suffix.lower() in SUFFIX_TO_BUILDER or Path(source).exists()
-
-
 def load_split(source: str, split: str, hub_config: Optional[str], key: str):
     """Records of one split of a source, or None if the source has no such split."""
     if source.startswith(EMBEDDED_SCHEME):
@@ -163,7 +161,7 @@ def load_split(source: str, split: str, hub_config: Optional[str], key: str):
         if split in VALIDATION_SPLIT_ALIASES:
             path = embedded.validation_path
         return None if path is None else _load_local(Path(path), "train", key)
-    if _looks_local(source):
+    if is_local_path(source, SUFFIX_TO_BUILDER):
         path = Path(source).expanduser()
         if not path.exists():
             raise UserError(f"{key}: '{source}' does not exist; give an existing file or folder, or a hub name")
@@ -251,10 +249,8 @@ def _cached_pack(records, kind: str, config: DataConfig, tokenizer, context_leng
         stored = torch.load(cache_file, weights_only=True)
         return PackedBlocks(stored["input_ids"], stored["labels"]), key
     blocks = pack(*_token_stream(records, kind, config, tokenizer), context_length)
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cache_file.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"input_ids": blocks.input_ids, "labels": blocks.labels}, temporary)
-    os.replace(temporary, cache_file)  # atomic: a concurrent run never reads half a file
+    stored = {"input_ids": blocks.input_ids, "labels": blocks.labels}
+    write_atomic(cache_file, lambda temporary: torch.save(stored, temporary))  # a concurrent run never reads half a file
     return blocks, key
 
 
@@ -301,7 +297,7 @@ def load_forget_blocks(
         records = _load_local(Path(embedded_forget_text), "train", "forget.source")
     else:
         records = load_split(source, config.split, config.hub_config, "forget.source")
-        if records is None and _looks_local(source):
+        if records is None and is_local_path(source, SUFFIX_TO_BUILDER):
             records = load_split(source, "train", config.hub_config, "forget.source")
         if records is None:
             raise UserError(f"forget.split: '{source}' has no split '{config.split}'")
@@ -346,7 +342,7 @@ def load_replay_blocks(
         records = _load_local(ensure_pretrain_documents(embedded_base), "train", key)
     else:
         records = load_split(source, config.replay_split, config.replay_hub_config, key)
-        if records is None and _looks_local(source):
+        if records is None and is_local_path(source, SUFFIX_TO_BUILDER):
             records = load_split(source, "train", config.replay_hub_config, key)
         if records is None:
             raise UserError(f"mitigation.replay_split: '{source}' has no split '{config.replay_split}'")

@@ -17,6 +17,7 @@ import torch
 
 from forgetlab.config import LoraConfig, ModelConfig
 from forgetlab.errors import UserError
+from forgetlab.utils.paths import is_local_path
 
 EMBEDDED_PREFIX = "embedded"
 
@@ -35,10 +36,6 @@ class LoadedBase:
 
 def is_embedded(name: str) -> bool:
     return name == EMBEDDED_PREFIX or name.startswith(EMBEDDED_PREFIX + "-")
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or Path(name).suffix != "" or name.count("/") > 1
 
 
 def resolve_dtype(requested: str, on_gpu: bool) -> torch.dtype:
@@ -75,8 +72,8 @@ def load_base(config: ModelConfig, on_gpu: bool = False, progress: bool = True) 
         heldout_loss = embedded.heldout_loss
         trust_remote_code = False
     else:
-        location = str(Path(config.name).expanduser()) if _looks_like_path(config.name) else config.name
-        if _looks_like_path(config.name) and not Path(location).exists():
+        location = str(Path(config.name).expanduser()) if is_local_path(config.name) else config.name
+        if is_local_path(config.name) and not Path(location).exists():
             raise UserError(
                 f"model.name: checkpoint folder '{config.name}' does not exist; "
                 "give an existing folder, a hub name, or 'embedded'"

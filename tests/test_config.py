@@ -86,3 +86,43 @@ def test_run_name_is_derived_from_config(tmp_path):
     assert config.run_name() == "r8-instruct-s3"
     mitigated = load_run_config(None, ["mitigation.replay=0.05", "mitigation.kl_to_base=0.1"])
     assert mitigated.run_name() == "r4-code-s0-replay0.05-kl0.1"
+
+
+def test_override_error_is_blamed_on_the_override_not_the_file(capsys, monkeypatch):
+    from cli_helpers import invoke
+
+    code, out, err = invoke(["run", "--config", "lightning_configs/r4.yaml", "lora.rnak=4"], capsys, monkeypatch)
+    assert code == 2
+    line = " ".join(err.split())
+    assert "override 'lora.rnak=4': unknown key 'lora.rnak'" in line
+    assert "r4.yaml" not in line
+    with pytest.raises(UserError, match=r"^override 'train.steps=0': train.steps: Input should be greater than 0"):
+        load_run_config(REPO / "lightning_configs" / "r4.yaml", ["train.steps=0"])
+
+
+def test_a_mistake_in_the_file_still_names_the_file(tmp_path):
+    with pytest.raises(UserError, match=r"bad.yaml: unknown key 'lora.rnak'"):
+        load_run_config(write(tmp_path, "lora:\n  rnak: 4\n"), ["lora.rank=8"])
+
+
+def test_a_sweep_file_given_to_run_says_to_use_sweep(capsys, monkeypatch):
+    from cli_helpers import invoke
+
+    code, out, err = invoke(["run", "--config", "lightning_configs/sweep-smoke.yaml"], capsys, monkeypatch)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert "this is a sweep file; use `forgetlab sweep --config lightning_configs/sweep-smoke.yaml`" in lines[0]
+
+
+def test_help_shows_flags_without_a_value(capsys, monkeypatch):
+    from cli_helpers import invoke
+
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = invoke(["sweep", "--help"], capsys, monkeypatch)
+    assert code == 0
+    dry_run = next(line for line in out.splitlines() if "--dry-run" in line)
+    assert "<bool>" not in dry_run and "List the points" in dry_run
+    assert "<float>" in next(line for line in out.splitlines() if "--stale-minutes" in line)  # options with a value keep theirs
+    code, out, _ = invoke(["run", "--help"], capsys, monkeypatch)
+    assert "<bool>" not in out

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ from forgetlab.embedded.corpus import (
 )
 from forgetlab.embedded.pretrain import DEFAULT_SPEC, TINY_SPEC, BaseSpec
 from forgetlab.errors import UserError
+from forgetlab.utils.files import write_atomic
+from forgetlab.utils.versions import package_versions
 
 BASE_SPECS: dict[str, BaseSpec] = {"embedded": DEFAULT_SPEC, "embedded-tiny": TINY_SPEC}
 # Bump when the build itself (tokenizer training, pretraining loop, file layout) changes behaviour,
@@ -103,19 +104,7 @@ def corpus_fingerprint(root: Path) -> str:
 
 
 def _versions() -> dict[str, str]:
-    import tokenizers
-    import torch
-    import transformers
-
-    import forgetlab
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "tokenizers": tokenizers.__version__,
-        "forgetlab": forgetlab.__version__,
-    }
+    return package_versions(("torch", "transformers", "tokenizers", "forgetlab"))
 
 
 def _write_documents(path: Path, documents: tuple[str, ...]) -> None:
@@ -215,9 +204,6 @@ def ensure_pretrain_documents(name: str = "embedded", progress: bool = True) -> 
     text (the split is by hash, see `corpus.py`). Written beside the base on first use (seconds:
     the stdlib is read again) and atomically, so concurrent runs of a sweep may all ask for it.
     """
-    import os
-    import tempfile
-
     base = ensure_embedded_base(name, progress=progress)
     path = base.folder / "pretrain.jsonl"
     if path.exists():
@@ -228,16 +214,8 @@ def ensure_pretrain_documents(name: str = "embedded", progress: bool = True) -> 
             f"the stdlib's docstrings changed since base '{name}' was built; rebuild it with "
             f"`forgetlab base build --name {name} --force` before replaying its pretraining text"
         )
-    handle, temporary = tempfile.mkstemp(prefix=".pretrain.", suffix=".tmp", dir=base.folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            for document in corpus.pretrain:
-                stream.write(json.dumps({"text": document}, ensure_ascii=False) + "\n")
-        os.chmod(temporary, 0o644)  # like the base's other files (mkstemp makes 0600)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    # 0o644 like the base's other files.
+    write_atomic(path, lambda temporary: _write_documents(temporary, tuple(corpus.pretrain)), mode=0o644)
     return path
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from forgetlab.paths import CACHE_ENV, cache_root  # noqa: F401  (re-exported: one definition of the cache folder)
+from forgetlab.utils.files import current_umask, write_json_atomic  # noqa: F401  (re-exported: embedded/base.py writes with it)
 
 
 def sha256_file(path: Path) -> str:
@@ -38,28 +39,6 @@ def sha256_file(path: Path) -> str:
 def sha256_json(value: Any) -> str:
     """Hash of a JSON-able value, independent of dict order."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _umask() -> int:
-    current = os.umask(0)  # the only way to read it is to set it
-    os.umask(current)
-    return current
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON so that a concurrent reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(value, stream, indent=2, sort_keys=True)
-            stream.write("\n")
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private (0600)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 @contextlib.contextmanager
@@ -105,7 +84,7 @@ def build_once(final: Path, build: Callable[[Path], None], *, force: bool = Fals
         temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
         try:
             # mkdtemp makes the folder private (0700); a cache entry is as readable as any folder.
-            temporary.chmod(0o777 & ~_umask())
+            temporary.chmod(0o777 & ~current_umask())
             build(temporary)
             if final.exists():
                 # os.replace cannot overwrite a non-empty folder: move the old one aside first.

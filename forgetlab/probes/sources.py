@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 from forgetlab.errors import UserError
+from forgetlab.utils.paths import is_local_path
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SHIPPED = {"embedded:cloze": "docstring_cloze.jsonl", "embedded:refusal": "refusal.csv"}
 LOCAL_SUFFIXES = (".jsonl", ".json", ".csv")
-
-
-def _looks_like_path(source: str) -> bool:
-    return source.startswith((".", "/", "~")) or Path(source).suffix != "" or source.count("/") > 1
 
 
 def read_records(source: str, hub_config: Optional[str], split: str, key: str) -> list[dict[str, Any]]:
@@ -32,7 +29,7 @@ def read_records(source: str, hub_config: Optional[str], split: str, key: str) -
     path = Path(source).expanduser()
     if path.exists():
         return _read_local(path, key)
-    if _looks_like_path(source):
+    if is_local_path(source):
         raise UserError(f"{key}: probe file '{source}' not found; give an existing .jsonl/.json/.csv file or a hub name")
     return _read_hub(source, hub_config, split, key)
 

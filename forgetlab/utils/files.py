@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 
-def _umask() -> int:
+def current_umask() -> int:
     current = os.umask(0)  # the only way to read it is to set it
     os.umask(current)
     return current
@@ -31,7 +31,7 @@ def write_atomic(path: Path, write: Callable[[Path], None], mode: Optional[int] 
     temporary = Path(name)
     try:
         write(temporary)
-        os.chmod(temporary, mode if mode is not None else 0o666 & ~_umask())
+        os.chmod(temporary, mode if mode is not None else 0o666 & ~current_umask())
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
