@@ -10,6 +10,7 @@ before the tracking run is created.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Union, get_args
 
@@ -109,6 +110,24 @@ class DataConfig(Section):
         return Path(source.rstrip("/")).stem.split("/")[-1] or "data"
 
 
+@dataclass(frozen=True)
+class TextSource:
+    """Where a text is read from: one shape for the forgetting text, the replay text and the probe files.
+
+    The YAML keys stay those each section documents (`forget.split`, `mitigation.replay_split`,
+    `probes.refusal.split`, ...); `prefix` rebuilds them for messages: `key("split")`.
+    """
+
+    source: str  # 'embedded:NAME', a local file or folder, or a hub data set id
+    hub_config: Optional[str]
+    split: str
+    text_field: Optional[str]  # the column holding the text; None where the reader picks its columns (probes)
+    prefix: str  # 'forget.', 'mitigation.replay_', 'probes.refusal.'
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+
 class ForgetConfig(Section):
     source: str = Field(
         "embedded:forget",
@@ -126,6 +145,9 @@ class ForgetConfig(Section):
         description="Keep the base model's log-probabilities in memory when they fit in this many MB "
         "(computed once); above it they are recomputed with the adapters disabled at each evaluation.",
     )
+
+    def text_source(self) -> TextSource:
+        return TextSource(self.source, self.hub_config, self.split, self.text_field, "forget.")
 
 
 class TrainingConfig(Section):
@@ -177,14 +199,17 @@ class MitigationConfig(Section):
         ge=0.0,
         description="λ: adds λ·KL(p_base ‖ p_ft), averaged over the training batch's positions, to the loss; p_base "
         "is the same network with the adapters disabled. Cost: one extra forward pass (no backward) per micro-batch "
-        "(measured 1.6x the step time on the embedded base). 0 = off.",
+        "(measured cost: benchmarks/RESULTS.md). 0 = off.",
     )
     l2_to_base: float = Field(
         0.0,
         ge=0.0,
         description="μ: adds μ·Σ over adapted modules of ‖ΔW‖_F² = scaling²·‖B·A‖_F² (from r×r products, never "
-        "forming ΔW) to the loss. Cost: small (measured +5–11% step time at ranks 4 and 64 on the embedded base). 0 = off.",
+        "forming ΔW) to the loss. Cost: small (measured: benchmarks/RESULTS.md). 0 = off.",
     )
+
+    def replay_text_source(self) -> TextSource:
+        return TextSource(self.replay_source, self.replay_hub_config, self.replay_split, self.replay_text_field, "mitigation.replay_")
 
 
 class LightningTrainerConfig(Section):
@@ -238,6 +263,9 @@ class MultipleChoiceProbeConfig(Section):
         "step 0 and the last step. A multiple of train.eval_every puts the probe on evaluation steps."
     )
 
+    def text_source(self) -> TextSource:
+        return TextSource(self.source, self.hub_config, self.split, None, "probes.multiple_choice.")
+
     @field_validator("template")
     @classmethod
     def _template_has_question(cls, template: Optional[str]) -> Optional[str]:
@@ -271,6 +299,9 @@ class RefusalProbeConfig(Section):
         None, gt=0, description="Probe every this many updates (and at step 0 and the last step); null = only at "
         "step 0 and the last step."
     )
+
+    def text_source(self) -> TextSource:
+        return TextSource(self.source, self.hub_config, self.split, None, "probes.refusal.")
 
     @field_validator("judge")
     @classmethod

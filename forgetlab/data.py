@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-from forgetlab.config import DataConfig, ForgetConfig, MitigationConfig
+from forgetlab.config import DataConfig, ForgetConfig, MitigationConfig, TextSource
 from forgetlab.errors import UserError
 from forgetlab.paths import cache_root
 from forgetlab.utils.files import write_atomic
@@ -283,30 +283,41 @@ def load_fine_tuning_data(config: DataConfig, tokenizer, context_length: int) ->
     return FineTuningData(config.label(), kind, train, validation, fingerprint)
 
 
+def load_text_blocks(text: TextSource, tokenizer, context_length: int, local_file: Optional[Path] = None) -> tuple[PackedBlocks, str]:
+    """Packed blocks of a text source (the forgetting text, the replay text) and their cache key.
+
+    `local_file` stands in for an `embedded:` source (the caller resolves it). A local file that
+    has no split named `text.split` is read whole ('train'). Problems are UserErrors naming the
+    source's own keys (`forget.split`, `mitigation.replay_text_field`, ...).
+    """
+    source = text.source
+    if local_file is not None:
+        records = _load_local(Path(local_file), "train", text.key("source"))
+    else:
+        records = load_split(source, text.split, text.hub_config, text.key("source"))
+        if records is None and is_local_path(source, SUFFIX_TO_BUILDER):
+            records = load_split(source, "train", text.hub_config, text.key("source"))
+        if records is None:
+            raise UserError(f"{text.key('split')}: '{source}' has no split '{text.split}'")
+    if text.text_field not in records.column_names:
+        raise UserError(
+            f"{text.key('text_field')}: column '{text.text_field}' is not in '{source}' (columns: {', '.join(records.column_names)})"
+        )
+    return _cached_pack(records, "text", DataConfig(format="text", text_field=text.text_field), tokenizer, context_length)
+
+
 def load_forget_blocks(
     config: ForgetConfig, tokenizer, context_length: int, embedded_forget_text: Optional[Path]
 ) -> tuple[PackedBlocks, str]:
     """The first `num_sequences` packed blocks of the forgetting text, and their fingerprint."""
     source = config.source
-    if source == f"{EMBEDDED_SCHEME}forget":
-        if embedded_forget_text is None:
-            raise UserError(
-                "forget.source: 'embedded:forget' is the embedded base's held-out text; with another model "
-                "give a local text file or a hub data set (e.g. wikitext, hub_config wikitext-103-raw-v1)"
-            )
-        records = _load_local(Path(embedded_forget_text), "train", "forget.source")
-    else:
-        records = load_split(source, config.split, config.hub_config, "forget.source")
-        if records is None and is_local_path(source, SUFFIX_TO_BUILDER):
-            records = load_split(source, "train", config.hub_config, "forget.source")
-        if records is None:
-            raise UserError(f"forget.split: '{source}' has no split '{config.split}'")
-    if config.text_field not in records.column_names:
+    if source == f"{EMBEDDED_SCHEME}forget" and embedded_forget_text is None:
         raise UserError(
-            f"forget.text_field: column '{config.text_field}' is not in '{source}' (columns: {', '.join(records.column_names)})"
+            "forget.source: 'embedded:forget' is the embedded base's held-out text; with another model "
+            "give a local text file or a hub data set (e.g. wikitext, hub_config wikitext-103-raw-v1)"
         )
-    text_config = DataConfig(format="text", text_field=config.text_field)
-    blocks, key = _cached_pack(records, "text", text_config, tokenizer, context_length)
+    local_file = embedded_forget_text if source == f"{EMBEDDED_SCHEME}forget" else None
+    blocks, key = load_text_blocks(config.text_source(), tokenizer, context_length, local_file)
     if len(blocks) < config.num_sequences:
         raise UserError(
             f"forget.num_sequences: '{source}' packs into only {len(blocks)} sequences of {context_length} tokens; "
@@ -331,6 +342,7 @@ def load_replay_blocks(
             f"{key}: '{source}' is the forgetting text (forget.source); replaying it would train on what forgetting "
             "is measured on. Use pretraining-domain text that is not the evaluation text"
         )
+    local_file = None
     if source == f"{EMBEDDED_SCHEME}pretrain":
         if embedded_base is None:
             raise UserError(
@@ -339,19 +351,8 @@ def load_replay_blocks(
             )
         from forgetlab.embedded import ensure_pretrain_documents
 
-        records = _load_local(ensure_pretrain_documents(embedded_base), "train", key)
-    else:
-        records = load_split(source, config.replay_split, config.replay_hub_config, key)
-        if records is None and is_local_path(source, SUFFIX_TO_BUILDER):
-            records = load_split(source, "train", config.replay_hub_config, key)
-        if records is None:
-            raise UserError(f"mitigation.replay_split: '{source}' has no split '{config.replay_split}'")
-    if config.replay_text_field not in records.column_names:
-        raise UserError(
-            f"mitigation.replay_text_field: column '{config.replay_text_field}' is not in '{source}' "
-            f"(columns: {', '.join(records.column_names)})"
-        )
-    blocks, packed_key = _cached_pack(records, "text", DataConfig(format="text", text_field=config.replay_text_field), tokenizer, context_length)
+        local_file = ensure_pretrain_documents(embedded_base)
+    blocks, packed_key = load_text_blocks(config.replay_text_source(), tokenizer, context_length, local_file)
     if len(blocks) == 0:
         raise UserError(f"{key}: '{source}' has fewer tokens than one context ({context_length}); give more text")
     return blocks, packed_key

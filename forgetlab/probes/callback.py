@@ -23,7 +23,7 @@ from forgetlab.probes.judge import load_judge
 from forgetlab.probes.multiple_choice import CLOZE_TEMPLATE, HARNESS_TEMPLATE, MultipleChoiceProbe, parse_question
 from forgetlab.probes.refusal import RefusalProbe
 from forgetlab.probes.samples import SamplesProbe
-from forgetlab.probes.sources import read_records
+from forgetlab.probes.sources import read_source_records
 from forgetlab.schedule import EvaluationSchedule
 from forgetlab.tracking.sink import MetricsSink
 
@@ -36,7 +36,7 @@ class ScheduledProbe:
 
 def _multiple_choice(config, tokenizer, max_length: Optional[int]) -> MultipleChoiceProbe:
     key = "probes.multiple_choice.source"
-    rows = read_records(config.source, config.hub_config, config.split, key)
+    rows = read_source_records(config.text_source())
     if config.max_items is not None:
         rows = rows[: config.max_items]
     if not rows:
@@ -53,7 +53,7 @@ def _multiple_choice(config, tokenizer, max_length: Optional[int]) -> MultipleCh
 def _refusal(config, tokenizer, data: DataConfig, data_kind: str, max_length: Optional[int]) -> RefusalProbe:
     key = "probes.refusal"
     check_room(config.max_new_tokens, max_length, f"{key}.max_new_tokens")
-    rows = read_records(config.source, config.hub_config, config.split, f"{key}.source")
+    rows = read_source_records(config.text_source())
     if rows and config.prompt_field not in rows[0]:
         raise UserError(
             f"{key}.prompt_field: no column '{config.prompt_field}' in '{config.source}' (columns: {', '.join(rows[0])})"

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+from forgetlab.config import TextSource
 from forgetlab.errors import UserError
 from forgetlab.utils.paths import is_local_path
 
@@ -60,3 +61,8 @@ def _read_hub(name: str, hub_config: Optional[str], split: str, key: str) -> lis
             "give a local file, or a hub name with network access (HF_DATASETS_OFFLINE unset)"
         ) from None
     return [dict(row) for row in table]
+
+
+def read_source_records(text: TextSource) -> list[dict[str, Any]]:
+    """The rows of a probe's configured source (`read_records`, problems named by the section's keys)."""
+    return read_records(text.source, text.hub_config, text.split, text.key("source"))

@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
+import forgetlab.recipe.runtime as runtime
+import forgetlab.tracking.names as names
 from forgetlab.config import (
     DataConfig,
     ForgetConfig,
@@ -30,9 +32,7 @@ from forgetlab.config import (
     to_yaml,
 )
 from forgetlab.errors import UserError
-from forgetlab.recipe import runtime
 from forgetlab.recipe.result import RunResult
-from forgetlab.tracking import names
 from forgetlab.utils.mappings import flatten
 
 

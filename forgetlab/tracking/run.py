@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import forgetlab.tracking.names as names
 from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_path
-from forgetlab.tracking import names
 from forgetlab.tracking.secrets import scrub_secrets
 from forgetlab.tracking.store import client
 from forgetlab.utils.processes import process_alive
