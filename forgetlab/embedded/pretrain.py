@@ -208,6 +208,12 @@ def _pretrain(
     heldout_stream: Sequence[int],
     progress: bool,
 ) -> PretrainResult:
+    """Pretrain the base from scratch; returns the model, its held-out curve and timings.
+
+    Longer than 60 lines on purpose: it is the whole training loop (nanoGPT's shape), read in one
+    sitting; split up, the order of seeding, window drawing and optimizer steps that makes a base
+    reproducible would be spread over several functions.
+    """
     import torch
     from tqdm.auto import tqdm
 
