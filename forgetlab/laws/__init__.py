@@ -38,7 +38,7 @@ _EXPORTS = {
     "load_fit": "forgetlab.laws.store",
     "load_points": "forgetlab.laws.points",
     "points_for": "forgetlab.laws.points",
-    "regauge": "forgetlab.laws.paper_joint",
+    "regauge": "forgetlab.laws.forms.paper_joint",
     "steps_to_forgetting": "forgetlab.laws.predict",
 }
 

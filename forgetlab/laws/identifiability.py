@@ -56,7 +56,9 @@ def assess(
     internal_high: np.ndarray,
     public: dict[str, float],
     public_intervals: dict[str, tuple[Optional[float], Optional[float]]],
+    withheld: Optional[str] = None,
 ) -> dict[str, Any]:
+    """Every sign of parameters the data do not determine (see the module docstring)."""
     condition, weakest = jacobian_condition(law, optimum.theta, design)
     weak: list[str] = []
     for name, estimate in public.items():
@@ -91,7 +93,9 @@ def assess(
         if value > START_SPREAD_LIMIT * max(abs(estimate), 1e-12)
     }  # fmt: skip
     reasons = []
-    if draws.shape[0] == 0:
+    if withheld:
+        reasons.append(f"the uncertainty is unknown: {withheld}")
+    elif draws.shape[0] == 0:
         reasons.append("no bootstrap refit succeeded, so the uncertainty is unknown")
     if condition > CONDITION_LIMIT:
         reasons.append(f"near-singular Jacobian (condition {condition:.3g}; {', '.join(weakest)} trade off)")
