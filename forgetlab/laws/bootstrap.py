@@ -13,6 +13,9 @@ stratum mean unbiased (drawing n gives (n−1)/n of it: half with two seeds, hen
 too narrow). A rank with fewer than two units has no within-rank variation to resample:
 then no interval is given, and the fit says why (`design_problem`).
 
+Intervals (`intervals.py`) are estimate ± t·sd of the successful draws, t on the design's
+degrees of freedom Σ(n − 1).
+
 Each replicate is refitted warm-started from the full-data optimum with the multiplicities of
 its drawn points as weights; a warm refit that fails is retried once from the grid. Replicates
 that cannot identify the law and refits that still fail are counted by reason. The random
@@ -83,6 +86,11 @@ class SamplingFrame:
             "independent runs per rank nothing measures run-to-run variation, so no interval is given (run at least 2 seeds per rank)"
         )
 
+    @property
+    def df(self) -> int:
+        """Degrees of freedom of the between-unit variation: Σ over ranks of (units − 1)."""
+        return int(sum(len(units) - 1 for units in self.strata))
+
     def resample(self, rng: np.random.Generator) -> np.ndarray:
         """Point indices of one replicate: n−1 of each stratum's n units, drawn with replacement."""
         parts = []
@@ -127,6 +135,8 @@ class BootstrapResult:
     """The replicate number of each draw (paired comparisons match draws by it)."""
     not_attempted: Optional[str] = None
     """Why no replicate was drawn (the design cannot give an interval, or the main fit failed)."""
+    df: Optional[int] = None
+    """Degrees of freedom of the design (`SamplingFrame.df`): the t quantile of the intervals."""
 
     @property
     def n_ok(self) -> int:
@@ -171,7 +181,8 @@ def bootstrap(
         draws.append(result.theta)
         replicates.append(replicate)
     matrix = np.array(draws) if draws else np.empty((0, len(law.params)))
-    return BootstrapResult(matrix, options.B, dict(failed), on_bound, retried, np.array(replicates, dtype=int))
+    replicate_numbers = np.array(replicates, dtype=int)
+    return BootstrapResult(matrix, options.B, dict(failed), on_bound, retried, replicate_numbers, df=frame.df)
 
 
 def _refit(law, design, y, index, start, warm: FitOptions, cold: FitOptions):

@@ -40,7 +40,7 @@ import numpy as np
 
 from forgetlab.errors import UserError
 from forgetlab.laws.forms import Design, LawForm, Reference
-from forgetlab.laws.intervals import as_list, percentile_interval, percentile_intervals
+from forgetlab.laws.intervals import as_list, bootstrap_interval, bootstrap_intervals
 from forgetlab.laws.plotting import pyplot, save
 from forgetlab.laws.points import Points
 from forgetlab.laws.result import FitResult
@@ -113,6 +113,10 @@ class GroupFit:
     @property
     def draws(self) -> np.ndarray:
         return np.array(self.result.internal.get("draws") or [], dtype=float).reshape(-1, len(self.law.params))
+
+    @property
+    def df(self):
+        return self.result.bootstrap.get("df")
 
     @property
     def replicates(self) -> np.ndarray:
@@ -197,6 +201,12 @@ def _difference_draws(fit: GroupFit, own: np.ndarray, baseline: GroupFit, base: 
     return own[:paired] - base[:paired]
 
 
+def _difference_df(fit: GroupFit, baseline: GroupFit):
+    """Degrees of freedom of a difference: the smaller of the two designs' (conservative)."""
+    known = [d for d in (fit.df, baseline.df) if d is not None]
+    return min(known) if known else None
+
+
 def compare(fits: list[GroupFit], by: str, at: dict[str, Optional[float]], design: str = INDEPENDENT) -> list[dict[str, Any]]:
     """Rows (law, quantity, group, estimate, interval, difference to the baseline, its interval).
 
@@ -218,13 +228,14 @@ def compare(fits: list[GroupFit], by: str, at: dict[str, Optional[float]], desig
             row = {
                 "dataset": fit.points.dataset, "law": fit.law.name, "by": by, "group": fit.group,
                 "baseline": baseline.group, "quantity": name, "estimate": estimate[name],
-                "interval": as_list(percentile_interval(own, level)), "fit_id": fit.result.fit_id, "level": level,
+                "interval": as_list(bootstrap_interval(estimate[name], own, level, fit.df)), "fit_id": fit.result.fit_id, "level": level,
                 "design": design,
             }  # fmt: skip
             if fit is not baseline:
                 difference = _difference_draws(fit, own, baseline, base_draws, design)
                 row["difference"] = estimate[name] - estimates[0][name]
-                row["difference_interval"] = as_list(percentile_interval(difference, level))
+                df = _difference_df(fit, baseline)
+                row["difference_interval"] = as_list(bootstrap_interval(row["difference"], difference, level, df))
                 row["paired_draws"] = int(difference.size)
             rows.append(row)
     return rows
@@ -310,7 +321,8 @@ def comparison_figure(fits_by_law: dict[str, list[GroupFit]], by: str, at: dict[
         right.plot(N, fit.law.predict(fit.estimate, design)[row], color=colour[fit.group], lw=1.6, label=f"{by}={fit.group} ({fit.law.name})")
         if len(fit.draws):
             band = np.array([fit.law.predict(d, design)[row] for d in fit.draws])
-            low, high = percentile_intervals(band, float(fit.result.bootstrap["level"]))
+            curve = fit.law.predict(fit.estimate, design)[row]
+            low, high = bootstrap_intervals(curve, band, float(fit.result.bootstrap["level"]), fit.df)
             right.fill_between(N, low, high, color=colour[fit.group], alpha=0.15, lw=0)
     right.set_xlabel("N (optimizer steps)")
     right.set_ylabel("L_f (nats)")

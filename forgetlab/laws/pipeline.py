@@ -25,7 +25,7 @@ from forgetlab.laws.fitting import FitOptions, fit, single_threaded_blas
 from forgetlab.laws.forms import Design, LawForm, Reference
 from forgetlab.laws.goodness import goodness
 from forgetlab.laws.identifiability import assess
-from forgetlab.laws.intervals import as_list, percentile_intervals
+from forgetlab.laws.intervals import as_list, bootstrap_intervals
 from forgetlab.laws.points import Points, forgetting_column, unfittable
 from forgetlab.laws.result import FitResult
 from forgetlab.laws.validation import validate
@@ -76,7 +76,7 @@ def fit_points(
         optimum = fit(law, design, y, fit_options)
         boot = _bootstrap(law, points, design, y, optimum, fit_options, bootstrap_options)
         validation = validate(law, points, reference, fit_options) if run_validation else {"skipped": "turned off"}
-    uncertainty = _uncertainty(law, reference, boot, bootstrap_options)
+    uncertainty = _uncertainty(law, reference, optimum.theta, boot, bootstrap_options)
     identifiability = assess(
         law, optimum, design, uncertainty.draws, uncertainty.internal_low, uncertainty.internal_high,
         uncertainty.public_estimate(law, optimum.theta, reference), uncertainty.public_pairs(), uncertainty.withheld,
@@ -146,14 +146,15 @@ class Uncertainty:
         return {name: (v[0], v[1]) for name, v in self.public_intervals.items()}
 
 
-def _uncertainty(law: LawForm, reference: Reference, boot: BootstrapResult, options: BootstrapOptions) -> Uncertainty:
+def _uncertainty(law: LawForm, reference: Reference, theta: np.ndarray, boot: BootstrapResult, options: BootstrapOptions) -> Uncertainty:
     reason = withheld(boot, options)
     draws = boot.draws if reason is None else np.empty((0, len(law.params)))
     converted = (law.to_public(d, reference) for d in draws)
     public_draws = np.array([[p[n] for n in law.public_names] for p in converted]).reshape(-1, len(law.public_names))
-    low, high = percentile_intervals(public_draws, options.level)
+    public = law.to_public(theta, reference)
+    low, high = bootstrap_intervals(np.array([public[n] for n in law.public_names]), public_draws, options.level, boot.df)
     intervals = {name: as_list((lo, hi)) for name, lo, hi in zip(law.public_names, low, high)}
-    internal_low, internal_high = percentile_intervals(draws, options.level)
+    internal_low, internal_high = bootstrap_intervals(theta, draws, options.level, boot.df)
     return Uncertainty(draws, internal_low, internal_high, intervals, reason)
 
 
@@ -171,6 +172,8 @@ def describe_bootstrap(boot: BootstrapResult, options: BootstrapOptions, withhel
         "on_bound": boot.on_bound,
         "retried_from_grid": boot.retried,
         "withheld": withheld_reason,
+        "df": boot.df,
+        "interval": "estimate ± t(df)·sd of the successful draws, df = Σ over ranks of (seeds − 1)",
     }
 
 
@@ -224,7 +227,7 @@ def describe_spec(
             **asdict(bootstrap_options),
             "resampling": SCHEME,
             "refit": "warm start from the full-data optimum; a failed refit is retried from the grid",
-            "intervals": "percentile",
+            "intervals": "estimate ± Student-t quantile (df = Σ over ranks of units − 1) × bootstrap standard deviation",
         },
         "validation": (
             "leave-one-rank-out, small-to-largest (= the largest rank's fold) and later steps (fit N up to the median "

@@ -19,7 +19,7 @@ import numpy as np
 
 from forgetlab.errors import UserError
 from forgetlab.laws.forms import Design, LawForm, Reference, get_law
-from forgetlab.laws.intervals import percentile_interval
+from forgetlab.laws.intervals import bootstrap_interval
 from forgetlab.laws.result import FitResult
 
 EXTRAPOLATION_FACTOR = 10.0
@@ -47,6 +47,11 @@ class StoredLaw:
     @property
     def level(self) -> float:
         return float(self.result.bootstrap["level"])
+
+    @property
+    def df(self):
+        """The design's degrees of freedom (None for fits stored before it was recorded: normal quantile)."""
+        return self.result.bootstrap.get("df")
 
 
 def resolve_P(result: FitResult, rank: Optional[float], P: Optional[float]) -> float:
@@ -108,7 +113,7 @@ def predict(stored: StoredLaw, P: Optional[float] = None, N: Optional[float] = N
     draws = np.array([law.predict(d, design)[:, 0] for d in stored.draws]).reshape(-1, len(law.targets))
     out = {}
     for row, target in enumerate(law.targets):
-        low, high = percentile_interval(draws[:, row], stored.level)
+        low, high = bootstrap_interval(estimate[row], draws[:, row], stored.level, stored.df)
         out[target] = {"estimate": float(estimate[row]), "low": low, "high": high}
     return out
 
@@ -143,7 +148,9 @@ def steps_to_forgetting(stored: StoredLaw, P: float, threshold: float, extrapola
     estimate = crossing(stored.estimate)
     per_draw = np.array([crossing(d) for d in stored.draws])
     finite = per_draw[np.isfinite(per_draw)]
-    interval = percentile_interval(finite, stored.level) if finite.size else (float("nan"), float("nan"))
+    # steps are positive and spread multiplicatively: the interval is taken on ln N
+    log_low, log_high = bootstrap_interval(np.log(estimate), np.log(finite), stored.level, stored.df)
+    interval = (float(np.exp(log_low)), float(np.exp(log_high)))
     return {
         "threshold": threshold,
         "P": P,
@@ -168,5 +175,5 @@ def linear_threshold(stored: StoredLaw, threshold: float) -> dict[str, Any]:
         return (s - threshold) / c if c != 0 else float("nan")
 
     values = np.array([solve(d) for d in stored.draws])
-    low, high = percentile_interval(values, stored.level)
+    low, high = bootstrap_interval(solve(stored.estimate), values, stored.level, stored.df)
     return {"threshold": threshold, "L_ft": solve(stored.estimate), "low": low, "high": high}
