@@ -66,6 +66,31 @@ def register(app: typer.Typer) -> None:
         )  # fmt: skip
         run_fits(request, _console())
 
+    @app.command("report")
+    def report_command(
+        folder: Path = typer.Argument(..., help="Folder holding the study's points.parquet (e.g. docs/results/study)."),
+        bootstrap: int = typer.Option(200, "--bootstrap", "-B", help="Bootstrap replicates per fit."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap's random draws."),
+        min_step: int = typer.Option(50, "--min-step", help="Keep N > min-step in the main tables (the paper's 50)."),
+        laws: Optional[str] = typer.Option(None, "--laws", help="Comma-separated laws of table 1 (default: every law)."),
+    ) -> None:
+        """Regenerate every results table and figure of the README from a study's points.
+
+        Reads FOLDER/points.parquet (all steps: forgetlab query queries/laws.sql -p min_step=-1
+        --format parquet --output FOLDER/points.parquet); writes FOLDER/fits.json,
+        FOLDER/results.md and FOLDER/figures/. Example: forgetlab report docs/results/study
+        """
+        from forgetlab.laws.forms import get_law
+        from forgetlab.laws.study_report import ReportRequest, run_report
+
+        chosen = tuple(name.strip() for name in laws.split(",") if name.strip()) if laws else None
+        for name in chosen or ():
+            get_law(name)  # an unknown name is refused before any fitting
+        if bootstrap < 1:
+            raise UserError(f"--bootstrap {bootstrap}: need at least 1 replicate (200 or more for the tables you publish)")
+        path = run_report(ReportRequest(folder, bootstrap, seed, min_step, chosen), _console())
+        _console().print(f"wrote {path}, {path.parent / 'fits.json'} and {path.parent / 'figures'}/")
+
     @app.command("predict")
     def predict_command(
         fit: str = typer.Option(..., "--fit", help="Fit id (the fit's MLflow run id; see the fits table)."),

@@ -70,6 +70,14 @@ def _forgetting_vs_ft(law, points, result, theta, reference, path) -> Path:
         x = np.linspace(points.L_ft.min(), points.L_ft.max(), CURVE_POINTS)
         c, s = result.params["c"], result.params["s"]
         ax.plot(x, -c * x + s, color="black", lw=1.5, label=f"L_f = −{c:.4f}·L_ft + {s:.4f}  R²={result.stats['L_f']['r2']:.4f}")
+    elif "L_ft" in law.inputs:  # a linear law with a rank term: one line per rank, at N = N0
+        for r in ranks:
+            sel = points.rank == r
+            x = np.linspace(points.L_ft[sel].min(), points.L_ft[sel].max(), CURVE_POINTS)
+            design = Design.build(np.full(x.shape, points.P[sel][0]), np.full(x.shape, reference.N0), x, reference)
+            ax.plot(x, law.predict(theta, design)[0], color=colours[r], lw=1.4)
+        d = result.params.get("d")
+        ax.plot([], [], color="grey", label=f"{law.equation}, d = {d:.4f}" if d is not None else law.equation)
     else:
         for r in ranks:
             sel = points.rank == r
