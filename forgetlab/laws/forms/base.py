@@ -74,7 +74,10 @@ class Design:
         P = np.asarray(P, dtype=float)
         N = np.asarray(N, dtype=float)
         ft = np.full(P.shape, np.nan) if L_ft is None else np.asarray(L_ft, dtype=float)
-        return cls(np.log(P / reference.P0), np.log(N / reference.N0), ft)
+        # N = 0 (the base, step 0) is a valid point for a law in L_ft alone; its ln N is never
+        # used (laws in N refuse N ≤ 0 before fitting), so it must not raise a warning either.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return cls(np.log(P / reference.P0), np.log(N / reference.N0), ft)
 
     def take(self, index: np.ndarray) -> "Design":
         return Design(self.lnx[index], self.lny[index], self.L_ft[index])
