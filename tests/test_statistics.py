@@ -103,3 +103,42 @@ def test_held_out_later_steps_tell_a_saturating_law_from_one_that_keeps_rising()
             errors[name, law] = result.validation["later_steps"]["L_f"]["rmse"]
     assert errors["saturating", "power-additive"] < errors["saturating", "log-steps"]
     assert errors["rising", "log-steps"] < errors["rising", "power-additive"]
+
+
+@pytest.mark.parametrize("seeds_b, design", [((0, 1, 2), "paired"), ((10, 11, 12), "independent")])
+def test_by_groups_are_paired_only_when_the_design_pairs_them(workdir, seeds_b, design):
+    """Group b is group a's forgetting × 1.05, so every fit of b is a's with c × 1.05 (the log
+    residuals are the same). Same (rank, seed) units in both groups: resampled with the same draws,
+    so the difference of c has 5% of the width of a's interval. Other seeds: own streams, and the
+    width of a difference of independent estimates (about √2 times a's).
+    (Before, every group used the same seed: groups of equal size were paired by accident.)"""
+    import json
+
+    from typer.testing import CliRunner
+
+    from forgetlab.cli import app
+
+    rng = np.random.default_rng(7)
+    a = _study_frame(rng, 0.0)
+    b = a.assign(group="b", L_f_hard=a["L_f_hard"] * 1.05, run_id="b" + a["run_id"], seed=a["seed"].map(dict(enumerate(seeds_b))))
+    pd.concat([a, b]).to_csv(workdir / "points.csv", index=False)
+    (workdir / "points.sql").write_text("SELECT * FROM read_csv('points.csv')")
+    done = CliRunner().invoke(app, ["fit", "--query", "points.sql", "--by", "group", "--law", "linear", "-B", "40",
+                                    "--no-store", "--no-validation", "--json", "out.json"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.output.split())  # rich wraps the title
+    assert ("paired by (rank, seed)" in said) == (design == "paired")
+    assert ("resampled independently" in said) == (design == "independent")
+    rows = json.loads((workdir / "out.json").read_text())["comparison"]
+    row = next(r for r in rows if r["quantity"] == "c" and r["group"] == "b")
+    base = next(r for r in rows if r["quantity"] == "c" and r["group"] == "a")
+    assert row["design"] == design
+    assert row["difference"] == pytest.approx(0.05 * base["estimate"], rel=1e-4)
+    width = row["difference_interval"][1] - row["difference_interval"][0]
+    base_width = base["interval"][1] - base["interval"][0]
+    if design == "paired":
+        assert width == pytest.approx(0.05 * base_width, rel=0.02)
+    else:
+        assert 0.8 * base_width < width < 2.5 * base_width
+    streams = {f["extra"]["group"]: f["bootstrap"]["stream"] for f in json.loads((workdir / "out.json").read_text())["fits"]}
+    assert streams == ({"a": None, "b": None} if design == "paired" else {"a": "group=a", "b": "group=b"})
