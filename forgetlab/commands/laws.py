@@ -17,6 +17,8 @@ DEFAULT_VARIANT = "hard"  # forgetlab.laws.forms.DEFAULT_VARIANT (not imported: 
 
 
 def register(app: typer.Typer) -> None:
+    """Add fit, report and predict to the app (long only because it holds the three commands,
+    whose typer options are their signatures; each command parses, calls the library, prints)."""
     @app.command("fit")
     def fit_command(
         query: Optional[Path] = typer.Option(None, "--query", help="SQL file returning the points view's columns (default: queries/laws.sql)."),
@@ -115,7 +117,7 @@ def register(app: typer.Typer) -> None:
         """
         import json
 
-        from forgetlab.laws.predict import StoredLaw, check_range, linear_threshold, predict, resolve_P, steps_to_forgetting
+        from forgetlab.laws.predict import StoredLaw, check_range, predict, resolve_P
         from forgetlab.laws.report import print_prediction
         from forgetlab.laws.result import json_safe
         from forgetlab.laws.store import load_fit
@@ -132,18 +134,7 @@ def register(app: typer.Typer) -> None:
         else:
             P_value = None
         if max_forgetting is not None:
-            if stored.law.uses_P():
-                check_range(result, P_value, None, None, extrapolate)
-                found = steps_to_forgetting(stored, P_value, max_forgetting, extrapolate)
-                output["max_forgetting"] = found
-                _print_steps(found, result, rank, console)
-            else:
-                found = linear_threshold(stored, max_forgetting)
-                output["max_forgetting"] = found
-                console.print(
-                    f"L_f passes {max_forgetting:g} once L_ft falls below {found['L_ft']:.4f} "
-                    f"({int(round(100 * stored.level))}% interval [{found['low']:.4f}, {found['high']:.4f}])"
-                )
+            output["max_forgetting"] = _answer_threshold(stored, P_value, rank, max_forgetting, extrapolate, console)
         if steps is not None or ft_loss is not None:
             check_range(result, P_value, steps, ft_loss, extrapolate)
             predictions = predict(stored, P_value, steps, ft_loss)
@@ -163,6 +154,23 @@ def _console():
     from rich.console import Console
 
     return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _answer_threshold(stored, P_value, rank, threshold: float, extrapolate: bool, console) -> dict:
+    """--max-forgetting: steps before L_f passes it (a law in P and N), or the L_ft it corresponds to (linear)."""
+    from forgetlab.laws.predict import check_range, linear_threshold, steps_to_forgetting
+    from forgetlab.laws.text import interval
+
+    result = stored.result
+    if stored.law.uses_P():
+        check_range(result, P_value, None, None, extrapolate)
+        found = steps_to_forgetting(stored, P_value, threshold, extrapolate)
+        _print_steps(found, result, rank, console)
+        return found
+    found = linear_threshold(stored, threshold)
+    level = int(round(100 * stored.level))
+    console.print(f"L_f passes {threshold:g} once L_ft falls below {found['L_ft']:.4f} ({level}% interval {interval(found['low'], found['high'])})")
+    return found
 
 
 def _print_steps(found: dict, result, rank: Optional[float], console) -> None:
