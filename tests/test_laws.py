@@ -359,3 +359,18 @@ def test_predicted_steps_to_forgetting_match_the_law():
     found = steps_to_forgetting(stored, P=64 * P_PER_RANK, threshold=0.95, extrapolate=False)
     at = predict(stored, P=64 * P_PER_RANK, N=found["steps"])["L_f"]["estimate"]
     assert at == pytest.approx(0.95, abs=2e-5)
+
+
+def test_forms_package_registers_every_form_without_an_import_cycle():
+    """Any form module can be imported first (each imports only forms.base); the CLI's default
+    variant is the library's (the CLI keeps its own copy so that it starts without numpy)."""
+    for first in ("linear", "linear_terms", "paper_joint", "power_additive", "unsaturated"):
+        done = subprocess.run(
+            [sys.executable, "-c", f"import forgetlab.laws.forms.{first}; from forgetlab.laws.forms import law_names; print(len(law_names()))"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0 and done.stdout.strip() == "7", done.stderr
+    from forgetlab.commands.laws import DEFAULT_VARIANT as cli_default
+    from forgetlab.laws.forms import DEFAULT_VARIANT
+
+    assert cli_default == DEFAULT_VARIANT == "hard"

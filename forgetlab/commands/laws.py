@@ -159,7 +159,7 @@ def _console():
 def _answer_threshold(stored, P_value, rank, threshold: float, extrapolate: bool, console) -> dict:
     """--max-forgetting: steps before L_f passes it (a law in P and N), or the L_ft it corresponds to (linear)."""
     from forgetlab.laws.predict import check_range, linear_threshold, steps_to_forgetting
-    from forgetlab.laws.text import interval
+    from forgetlab.laws.text import fixed, interval
 
     result = stored.result
     if stored.law.uses_P():
@@ -169,7 +169,7 @@ def _answer_threshold(stored, P_value, rank, threshold: float, extrapolate: bool
         return found
     found = linear_threshold(stored, threshold)
     level = int(round(100 * stored.level))
-    console.print(f"L_f passes {threshold:g} once L_ft falls below {found['L_ft']:.4f} ({level}% interval {interval(found['low'], found['high'])})")
+    console.print(f"L_f passes {threshold:g} once L_ft falls below {fixed(found['L_ft'], 4)} ({level}% interval {interval(found['low'], found['high'])})")
     return found
 
 

@@ -17,6 +17,7 @@ from forgetlab.laws.forms import Design, LawForm, Reference
 from forgetlab.laws.plotting import pyplot, save
 from forgetlab.laws.points import Points
 from forgetlab.laws.result import FitResult
+from forgetlab.laws.text import fixed
 
 CURVE_POINTS = 120
 
@@ -77,7 +78,7 @@ def _forgetting_vs_ft(law, points, result, theta, reference, path) -> Path:
             design = Design.build(np.full(x.shape, points.P[sel][0]), np.full(x.shape, reference.N0), x, reference)
             ax.plot(x, law.predict(theta, design)[0], color=colours[r], lw=1.4)
         d = result.params.get("d")
-        ax.plot([], [], color="grey", label=f"{law.equation}, d = {d:.4f}" if d is not None else law.equation)
+        ax.plot([], [], color="grey", label=f"{law.equation}, d = {fixed(d, 4)}" if d is not None else law.equation)
     else:
         for r in ranks:
             sel = points.rank == r
