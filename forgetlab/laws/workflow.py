@@ -222,7 +222,7 @@ def fit_all(request: FitRequest, plan: list[Planned], source, console) -> list[t
             options = BootstrapOptions(B=request.bootstrap, seed=request.seed, level=request.level, stream=item.stream)
             result = fit_points(item.law, item.points, fit_options, options, request.validation, source)
             if item.group is not None:
-                result = replace(result, extra={**result.extra, "by": request.by, "group": item.group, "design": item.design})
+                result = replace(result, extra={**result.extra, "by": request.by, "group": item.group})
             result = _record(request, item, result, Path(scratch), group, console)
             fitted.append((item, result))
     if request.store:
