@@ -134,3 +134,14 @@ def test_numbers_never_print_minus_zero():
 
     assert number(-0.0) == "0" and fixed(-0.00001, 4) == "0.0000" and fixed(-0.00001, 3, sign=True) == "0.000"
     assert interval(None, 1.0) == "no interval" and plural(1, "point") == "1 point" and plural(2, "run") == "2 runs"
+
+
+def test_a_fit_records_the_base_model_and_settings_its_runs_share(study):
+    import json
+
+    done = fit("--law", "linear", "--no-validation", "--json", "fits.json")
+    assert done.exit_code == 0, done.output
+    [result] = json.loads(open("fits.json").read())["fits"]
+    assert result["extra"]["comparability"] == {
+        "model": "embedded", "base_fingerprint": "embedded-fp", "context_length": 128, "lr": 3e-4, "steps": 300,
+    }  # fmt: skip

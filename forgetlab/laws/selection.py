@@ -64,6 +64,16 @@ def check_comparable(rows, where: str, by: Optional[str]) -> None:
         )
 
 
+def shared_keys(rows) -> dict[str, Any]:
+    """The comparability columns' values shared by all `rows` (after `check_comparable`)."""
+    found = {}
+    for column in COMPARABILITY:
+        if column in rows.columns and len(rows):
+            value = rows[column].iloc[0]
+            found[column] = None if value is None or value != value else (value.item() if hasattr(value, "item") else value)
+    return found
+
+
 def cut_note(sql: str, overrides: dict[str, Any], frame, db_path: Path) -> Optional[str]:
     """Which runs the `min_step` cut leaves out entirely (every point at or below it), or None."""
     from forgetlab.laws.points import load_points, query_parameters

@@ -87,6 +87,8 @@ class Planned:
     group: Optional[str] = None
     stream: Optional[str] = None
     design: Optional[str] = None
+    keys: dict = field(default_factory=dict)
+    """What the runs share (model, base_fingerprint, ...): recorded with the fit as `extra.comparability`."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,7 +163,7 @@ def make_plan(request: FitRequest, selection: Selection, console) -> list[Planne
     from forgetlab.laws.compare import PAIRED
     from forgetlab.laws.forms import get_law, law_names
     from forgetlab.laws.points import datasets_of
-    from forgetlab.laws.selection import check_comparable
+    from forgetlab.laws.selection import check_comparable, shared_keys
 
     laws = [get_law(name) for name in (law_names() if request.law == ALL_LAWS else [request.law])]
     frame, plan = selection.frame, []
@@ -170,11 +172,12 @@ def make_plan(request: FitRequest, selection: Selection, console) -> list[Planne
         for label, rows in groups:
             where = name if label is None else f"{name} ({request.by}={label})"
             check_comparable(rows, f"data set '{where}'", request.by)
+            keys = shared_keys(rows)
             stream = None if design in (None, PAIRED) else f"{request.by}={label}"
             for law in laws:
                 points = _checked_points(request, rows, law, name, label, where, selection.cut_note, console)
                 if points is not None:
-                    plan.append(Planned(law, points, label, stream, design))
+                    plan.append(Planned(law, points, label, stream, design, keys))
     if not plan:
         raise UserError("no law could be fitted to these points (see the lines above)")
     return plan
@@ -221,6 +224,8 @@ def fit_all(request: FitRequest, plan: list[Planned], source, console) -> list[t
             console.print(f"fitting {item.law.name} to {where} ({plural(len(item.points), 'point')}, {runs}, B={request.bootstrap}) ...")
             options = BootstrapOptions(B=request.bootstrap, seed=request.seed, level=request.level, stream=item.stream)
             result = fit_points(item.law, item.points, fit_options, options, request.validation, source)
+            if item.keys:
+                result = replace(result, extra={**result.extra, "comparability": item.keys})
             if item.group is not None:
                 result = replace(result, extra={**result.extra, "by": request.by, "group": item.group})
             result = _record(request, item, result, Path(scratch), group, console)
