@@ -191,6 +191,8 @@ def unfittable(law: LawForm, points: Points, column: str = "L_f") -> Optional[st
         if name not in law.inputs:
             continue
         if np.any(values <= 0):
+            if name == "N":  # step 0 is the base before any update: a law in ln N cannot take it
+                return "N has values ≤ 0 (step 0 is the base, before any update); keep N > 0, e.g. --param min_step=0"
             return f"{name} has values ≤ 0; it must be a positive count"
         distinct = len(np.unique(values))
         if distinct < MIN_DISTINCT:
