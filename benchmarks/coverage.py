@@ -5,9 +5,8 @@ One command: `.venv/bin/python benchmarks/coverage.py [--studies 400] [--bootstr
 Each study (forgetlab.laws.simulation: 4 ranks × S seeds × 9 steps, run-level random effects
 τ_u = 0.02 nats, AR(1) within-run noise φ = 0.7, σ = 0.01) is fitted with the real pipeline
 (linear law, hard variant, stratified seed-within-rank bootstrap); the output is the share of
-studies whose 95% intervals of c and s hold the true values, per number of seeds per rank, and
-the same for the old scheme (whole runs resampled across ranks, n of n) for comparison. The figures
-go into docs/laws.md §6.
+studies whose 95% intervals of c and s hold the true values, per number of seeds per rank. The
+figures go into docs/laws.md §6.
 """
 
 from __future__ import annotations

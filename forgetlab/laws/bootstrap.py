@@ -58,8 +58,10 @@ class BootstrapOptions:
     """Intervals are withheld when fewer than this share of the B refits succeed (the rest are not a random loss)."""
     unit: str = "seed within rank"
     """What is resampled (recorded for readers; the scheme is `SCHEME`)."""
-    refit_tolerance: float = 1e-10
-    """ftol = xtol = gtol of a replicate's refit (looser than the main fit's 1e-12)."""
+    refit_tolerance: float = 1e-12
+    """ftol = xtol = gtol of a replicate's refit: the main fit's. At 1e-10 the warm refits of a Huber
+    fit (near-L1 when residuals exceed δ) stopped early near the start, and the spread of c came out
+    3–6% narrow against refits from the grid (three simulated studies, 100 replicates each)."""
     refit_max_nfev: int = 1000
     """Evaluation budget of a replicate's warm refit."""
 
