@@ -93,10 +93,11 @@ class Planned:
 
 @dataclass(frozen=True, eq=False)
 class Selection:
+    """The points read (a DataFrame), the query that read them, and what its early-step cut left out."""
+
     frame: Any
     source: Any
     cut_note: Optional[str] = None
-    extra: dict = field(default_factory=dict)
 
 
 def run_fits(request: FitRequest, console) -> list:
@@ -162,12 +163,11 @@ def make_plan(request: FitRequest, selection: Selection, console) -> list[Planne
     """Every (law, data set, group) to fit, each checked now so no fit starts on bad points."""
     from forgetlab.laws.compare import PAIRED
     from forgetlab.laws.forms import get_law, law_names
-    from forgetlab.laws.points import datasets_of
     from forgetlab.laws.selection import check_comparable, shared_keys
 
     laws = [get_law(name) for name in (law_names() if request.law == ALL_LAWS else [request.law])]
     frame, plan = selection.frame, []
-    for name in _datasets(frame, request.dataset, selection.cut_note, datasets_of):
+    for name in _datasets(frame, request.dataset, selection.cut_note):
         groups, design = _groups(request, frame[frame["dataset"].astype(str) == name])
         for label, rows in groups:
             where = name if label is None else f"{name} ({request.by}={label})"
@@ -183,7 +183,10 @@ def make_plan(request: FitRequest, selection: Selection, console) -> list[Planne
     return plan
 
 
-def _datasets(frame, dataset, note, datasets_of) -> list[str]:
+def _datasets(frame, dataset: Optional[str], note: Optional[str]) -> list[str]:
+    """The data sets to fit; when there are none, the refusal also names what the cut left out."""
+    from forgetlab.laws.points import datasets_of
+
     try:
         return datasets_of(frame, dataset)
     except UserError as error:
