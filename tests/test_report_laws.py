@@ -48,7 +48,8 @@ def test_report_regenerates_tables_and_figures_from_the_points_file(workdir):
     assert "-0.000" not in text
 
 
-def test_report_refuses_points_mixing_base_models_and_a_missing_file(workdir):
+def test_report_splits_runs_that_cannot_share_a_law_and_refuses_a_missing_file(workdir):
+    """A long-N arm (another step budget) or another base model is its own set, never pooled."""
     from typer.testing import CliRunner
 
     from forgetlab.cli import app
@@ -56,11 +57,13 @@ def test_report_refuses_points_mixing_base_models_and_a_missing_file(workdir):
 
     folder = workdir / "mixed"
     folder.mkdir()
-    pd.concat([study_points("embedded"), study_points("embedded-tiny").assign(run_id=lambda d: "t-" + d["run_id"])]).to_parquet(
-        folder / "points.parquet"
-    )
-    done = CliRunner().invoke(app, ["report", str(folder), "-B", "5"])
-    assert isinstance(done.exception, UserError)
-    assert "model = embedded, embedded-tiny" in done.exception.message and "--param model=embedded" in done.exception.message
+    long_arm = study_points().assign(run_id=lambda d: "long-" + d["run_id"], steps=3000)
+    pd.concat([study_points(), long_arm]).to_parquet(folder / "points.parquet")
+    done = CliRunner().invoke(app, ["report", str(folder), "-B", "5", "--laws", "linear"])
+    assert done.exit_code == 0, done.output
+    text = (folder / "results.md").read_text()
+    assert "| code · steps=300 | linear |" in text and "| code · steps=3000 | linear |" in text
+    fits = json.loads((folder / "fits.json").read_text())
+    assert {f["fit"]["data"]["n_runs"] for f in fits if f["law"] == "linear" and f["min_step"] == 50} == {6}
     missing = CliRunner().invoke(app, ["report", str(workdir / "nothing"), "-B", "5"])
     assert isinstance(missing.exception, UserError) and "--format parquet --output" in missing.exception.message

@@ -43,7 +43,8 @@ def refresh_warehouse(sql: str, tracking_uri: Optional[str], db_path: Path, cons
     console.print(export_warehouse(uri, db_path).summary())
 
 
-def _label(value: Any) -> str:
+def label(value: Any) -> str:
+    """A value as the refusal and the report's set labels print it (NULL for missing)."""
     if value is None or value != value:
         return "NULL"
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -54,7 +55,7 @@ def check_comparable(rows, where: str, by: Optional[str]) -> None:
     for column in COMPARABILITY:
         if column == by or column not in rows.columns:
             continue
-        values = sorted({_label(v) for v in rows[column].tolist()})
+        values = sorted({label(v) for v in rows[column].tolist()})
         if len(values) < 2:
             continue
         keep = next((v for v in values if v != "NULL"), values[0])

@@ -43,10 +43,8 @@ class ReportRequest:
 
 
 def read_points(folder: Path):
-    """The study's points, checked: the file exists, has the columns, one law per data set."""
+    """The study's points, one fitted set per data set and comparable runs (see `split_sets`)."""
     import pandas as pd
-
-    from forgetlab.laws.selection import check_comparable
 
     path = Path(folder) / POINTS_FILE
     if not path.is_file():
@@ -55,8 +53,25 @@ def read_points(folder: Path):
             f"-p min_step=-1 --format parquet --output {path}"
         )
     frame = pd.read_parquet(path)
-    for name in frame["dataset"].astype(str).unique() if "dataset" in frame.columns else []:
-        check_comparable(frame[frame["dataset"].astype(str) == name], f"{path}: data set '{name}'", None)
+    if "dataset" not in frame.columns or "run_id" not in frame.columns or "N" not in frame.columns:
+        raise UserError(f"{path} lacks dataset, run_id or N: write it from the points view (queries/laws.sql)")
+    return split_sets(frame)
+
+
+def split_sets(frame):
+    """Runs that cannot share a law are never pooled: within a data set, runs that differ in a
+    comparability column (model, base_fingerprint, context_length, lr, steps: e.g. a long-N arm
+    with another step budget) become their own set, labelled 'code · steps=3000'."""
+    from forgetlab.laws.selection import COMPARABILITY, label
+
+    frame = frame.copy()
+    labels = frame["dataset"].astype(str)
+    for name in labels.unique():
+        rows = labels == name
+        varying = [c for c in COMPARABILITY if c in frame.columns and frame.loc[rows, c].map(label).nunique() > 1]
+        for column in varying:
+            labels = labels.where(~rows, labels + f" · {column}=" + frame[column].map(label))
+    frame["dataset"] = labels
     return frame
 
 
