@@ -131,11 +131,9 @@ INDEPENDENT = "independent"
 
 def unit_keys(rows) -> frozenset:
     """The (rank, seed) units of one group's points (run ids where there is no seed column)."""
-    if "seed" in rows.columns and rows["seed"].notna().all():
-        keys = zip(rows["rank"].astype(float), rows["seed"].astype(float))
-    else:
-        keys = zip(rows["rank"].astype(float) if "rank" in rows.columns else [0.0] * len(rows), rows["run_id"].astype(str))
-    return frozenset(keys)
+    strata = rows["rank"] if "rank" in rows.columns else rows["P"] if "P" in rows.columns else [0.0] * len(rows)
+    units = rows["seed"].astype(float) if "seed" in rows.columns and rows["seed"].notna().all() else rows["run_id"].astype(str)
+    return frozenset(zip(list(strata), list(units)))
 
 
 def design_of(groups: list) -> str:
