@@ -74,7 +74,7 @@ def fit_metrics(result: FitResult) -> dict[str, float]:
             for key in ("r2", "rmse", "mae", "aic", "bic"):
                 metrics[f"{target}.{key}"] = stats.get(key)
     metrics["objective"] = result.stats.get("objective")
-    for split in ("leave_one_rank_out", "small_to_largest"):
+    for split in ("leave_one_rank_out", "small_to_largest", "later_steps"):
         for target, errors in result.validation.get(split, {}).items():
             if isinstance(errors, dict) and "rmse" in errors:
                 metrics[f"{split}.{target}.rmse"] = errors["rmse"]
