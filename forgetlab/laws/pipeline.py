@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
@@ -28,6 +27,7 @@ from forgetlab.laws.identifiability import assess
 from forgetlab.laws.intervals import as_list, bootstrap_intervals
 from forgetlab.laws.points import Points, forgetting_column, unfittable
 from forgetlab.laws.result import FitResult
+from forgetlab.utils.versions import package_versions
 from forgetlab.laws.validation import validate
 
 OPTIMISER = "scipy.optimize.least_squares(method='trf', loss='huber', f_scale=huber_delta, x_scale='jac'), analytic Jacobian"
@@ -44,15 +44,8 @@ class QuerySource:
 
 
 def versions() -> dict[str, str]:
-    import importlib.metadata as metadata
-
-    found = {"python": platform.python_version()}
-    for package in ("forgetlab", "numpy", "scipy", "pandas", "duckdb"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
+    """The versions a fit's numbers depend on (recorded with every fit)."""
+    return package_versions(("forgetlab", "numpy", "scipy", "pandas", "duckdb"), missing=None)
 
 
 def fit_points(

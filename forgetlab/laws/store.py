@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from forgetlab.errors import UserError
+from forgetlab.utils.mappings import flatten
 from forgetlab.laws.result import FitResult
 
 EXPERIMENT = "forgetlab-fits"
@@ -54,16 +55,6 @@ FITS_COLUMNS = (
     "validation", "identifiability", "n_points", "n_runs", "huber_delta", "bootstrap_b", "bootstrap_seed",
     "query", "query_params", "result",
 )  # fmt: skip
-
-
-def flatten(prefix: str, value: Any, into: dict[str, Any]) -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay whole (as text)."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            flatten(f"{prefix}.{key}" if prefix else str(key), inner, into)
-    else:
-        into[prefix] = value
-    return into
 
 
 def fit_metrics(result: FitResult) -> dict[str, float]:
@@ -111,7 +102,7 @@ def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[s
     try:
         spec = dict(result.spec)
         query = spec.pop("query", {}) or {}
-        params = flatten("", spec, {})
+        params = flatten(spec, join_lists=False)
         params.update({"query.path": query.get("path"), **{f"query.params.{k}": v for k, v in (query.get("params") or {}).items()}})
         tracker.log_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in params.items()})
         tracker.log_metrics(fit_metrics(result), step=0)
