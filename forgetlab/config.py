@@ -47,10 +47,11 @@ class LoraConfig(Section):
     alpha: float = Field(8.0, gt=0, description="LoRA alpha; scaling is alpha/sqrt(r) with rslora, alpha/r without.")
     rslora: bool = Field(True, description="Rank-stabilised scaling (gamma = 1/sqrt(r)), as in the paper.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
-    target_modules: list[str] = Field(
+    target_modules: Union[Literal["all-linear"], list[str]] = Field(
         default_factory=lambda: list(LLAMA_LINEAR_MODULES),
         min_length=1,
-        description="Module names to adapt; default all linear modules of a Llama block (q,k,v,o,gate,up,down).",
+        description="Module names to adapt (checked against the model); default all linear modules of a Llama "
+        "block (q,k,v,o,gate,up,down); 'all-linear' = every linear layer but the output head (PEFT's own, any architecture).",
     )
     layers: Optional[list[int]] = Field(
         None, description="Indices of the decoder layers to adapt (0-based); null = all layers."
