@@ -146,7 +146,9 @@ def execute_run(
     # 1. Everything that can be wrong with the input, before any run exists.
     base = load_base(config.model, on_gpu=on_gpu, progress=progress)
     check_model_fits_config(base.model, config.lora, train.context_length)
-    data = load_fine_tuning_data(config.data, base.tokenizer, train.context_length)
+    devices = config.trainer.num_nodes * (config.trainer.devices if isinstance(config.trainer.devices, int) else 1)
+    tokens_needed = train.steps * train.batch_size * train.grad_accum * devices * train.context_length  # sizes data.max_examples: auto
+    data = load_fine_tuning_data(config.data, base.tokenizer, train.context_length, tokens_needed, progress=progress)
     forget_blocks, forget_fingerprint = load_forget_blocks(
         config.forget, base.tokenizer, train.context_length, base.forget_text_path
     )

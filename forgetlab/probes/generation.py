@@ -28,7 +28,7 @@ def resolve_prompt_format(requested: str, tokenizer, data_kind: str) -> str:
 
 def encode_prompt(text: str, tokenizer, prompt_format: str, data_template: str) -> list[int]:
     """Token ids of one prompt shown in `prompt_format` (already resolved, not 'auto')."""
-    if prompt_format == "chat":
+    if prompt_format == "chat" or (prompt_format == "template" and data_template == "chat"):  # data.template: chat
         rendered = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False)
         return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])  # the template has its own BOS
     shown = data_template.format(prompt=text) if prompt_format == "template" else text
