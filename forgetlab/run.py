@@ -32,6 +32,7 @@ class RunResult:
     steps_done: int
     first: dict[str, float] = field(default_factory=dict)
     last: dict[str, float] = field(default_factory=dict)
+    adapter_uri: str = ""  # where the trained adapter was logged (FINISHED runs)
 
 
 def _quiet_libraries() -> None:
@@ -314,6 +315,12 @@ def execute_run(
         if tracker is not None:
             tracker.finish("FAILED", f"{type(error).__name__}: {error}")
         raise
+    adapter_uri = ""
+    if tracker is not None and status == "FINISHED":
+        from forgetlab.adapter import prune_checkpoints, save_adapter
+
+        adapter_uri = save_adapter(model, tracker)
+        prune_checkpoints(checkpoint_root() / run_id)
     if tracker is not None:
         tracker.finish(status, failure)
     if status == "FAILED":
@@ -329,4 +336,5 @@ def execute_run(
         steps_done=trainer.global_step,
         first={**first_metrics, **(probe_callback.first if probe_callback else {})},
         last={**curve_callback.latest, **(probe_callback.latest if probe_callback else {})},
+        adapter_uri=adapter_uri,
     )

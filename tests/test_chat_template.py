@@ -80,6 +80,7 @@ def test_a_chat_checkpoint_folder_fine_tunes_in_its_chat_format(tmp_path, workdi
     result = execute_run(load_run_config(R4, overrides), progress=False)
     assert result.status == "FINISHED" and result.steps_done == 4
     assert result.first["forget_kl"] == pytest.approx(0.0, abs=1e-6)
+    assert result.adapter_uri.endswith("/adapter")  # what it trained is kept with the run
 
 
 def test_the_llama2_chat_config_uses_the_chat_template():
