@@ -40,8 +40,8 @@ CHUNK_ELEMENTS = 1 << 22  # float32 elements per vocabulary chunk (16 MB): posit
 class BaseReference:
     """The base model's predictions on one batch of the forgetting text, flattened over positions."""
 
-    log_probs: torch.Tensor  # [positions, vocab], float32
-    neg_entropy: torch.Tensor  # [positions]: sum_v p log p, computed once
+    probs: torch.Tensor  # [positions, vocab], float32
+    neg_entropy: torch.Tensor  # [positions]: sum_v p log p = p·logits − logsumexp(logits), computed once
     argmax: torch.Tensor  # [positions]
 
 
@@ -56,18 +56,32 @@ def _logits(model, input_ids: torch.Tensor, forward_context: ForwardContext) -> 
     return logits.reshape(-1, logits.shape[-1])
 
 
+def _max_and_logsumexp(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row maximum and logsumexp. amax, not argmax/max: on CPU the index-returning reductions are
+    several times slower than the whole rest of the metric work."""
+    top = logits.amax(dim=-1)
+    return top, top + (logits - top.unsqueeze(-1)).exp().sum(dim=-1).log()
+
+
+def _dot(probs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Row-wise p·logits."""
+    return (probs * logits).sum(dim=-1)
+
+
 def base_reference(logits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> BaseReference:
-    """Base log-probabilities and what depends on the base alone, chunk by chunk over positions."""
+    """Base probabilities and what depends on the base alone, chunk by chunk over positions."""
     step = chunk_positions(logits.shape[-1], chunk_elements)
-    log_probs, neg_entropy, argmax = [], [], []
+    probs, neg_entropy, argmax = [], [], []
     for start in range(0, logits.shape[0], step):
-        chunk = F.log_softmax(logits[start : start + step].float(), dim=-1)
-        # p log p is 0 where p underflows to 0; xlogy gets that limit right.
-        probs = chunk.exp()
-        neg_entropy.append(torch.special.xlogy(probs, probs).sum(dim=-1))
-        argmax.append(chunk.argmax(dim=-1))
-        log_probs.append(chunk)
-    return BaseReference(torch.cat(log_probs), torch.cat(neg_entropy), torch.cat(argmax))
+        chunk = logits[start : start + step].float()
+        _, lse = _max_and_logsumexp(chunk)
+        index = chunk.argmax(dim=-1)  # once per run: the base is cached
+        chunk_probs = (chunk - lse.unsqueeze(-1)).exp()
+        # The same operations the fine-tuned side does (dot, then logsumexp): equal logits give KL exactly 0.
+        neg_entropy.append(_dot(chunk_probs, chunk) - lse)
+        argmax.append(index)
+        probs.append(chunk_probs)
+    return BaseReference(torch.cat(probs), torch.cat(neg_entropy), torch.cat(argmax))
 
 
 def batch_forgetting_sums(
@@ -75,24 +89,26 @@ def batch_forgetting_sums(
 ) -> dict[str, torch.Tensor]:
     """Sums over positions of each metric's per-token quantity (averaged by the caller).
 
-    `ft_logits` is [positions, vocab]; the vocabulary work is done `chunk_positions` rows at a time.
-    KL is summed as p_base·(log p_base − log p_ft) so that equal distributions give exactly 0.
+    `ft_logits` is [positions, vocab]. With lse = logsumexp of the fine-tuned logits z, log p_ft = z − lse,
+    so every metric needs only lse, the maximum, p_base·z and two gathers: a few passes over the vocabulary,
+    `chunk_positions` rows at a time, and no log-probability tensor is formed.
     """
     sums = {name: torch.zeros((), dtype=torch.float64) for name in FORGETTING_METRICS}
     step = chunk_positions(ft_logits.shape[-1], chunk_elements)
     for start in range(0, ft_logits.shape[0], step):
         stop = start + step
-        ft_log_probs = F.log_softmax(ft_logits[start:stop].float(), dim=-1)
-        base_log_probs = base.log_probs[start:stop].to(ft_log_probs.device)
-        base_argmax = base.argmax[start:stop].to(ft_log_probs.device).unsqueeze(-1)
-        kl = (base_log_probs.exp() * (base_log_probs - ft_log_probs)).sum(dim=-1)
-        soft = kl - base.neg_entropy[start:stop].to(kl.device)  # H(p_base) + KL
+        logits = ft_logits[start:stop].float()
+        top, lse = _max_and_logsumexp(logits)
+        probs = base.probs[start:stop].to(logits.device)
+        at_base_argmax = logits.gather(-1, base.argmax[start:stop].to(logits.device).unsqueeze(-1)).squeeze(-1)
+        soft = lse - _dot(probs, logits)  # cross-entropy: −Σ p_base log p_ft
         chunk_sums = {
-            "forget_hard": -ft_log_probs.gather(-1, base_argmax).sum(),
+            "forget_hard": (lse - at_base_argmax).sum(),
             "forget_soft": soft.sum(),
-            "forget_kl": kl.sum(),
-            "forget_data": -ft_log_probs.gather(-1, next_tokens[start:stop].to(ft_log_probs.device).unsqueeze(-1)).sum(),
-            "forget_agree": (ft_log_probs.argmax(dim=-1, keepdim=True) == base_argmax).sum(),
+            "forget_kl": (soft + base.neg_entropy[start:stop].to(logits.device)).sum(),
+            "forget_data": (lse - logits.gather(-1, next_tokens[start:stop].to(logits.device).unsqueeze(-1)).squeeze(-1)).sum(),
+            # argmax p_ft = argmax p_base  ⇔  the base's top token has the largest fine-tuned logit (ties agree)
+            "forget_agree": (at_base_argmax >= top).sum(),
         }
         for name, value in chunk_sums.items():
             sums[name] += value.double().cpu()
@@ -132,7 +148,7 @@ class ForgettingEvaluator:
         with model.disable_adapter():
             for input_ids in self.batches:
                 reference = base_reference(_logits(model, input_ids.to(device), forward_context), self.chunk_elements)
-                cache.append(BaseReference(reference.log_probs.cpu(), reference.neg_entropy.cpu(), reference.argmax.cpu()))
+                cache.append(BaseReference(reference.probs.cpu(), reference.neg_entropy.cpu(), reference.argmax.cpu()))
         self._base_cache = cache
         model.train(was_training)
 
