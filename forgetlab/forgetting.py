@@ -17,7 +17,7 @@ Both passes run under the same precision context (`forward_context`, a *factory*
 mixed/half precision contexts can be entered once only, so each forward pass gets a fresh one),
 so at step 0 the two distributions are the same numbers and KL is 0, agreement 1, in every
 precision. The work over the vocabulary (log-softmax, KL) is done a bounded number of positions
-at a time (`CHUNK_ELEMENTS`), so memory stays flat for 32k–150k vocabularies.
+at a time (`CHUNK_ELEMENTS`, whole sequences), so memory stays flat for 32k–150k vocabularies.
 """
 
 from __future__ import annotations
@@ -33,34 +33,35 @@ from forgetlab.data import PackedBlocks
 from forgetlab.metric_names import FORGETTING_METRICS
 
 ForwardContext = Callable[[], ContextManager]  # returns a fresh context for one forward pass
-CHUNK_ELEMENTS = 1 << 22  # float32 elements per vocabulary chunk (16 MB): positions = CHUNK_ELEMENTS // vocab
+CHUNK_ELEMENTS = 1 << 22  # logits per chunk (16 MB in float32), in whole sequences (at least one)
 
 
 @dataclass
 class BaseReference:
     """The base model's predictions on one batch of the forgetting text, flattened over positions."""
 
-    probs: torch.Tensor  # [positions, vocab], float32
-    neg_entropy: torch.Tensor  # [positions]: sum_v p log p = p·logits − logsumexp(logits), computed once
-    argmax: torch.Tensor  # [positions]
-
-
-def chunk_positions(vocab_size: int, chunk_elements: int = CHUNK_ELEMENTS) -> int:
-    return max(1, chunk_elements // max(1, vocab_size))
+    probs: torch.Tensor  # [batch, positions, vocab], float32
+    neg_entropy: torch.Tensor  # [batch, positions]: sum_v p log p = p·logits − logsumexp(logits), computed once
+    argmax: torch.Tensor  # [batch, positions]
 
 
 def _logits(model, input_ids: torch.Tensor, forward_context: ForwardContext) -> torch.Tensor:
-    """Logits of positions 0..T-2 (each predicts the following token), flattened to [positions, vocab]."""
+    """Logits of positions 0..T-2 (each predicts the following token): a [batch, T-1, vocab] view, not a copy."""
     with forward_context():
-        logits = model(input_ids=input_ids).logits[:, :-1, :]
-    return logits.reshape(-1, logits.shape[-1])
+        return model(input_ids=input_ids).logits[:, :-1, :]
+
+
+def _chunks(logits: torch.Tensor, chunk_elements: int):
+    """(start, stop) over whole sequences, about `chunk_elements` logits each: slices stay views, never copies."""
+    per_sequence = logits.shape[1] * logits.shape[2]
+    step = max(1, chunk_elements // max(1, per_sequence))
+    return [(start, min(start + step, logits.shape[0])) for start in range(0, logits.shape[0], step)]
 
 
 def _max_and_logsumexp(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row maximum and logsumexp. amax, not argmax/max: on CPU the index-returning reductions are
-    several times slower than the whole rest of the metric work."""
-    top = logits.amax(dim=-1)
-    return top, top + (logits - top.unsqueeze(-1)).exp().sum(dim=-1).log()
+    """Row maximum and logsumexp. amax, not argmax/max: on CPU the index-returning reductions cost more
+    than the rest of the metric work; torch.logsumexp allocates no shifted copy of the logits."""
+    return logits.amax(dim=-1), torch.logsumexp(logits, dim=-1)
 
 
 def _dot(probs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -69,17 +70,15 @@ def _dot(probs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 
 
 def base_reference(logits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> BaseReference:
-    """Base probabilities and what depends on the base alone, chunk by chunk over positions."""
-    step = chunk_positions(logits.shape[-1], chunk_elements)
+    """Base probabilities and what depends on the base alone ([batch, positions, ...]), chunk by chunk."""
     probs, neg_entropy, argmax = [], [], []
-    for start in range(0, logits.shape[0], step):
-        chunk = logits[start : start + step].float()
+    for start, stop in _chunks(logits, chunk_elements):
+        chunk = logits[start:stop].float()
         _, lse = _max_and_logsumexp(chunk)
-        index = chunk.argmax(dim=-1)  # once per run: the base is cached
         chunk_probs = (chunk - lse.unsqueeze(-1)).exp()
         # The same operations the fine-tuned side does (dot, then logsumexp): equal logits give KL exactly 0.
         neg_entropy.append(_dot(chunk_probs, chunk) - lse)
-        argmax.append(index)
+        argmax.append(chunk.argmax(dim=-1))  # once per run: the base is cached
         probs.append(chunk_probs)
     return BaseReference(torch.cat(probs), torch.cat(neg_entropy), torch.cat(argmax))
 
@@ -89,14 +88,12 @@ def batch_forgetting_sums(
 ) -> dict[str, torch.Tensor]:
     """Sums over positions of each metric's per-token quantity (averaged by the caller).
 
-    `ft_logits` is [positions, vocab]. With lse = logsumexp of the fine-tuned logits z, log p_ft = z − lse,
-    so every metric needs only lse, the maximum, p_base·z and two gathers: a few passes over the vocabulary,
-    `chunk_positions` rows at a time, and no log-probability tensor is formed.
+    `ft_logits` is [batch, positions, vocab]. With lse = logsumexp of the fine-tuned logits z,
+    log p_ft = z − lse, so every metric needs only lse, the maximum, p_base·z and two gathers: a few
+    passes over the vocabulary, a bounded number of sequences at a time, and no log-probability tensor.
     """
     sums = {name: torch.zeros((), dtype=torch.float64) for name in FORGETTING_METRICS}
-    step = chunk_positions(ft_logits.shape[-1], chunk_elements)
-    for start in range(0, ft_logits.shape[0], step):
-        stop = start + step
+    for start, stop in _chunks(ft_logits, chunk_elements):
         logits = ft_logits[start:stop].float()
         top, lse = _max_and_logsumexp(logits)
         probs = base.probs[start:stop].to(logits.device)
@@ -163,10 +160,10 @@ class ForgettingEvaluator:
             input_ids = input_ids.to(device)
             base = self._base(model, batch_index, input_ids, forward_context)
             ft_logits = _logits(model, input_ids, forward_context)
-            sums = batch_forgetting_sums(ft_logits, base, input_ids[:, 1:].reshape(-1), self.chunk_elements)
+            sums = batch_forgetting_sums(ft_logits, base, input_ids[:, 1:], self.chunk_elements)
             for name, value in sums.items():
                 totals[name] += float(value)
-            count += ft_logits.shape[0]
+            count += ft_logits.shape[0] * ft_logits.shape[1]
         model.train(was_training)
         return {name: total / count for name, total in totals.items()}
 
@@ -186,12 +183,11 @@ def held_out_loss(
     total, tokens = 0.0, 0
     for start in range(0, len(blocks), batch_size):
         input_ids = blocks.input_ids[start : start + batch_size].to(device)
-        targets = blocks.labels[start : start + batch_size, 1:].reshape(-1).to(device)
+        targets = blocks.labels[start : start + batch_size, 1:].to(device)
         logits = _logits(model, input_ids, forward_context)
-        step = chunk_positions(logits.shape[-1], chunk_elements)
-        for row in range(0, logits.shape[0], step):
-            chunk = logits[row : row + step].float()
-            total += float(F.cross_entropy(chunk, targets[row : row + step], ignore_index=-100, reduction="sum"))
+        for first, last in _chunks(logits, chunk_elements):
+            chunk = logits[first:last].float()
+            total += float(F.cross_entropy(chunk.reshape(-1, chunk.shape[-1]), targets[first:last].reshape(-1), ignore_index=-100, reduction="sum"))
         tokens += int((targets != -100).sum())
     model.train(was_training)
     return total / max(tokens, 1)

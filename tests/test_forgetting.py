@@ -136,7 +136,7 @@ def test_chunked_vocabulary_work_equals_unchunked():
     perturb_adapters(tuned)
     data = blocks(5, 12)
     results = {}
-    for label, chunk_elements in (("whole", 1 << 30), ("chunked", 3 * VOCAB)):  # 3 positions per chunk
+    for label, chunk_elements in (("whole", 1 << 30), ("chunked", 11 * VOCAB)):  # one sequence (11 positions) per chunk
         for cache_mb in (1024, 0):
             evaluator = ForgettingEvaluator(data, 2, cache_mb, VOCAB, chunk_elements=chunk_elements)
             evaluator.prepare(tuned, torch.device("cpu"))
