@@ -271,9 +271,6 @@ def execute_run(
         on_evaluated=after_evaluation,
     )
     callbacks: list = [curve_callback, *(extra_callbacks or [])]
-    from forgetlab.throughput import ThroughputCallback  # first: it times training only, before any evaluation
-
-    callbacks.insert(0, ThroughputCallback(log_metrics, train.eval_every, (run_id, tracker.tracking_uri, bool(resume_run_id)) if tracker else None))
     probe_callback = None
     if probes:  # after the curve (same steps, its metrics already flushed), before the checkpoint
         probe_callback = ProbeCallback(probes, log_metrics, tracker)
