@@ -108,12 +108,15 @@ def main() -> None:
         timings = {}
         for label, cache_mb in (("cached", 1 << 20), ("recomputed", 0)):
             evaluator = ForgettingEvaluator(forget, args.micro_batch, cache_mb, shape["vocab_size"])
-            autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)
-            evaluator.prepare(model, device)
-            evaluator.evaluate(model, device, autocast)
+            # A factory: a fresh autocast per forward pass, the same for the base and the fine-tuned pass.
+            def forward_context():
+                return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)
+
+            evaluator.prepare(model, device, forward_context)
+            evaluator.evaluate(model, device, forward_context)
             synchronise()
             start = time.perf_counter()
-            evaluator.evaluate(model, device, torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda))
+            evaluator.evaluate(model, device, forward_context)
             synchronise()
             timings[label] = time.perf_counter() - start
         row = {

@@ -6,6 +6,13 @@ Both sides train the same LoRA adapters on the same base, data, batch size and c
 this process, one after the other. Printed: median seconds per update for each, their ratio
 (forgetlab / bare), the cost of one forgetting evaluation (base cached, and base recomputed)
 and of one L_ft evaluation in training steps, and the share of run time spent writing to MLflow.
+
+The forgetting evaluation's cost is also printed against one plain forward pass over the same
+tokens (`forgetting eval / forward`; the target is at most 1.2). `--eval-only` prints only that;
+`--vocab N` measures it on a random-initialised Llama (hidden 256, 4 layers) with an N-token
+vocabulary, as for 32k-150k vocabularies:
+
+    .venv/bin/python benchmarks/train_overhead.py --eval-only --vocab 128000
 """
 
 from __future__ import annotations
@@ -70,6 +77,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rank", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--eval-only", action="store_true", help="only the forgetting evaluation against a forward pass")
+    parser.add_argument("--vocab", type=int, default=None, help="with --eval-only: a random Llama with this vocabulary")
     args = parser.parse_args()
 
     import torch
@@ -82,6 +91,9 @@ def main() -> None:
     from forgetlab.model import apply_lora, load_base
     from forgetlab.run import execute_run
 
+    if args.eval_only:
+        forgetting_cost_against_forward(args)
+        return
     workdir = Path(tempfile.mkdtemp(prefix="forgetlab-bench-"))
     os.chdir(workdir)
     eval_every = 10
@@ -152,6 +164,59 @@ def main() -> None:
     print(f"L_ft eval ({len(validation)} sequences)      {ft_eval * 1000:8.1f} ms = {ft_eval / bare_step:.2f} training steps")
     print(f"MLflow flush per evaluation {flush * 1000:8.1f} ms = {100 * flush / (eval_every * forgetlab_step):.2f}% of the {eval_every} steps between evaluations")
     print(f"whole forgetlab run of {args.steps} steps: {forgetlab_total:.1f} s")
+
+
+def median_seconds(function, repeats: int = 3) -> float:
+    function()  # warm-up
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def forgetting_cost_against_forward(args) -> None:
+    """All five forgetting metrics (base cached) against one forward pass over the same tokens."""
+    import torch
+
+    from forgetlab.config import LoraConfig, load_run_config
+    from forgetlab.data import PackedBlocks, load_forget_blocks
+    from forgetlab.forgetting import ForgettingEvaluator
+    from forgetlab.model import apply_lora, load_base
+
+    config = load_run_config(None, [f"model.name={args.model}"])
+    if args.vocab:
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        torch.manual_seed(0)
+        base_model = LlamaForCausalLM(LlamaConfig(
+            vocab_size=args.vocab, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+            num_attention_heads=4, max_position_embeddings=config.train.context_length,
+        ))  # fmt: skip
+        ids = torch.randint(0, args.vocab, (config.forget.num_sequences, config.train.context_length))
+        blocks = PackedBlocks(ids, ids.clone())
+    else:
+        base = load_base(config.model)
+        base_model = base.model
+        blocks, _ = load_forget_blocks(config.forget, base.tokenizer, config.train.context_length, base.forget_text_path)
+    model = apply_lora(base_model, LoraConfig(rank=args.rank)).eval()
+    device, batch = torch.device("cpu"), config.forget.batch_size
+    vocab = model.config.vocab_size
+    evaluator = ForgettingEvaluator(blocks, batch, 1 << 20, vocab)
+    evaluator.prepare(model, device)
+
+    @torch.no_grad()
+    def forward_only() -> None:
+        for start in range(0, len(blocks), batch):
+            model(input_ids=blocks.input_ids[start : start + batch]).logits
+
+    forward = median_seconds(forward_only)
+    forgetting = median_seconds(lambda: evaluator.evaluate(model, device))
+    print(f"model={'random Llama' if args.vocab else args.model} vocab={vocab} tokens={blocks.input_ids.numel()} "
+          f"threads={torch.get_num_threads()}")
+    print(f"one forward pass            {forward * 1000:8.1f} ms")
+    print(f"forgetting eval, base cached {forgetting * 1000:8.1f} ms   forgetting eval / forward = {forgetting / forward:.2f}")
 
 
 if __name__ == "__main__":

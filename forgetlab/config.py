@@ -49,10 +49,11 @@ class LoraConfig(Section):
     alpha: float = Field(8.0, gt=0, description="LoRA alpha; scaling is alpha/sqrt(r) with rslora, alpha/r without.")
     rslora: bool = Field(True, description="Rank-stabilised scaling (gamma = 1/sqrt(r)), as in the paper.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
-    target_modules: list[str] = Field(
+    target_modules: Union[Literal["all-linear"], list[str]] = Field(
         default_factory=lambda: list(LLAMA_LINEAR_MODULES),
         min_length=1,
-        description="Module names to adapt; default all linear modules of a Llama block (q,k,v,o,gate,up,down).",
+        description="Module names to adapt (checked against the model); default all linear modules of a Llama "
+        "block (q,k,v,o,gate,up,down); 'all-linear' = every linear layer but the output head (PEFT's own, any architecture).",
     )
     layers: Optional[list[int]] = Field(
         None, description="Indices of the decoder layers to adapt (0-based); null = all layers."
@@ -87,8 +88,27 @@ class DataConfig(Section):
     response_field: str = Field("response", description="Column holding the answer (format instruction).")
     template: str = Field(
         "### Instruction:\n{prompt}\n\n### Response:\n",
-        description="How an instruction is shown to the model; must contain {prompt}. The response follows it.",
+        description="How an instruction is shown to the model; must contain {prompt}, and the response follows it. "
+        "'chat' = the tokenizer's own chat template (user turn, then the assistant turn; for chat models).",
     )
+    system_prompt: Optional[str] = Field(
+        None, description="With template 'chat': a system message put before every instruction; null = none."
+    )
+    system_field: Optional[str] = Field(
+        None, description="With template 'chat': column holding each row's own system message (e.g. OpenOrca's "
+        "system_prompt); an empty value falls back to system_prompt."
+    )
+    max_examples: Union[Literal["auto"], int, None] = Field(
+        "auto",
+        description="Tokenize only a seeded subset of this many training examples. auto = sized to what the run "
+        "uses (steps x batch x grad_accum x devices x context tokens, 2x margin, rounded up to a power of two), "
+        "applied to splits of more than 100,000 examples; null = every example.",
+    )
+    streaming: bool = Field(
+        False, description="Read the source as a stream and keep only the examples used (max_examples): for hub-sized "
+        "data sets, nothing else is downloaded or converted."
+    )
+    num_proc: Optional[int] = Field(None, gt=0, description="Processes tokenizing in parallel (datasets map); null = 1.")
     train_split: str = Field("train", description="Split (or file) to fine-tune on.")
     validation_split: Optional[str] = Field(
         "validation", description="Held-out split for L_ft; if the source has none, validation_fraction is held out."
@@ -98,9 +118,16 @@ class DataConfig(Section):
     @field_validator("template")
     @classmethod
     def _template_has_prompt(cls, template: str) -> str:
-        if "{prompt}" not in template:
-            raise ValueError("must contain '{prompt}', where the instruction goes")
+        if template != "chat" and "{prompt}" not in template:
+            raise ValueError("must contain '{prompt}', where the instruction goes, or be 'chat' (the tokenizer's chat template)")
         return template
+
+    @field_validator("max_examples")
+    @classmethod
+    def _max_examples_positive(cls, value):
+        if isinstance(value, int) and value <= 0:
+            raise ValueError("must be a positive number of examples, 'auto' or null")
+        return value
 
     def label(self) -> str:
         """The data set's short name: explicit `name`, else the last part of the source."""

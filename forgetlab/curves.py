@@ -40,9 +40,10 @@ class ForgettingCurveCallback(L.Callback):
         self.schedule.mark(step)
         if not trainer.is_global_zero:
             return
-        autocast = trainer.precision_plugin.forward_context()
-        metrics = {"ft_loss": held_out_loss(module.model, self.ft_validation, self.eval_batch_size, module.device, autocast)}
-        metrics.update(self.evaluator.evaluate(module.model, module.device, trainer.precision_plugin.forward_context()))
+        # The factory, not one context: mixed/half precision contexts can be entered once only.
+        forward_context = trainer.precision_plugin.forward_context
+        metrics = {"ft_loss": held_out_loss(module.model, self.ft_validation, self.eval_batch_size, module.device, forward_context)}
+        metrics.update(self.evaluator.evaluate(module.model, module.device, forward_context))
         train_loss = module.take_train_loss()
         if train_loss is not None:
             metrics["train_loss"] = train_loss
@@ -56,7 +57,8 @@ class ForgettingCurveCallback(L.Callback):
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.is_global_zero:
             with torch.no_grad():
-                self.evaluator.prepare(module.model, module.device)
+                # Same precision context as every later evaluation, so step-0 KL is 0 in every precision.
+                self.evaluator.prepare(module.model, module.device, trainer.precision_plugin.forward_context)
         if self.schedule.due_at_start(trainer.global_step):
             self._evaluate(trainer, module)
 

@@ -12,6 +12,8 @@ determines them, so the second run on the same data starts at once.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,11 @@ SUFFIX_TO_BUILDER = {
 }
 VALIDATION_SPLIT_ALIASES = ("validation", "valid", "val", "dev", "test")
 PACKING_VERSION = "1"  # bump when packing changes, so stale caches are not reused
+SUBSET_SEED = 0  # fixed, not the run's: every run of a sweep trains on the same subset
+AUTO_SUBSET_MIN_ROWS = 100_000  # `max_examples: auto` leaves smaller splits whole (results stay as they were)
+TOKENS_MARGIN = 2.0  # auto subset: twice the tokens the run consumes
+SAMPLE_ROWS = 256  # rows tokenized to estimate tokens per example
+STREAM_SHUFFLE_BUFFER = 10_000
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class FineTuningData:
     train: PackedBlocks
     validation: PackedBlocks
     fingerprint: str
+    stats: Optional["PackStats"] = None  # examples and tokens tokenized for this run (0 from the packed cache)
 
 
 def packed_cache_dir() -> Path:
@@ -93,7 +101,7 @@ def _split_files_in_folder(folder: Path) -> dict[str, Path]:
     return splits
 
 
-def _load_local(path: Path, split: str, key: str) -> Optional["datasets.Dataset"]:  # noqa: F821
+def _load_local(path: Path, split: str, key: str, streaming: bool = False) -> Optional["datasets.Dataset"]:  # noqa: F821
     """Load one split from a local file or folder; None when the folder has no such split."""
     import datasets
 
@@ -123,7 +131,7 @@ def _load_local(path: Path, split: str, key: str) -> Optional["datasets.Dataset"
     level = library_logger.level
     library_logger.setLevel(logging.CRITICAL)
     try:
-        return datasets.load_dataset(builder, data_files={split: str(file)}, split=split, **options)
+        return datasets.load_dataset(builder, data_files={split: str(file)}, split=split, streaming=streaming, **options)
     except UserError:
         raise
     except Exception as error:  # datasets raises many types for malformed files
@@ -135,11 +143,14 @@ def _load_local(path: Path, split: str, key: str) -> Optional["datasets.Dataset"
         library_logger.setLevel(level)
 
 
-def _load_hub(name: str, hub_config: Optional[str], split: str, key: str):
+def _load_hub(name: str, hub_config: Optional[str], split: str, key: str, streaming: bool = False):
     import datasets
 
+    from forgetlab.hub import require_hub
+
+    require_hub(key, name, "data set")  # fails at once offline, instead of a minute of retries
     try:
-        return datasets.load_dataset(name, hub_config, split=split)
+        return datasets.load_dataset(name, hub_config, split=split, streaming=streaming)
     except ValueError as error:
         if "split" in str(error).lower() or "Unknown split" in str(error):
             return None
@@ -151,8 +162,8 @@ def _load_hub(name: str, hub_config: Optional[str], split: str, key: str):
         ) from None
 
 
-def load_split(source: str, split: str, hub_config: Optional[str], key: str):
-    """Records of one split of a source, or None if the source has no such split."""
+def load_split(source: str, split: str, hub_config: Optional[str], key: str, streaming: bool = False):
+    """Records of one split of a source (an IterableDataset when `streaming`), or None if it has no such split."""
     if source.startswith(EMBEDDED_SCHEME):
         from forgetlab.embedded import ensure_embedded_dataset
 
@@ -160,13 +171,13 @@ def load_split(source: str, split: str, hub_config: Optional[str], key: str):
         path = {"train": embedded.train_path}.get(split)
         if split in VALIDATION_SPLIT_ALIASES:
             path = embedded.validation_path
-        return None if path is None else _load_local(Path(path), "train", key)
+        return None if path is None else _load_local(Path(path), "train", key, streaming)
     if is_local_path(source, SUFFIX_TO_BUILDER):
         path = Path(source).expanduser()
         if not path.exists():
             raise UserError(f"{key}: '{source}' does not exist; give an existing file or folder, or a hub name")
-        return _load_local(path, split, key)
-    return _load_hub(source, hub_config, split, key)
+        return _load_local(path, split, key, streaming)
+    return _load_hub(source, hub_config, split, key, streaming)
 
 
 # ---------------------------------------------------------------------------- tokenising and packing
@@ -192,34 +203,111 @@ def _detect_kind(columns: list[str], config: DataConfig) -> str:
     )
 
 
-def _token_stream(records, kind: str, config: DataConfig, tokenizer) -> tuple[list[int], list[int]]:
-    """Concatenate all examples into one token stream with a parallel label stream."""
-    eos = tokenizer.eos_token_id
-    ids: list[int] = []
-    labels: list[int] = []
-    if kind == "text":
-        texts = [text for text in records[config.text_field] if text and str(text).strip()]
-        for tokens in tokenizer(texts, add_special_tokens=False)["input_ids"]:
-            ids.extend(tokens + [eos])
-            labels.extend(tokens + [eos])
-        return ids, labels
-    prompts = [config.template.format(prompt=prompt) for prompt in records[config.prompt_field]]
-    responses = [str(response) for response in records[config.response_field]]
-    prompt_tokens = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    response_tokens = tokenizer(responses, add_special_tokens=False)["input_ids"]
-    for prompt, response in zip(prompt_tokens, response_tokens):
-        ids.extend(prompt + response + [eos])
-        labels.extend([IGNORE_INDEX] * len(prompt) + response + [eos])
-    return ids, labels
+class ExampleTokenizer:
+    """Turns a batch of rows into per-example `input_ids` and `labels` (for `datasets.Dataset.map`).
+
+    A class, not a closure: `datasets` hashes it (tokenizer included) into the fingerprint that keys
+    its cache, and can send it to worker processes (`data.num_proc`). Every example ends with EOS.
+    """
+
+    def __init__(self, kind: str, config: DataConfig, tokenizer):
+        self.kind, self.tokenizer = kind, tokenizer
+        self.text_field, self.prompt_field, self.response_field = config.text_field, config.prompt_field, config.response_field
+        self.template, self.system_prompt, self.system_field = config.template, config.system_prompt, config.system_field
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list[list[int]]]:
+        eos = self.tokenizer.eos_token_id
+        if self.kind == "text":
+            texts = [str(text) if text is not None else "" for text in batch[self.text_field]]
+            ids = [tokens + [eos] if text.strip() else [] for text, tokens in zip(texts, self._encode(texts))]
+            return {"input_ids": ids, "labels": [list(row) for row in ids]}
+        if self.template == "chat":
+            return self._chat(batch)
+        prompts = self._encode([self.template.format(prompt=prompt) for prompt in batch[self.prompt_field]])
+        responses = self._encode([str(response) for response in batch[self.response_field]])
+        return {
+            "input_ids": [prompt + response + [eos] for prompt, response in zip(prompts, responses)],
+            "labels": [[IGNORE_INDEX] * len(prompt) + response + [eos] for prompt, response in zip(prompts, responses)],
+        }
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+
+    def _chat(self, batch: dict[str, list]) -> dict[str, list[list[int]]]:
+        """The tokenizer's chat template: loss on the assistant turn only (and the EOS after it).
+
+        The prompt is the conversation up to the assistant's turn (with the generation prompt), the
+        full text adds the assistant's answer; labels are masked over their common prefix.
+        """
+        eos = self.tokenizer.eos_token_id
+        rows = len(batch[self.prompt_field])
+        systems = batch[self.system_field] if self.system_field else [None] * rows
+        input_ids, labels = [], []
+        for prompt, response, system in zip(batch[self.prompt_field], batch[self.response_field], systems):
+            system = str(system).strip() if system and str(system).strip() else self.system_prompt
+            user = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": str(prompt)}]
+            shown = self.tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
+            whole = self.tokenizer.apply_chat_template(user + [{"role": "assistant", "content": str(response)}], tokenize=False)
+            # Rendered, then tokenized without special tokens: the template writes its own BOS (as the probes do).
+            prompt_ids, ids = self._encode([shown, whole])
+            shared = next((i for i, (a, b) in enumerate(zip(prompt_ids, ids)) if a != b), min(len(prompt_ids), len(ids)))
+            if not ids or ids[-1] != eos:
+                ids = ids + [eos]
+            input_ids.append(ids)
+            labels.append([IGNORE_INDEX] * shared + ids[shared:])
+        return {"input_ids": input_ids, "labels": labels}
 
 
-def pack(ids: list[int], labels: list[int], context_length: int) -> PackedBlocks:
+def check_chat_template(config: DataConfig, tokenizer, kind: str, columns: list[str]) -> None:
+    if config.template != "chat" or kind != "instruction":
+        return
+    if config.system_field and config.system_field not in columns:
+        raise UserError(f"data.system_field: column '{config.system_field}' is not in the data (columns: {', '.join(columns)})")
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(
+            "data.template: 'chat' needs the tokenizer's chat template and this model's tokenizer has none; "
+            "give a text template containing {prompt} (e.g. the default) or a chat model"
+        )
+
+
+def tokenize_examples(records, kind: str, config: DataConfig, tokenizer, progress: bool = False):
+    """`records` tokenized by `datasets.map` (batched, `num_proc`, cached by fingerprint): input_ids, labels."""
+    import datasets
+
+    shown = datasets.utils.are_progress_bars_disabled() is False
+    if progress and not shown:
+        datasets.enable_progress_bars()
+    try:
+        return records.map(
+            ExampleTokenizer(kind, config, tokenizer),
+            batched=True,
+            batch_size=1000,
+            num_proc=config.num_proc if config.num_proc and config.num_proc > 1 and len(records) > 1000 else None,
+            remove_columns=list(records.column_names),
+            desc=f"Tokenizing {len(records):,} examples",
+        )
+    finally:
+        if progress and not shown:
+            datasets.disable_progress_bars()
+
+
+def pack_tokenized(tokenized, context_length: int) -> PackedBlocks:
+    """Concatenate the examples' tokens (Arrow, no Python loop) and cut them into full blocks."""
+    import pyarrow.compute as pc
+
+    table = tokenized.with_format("arrow")[:]
+    ids = pc.list_flatten(table.column("input_ids")).to_numpy(zero_copy_only=False)
+    labels = pc.list_flatten(table.column("labels")).to_numpy(zero_copy_only=False)
+    return pack(torch.from_numpy(ids.astype("int64")), torch.from_numpy(labels.astype("int64")), context_length)
+
+
+def pack(ids, labels, context_length: int) -> PackedBlocks:
     """Cut the streams into full blocks; the ragged tail is dropped (it is less than one block)."""
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    labels = torch.as_tensor(labels, dtype=torch.long)
     num_blocks = len(ids) // context_length
     usable = num_blocks * context_length
-    input_tensor = torch.tensor(ids[:usable], dtype=torch.long).view(num_blocks, context_length)
-    label_tensor = torch.tensor(labels[:usable], dtype=torch.long).view(num_blocks, context_length)
-    return PackedBlocks(input_tensor, label_tensor)
+    return PackedBlocks(ids[:usable].view(num_blocks, context_length), labels[:usable].view(num_blocks, context_length))
 
 
 def _records_fingerprint(records) -> str:
@@ -234,34 +322,107 @@ def _records_fingerprint(records) -> str:
 
 def tokenizer_fingerprint(tokenizer) -> str:
     digest = hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()) if hasattr(tokenizer, "backend_tokenizer") else hashlib.sha256(repr(tokenizer).encode())
+    if getattr(tokenizer, "chat_template", None):
+        digest.update(str(tokenizer.chat_template).encode())
     return digest.hexdigest()[:16]
 
 
-def _cached_pack(records, kind: str, config: DataConfig, tokenizer, context_length: int) -> tuple[PackedBlocks, str]:
+@dataclass
+class PackStats:
+    """What packing cost: examples and tokens tokenized (0 when the packed cache answered)."""
+
+    examples: int = 0
+    tokens: int = 0
+
+
+def _cached_pack(
+    records, kind: str, config: DataConfig, tokenizer, context_length: int, progress: bool = False, stats: Optional[PackStats] = None
+) -> tuple[PackedBlocks, str]:
     parts = [PACKING_VERSION, _records_fingerprint(records), tokenizer_fingerprint(tokenizer), kind, str(context_length)]
     if kind == "text":
         parts.append(config.text_field)
     else:
         parts += [config.prompt_field, config.response_field, config.template]
+        if config.template == "chat":
+            parts += [config.system_prompt or "", config.system_field or ""]
     key = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:20]
     cache_file = packed_cache_dir() / f"{key}.pt"
     if cache_file.exists():
         stored = torch.load(cache_file, weights_only=True)
         return PackedBlocks(stored["input_ids"], stored["labels"]), key
-    blocks = pack(*_token_stream(records, kind, config, tokenizer), context_length)
+    tokenized = tokenize_examples(records, kind, config, tokenizer, progress)
+    blocks = pack_tokenized(tokenized, context_length)
+    if stats is not None:
+        stats.examples += len(records)
+        stats.tokens += _token_count(tokenized)
     stored = {"input_ids": blocks.input_ids, "labels": blocks.labels}
     write_atomic(cache_file, lambda temporary: torch.save(stored, temporary))  # a concurrent run never reads half a file
     return blocks, key
 
 
-def load_fine_tuning_data(config: DataConfig, tokenizer, context_length: int) -> FineTuningData:
-    """Train and held-out blocks of the fine-tuning data."""
-    train_records = load_split(config.source, config.train_split, config.hub_config, "data.source")
+def _token_count(tokenized) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.sum(pc.list_value_length(tokenized.with_format("arrow")[:].column("input_ids"))).as_py() or 0)
+
+
+def examples_needed(sample, kind: str, config: DataConfig, tokenizer, tokens_needed: int) -> int:
+    """Examples that hold `tokens_needed` × margin tokens, from a sample's mean length; a power of two
+    so that runs with similar budgets share one subset (and one cache entry)."""
+    lengths = [len(ids) for ids in ExampleTokenizer(kind, config, tokenizer)(sample)["input_ids"]]
+    mean = max(1.0, sum(lengths) / max(1, len(lengths)))
+    return 1 << max(0, math.ceil(math.log2(max(1.0, tokens_needed * TOKENS_MARGIN / mean))))
+
+
+def _subset_size(records, kind: str, config: DataConfig, tokenizer, tokens_needed: Optional[int]) -> Optional[int]:
+    """How many training examples to tokenize: None = all of them."""
+    if config.max_examples is None or (config.max_examples == "auto" and tokens_needed is None):
+        return None
+    if isinstance(config.max_examples, int):
+        return config.max_examples if len(records) > config.max_examples else None
+    if len(records) <= AUTO_SUBSET_MIN_ROWS:
+        return None
+    needed = examples_needed(records.shuffle(seed=SUBSET_SEED)[:SAMPLE_ROWS], kind, config, tokenizer, tokens_needed)
+    return needed if len(records) > needed else None
+
+
+def _seeded_subset(records, size: Optional[int]):
+    return records if size is None or len(records) <= size else records.shuffle(seed=SUBSET_SEED).select(range(size))
+
+
+def _streamed(config: DataConfig, split: str, tokenizer, tokens_needed: Optional[int]):
+    """Read only the examples the run uses from a stream (seeded shuffle buffer), as a Dataset."""
+    import datasets
+
+    stream = load_split(config.source, split, config.hub_config, "data.source", streaming=True)
+    if stream is None:
+        return None
+    if config.max_examples is None or (config.max_examples == "auto" and tokens_needed is None):
+        raise UserError("data.streaming: a stream needs data.max_examples ('auto' or a number of examples), not null")
+    rows = iter(stream.shuffle(seed=SUBSET_SEED, buffer_size=STREAM_SHUFFLE_BUFFER))
+    sample = list(itertools.islice(rows, SAMPLE_ROWS))
+    if not sample:
+        return datasets.Dataset.from_list([])
+    if isinstance(config.max_examples, int):
+        count = config.max_examples
+    else:
+        columns = {key: [row[key] for row in sample] for key in sample[0]}
+        count = examples_needed(columns, _detect_kind(list(sample[0]), config), config, tokenizer, tokens_needed)
+    records = datasets.Dataset.from_list(sample[:count] + list(itertools.islice(rows, max(0, count - len(sample)))))
+    # An in-memory Dataset gets a random fingerprint; what was read is fixed by these, so the packed cache can hit.
+    identity = f"stream:{config.source}:{config.hub_config}:{split}:{SUBSET_SEED}:{count}"
+    records._fingerprint = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return records
+
+
+def _read_splits(config: DataConfig, tokenizer, tokens_needed: Optional[int]):
+    read = (lambda split: _streamed(config, split, tokenizer, tokens_needed)) if config.streaming else (
+        lambda split: load_split(config.source, split, config.hub_config, "data.source")
+    )  # fmt: skip
+    train_records = read(config.train_split)
     if train_records is None:
         raise UserError(f"data.train_split: '{config.source}' has no split '{config.train_split}'")
-    validation_records = None
-    if config.validation_split:
-        validation_records = load_split(config.source, config.validation_split, config.hub_config, "data.source")
+    validation_records = read(config.validation_split) if config.validation_split else None
     if len(train_records) == 0:
         raise UserError(f"data.source: '{config.source}' is empty; it needs at least a few examples")
     if validation_records is None:
@@ -270,9 +431,27 @@ def load_fine_tuning_data(config: DataConfig, tokenizer, context_length: int) ->
             raise UserError(f"data.source: '{config.source}' has {len(train_records)} example(s); need at least 2 to hold some out")
         split = train_records.train_test_split(test_size=config.validation_fraction, seed=0, shuffle=True)
         train_records, validation_records = split["train"], split["test"]
+    return train_records, validation_records
+
+
+def load_fine_tuning_data(
+    config: DataConfig, tokenizer, context_length: int, tokens_needed: Optional[int] = None, progress: bool = False
+) -> FineTuningData:
+    """Train and held-out blocks of the fine-tuning data.
+
+    `tokens_needed` (training tokens the run consumes) sizes `max_examples: auto`; only that seeded
+    subset, and a matching share of the held-out split, is tokenized.
+    """
+    train_records, validation_records = _read_splits(config, tokenizer, tokens_needed)
     kind = _detect_kind(list(train_records.column_names), config)
-    train, train_key = _cached_pack(train_records, kind, config, tokenizer, context_length)
-    validation, validation_key = _cached_pack(validation_records, kind, config, tokenizer, context_length)
+    check_chat_template(config, tokenizer, kind, list(train_records.column_names))
+    size = None if config.streaming else _subset_size(train_records, kind, config, tokenizer, tokens_needed)
+    if size is not None:
+        train_records = _seeded_subset(train_records, size)
+        validation_records = _seeded_subset(validation_records, max(SAMPLE_ROWS, math.ceil(size * config.validation_fraction)))
+    stats = PackStats()
+    train, train_key = _cached_pack(train_records, kind, config, tokenizer, context_length, progress, stats)
+    validation, validation_key = _cached_pack(validation_records, kind, config, tokenizer, context_length, progress, stats)
     for name, blocks in (("training", train), ("held-out", validation)):
         if len(blocks) == 0:
             raise UserError(
@@ -280,7 +459,7 @@ def load_fine_tuning_data(config: DataConfig, tokenizer, context_length: int) ->
                 f"({context_length}); add data or lower train.context_length"
             )
     fingerprint = hashlib.sha256(f"{train_key}:{validation_key}".encode()).hexdigest()[:16]
-    return FineTuningData(config.label(), kind, train, validation, fingerprint)
+    return FineTuningData(config.label(), kind, train, validation, fingerprint, stats)
 
 
 def load_text_blocks(text: TextSource, tokenizer, context_length: int, local_file: Optional[Path] = None) -> tuple[PackedBlocks, str]:

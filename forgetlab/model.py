@@ -78,8 +78,13 @@ def load_base(config: ModelConfig, on_gpu: bool = False, progress: bool = True) 
                 f"model.name: checkpoint folder '{config.name}' does not exist; "
                 "give an existing folder, a hub name, or 'embedded'"
             )
-        fingerprint = _folder_fingerprint(Path(location)) if Path(location).is_dir() else f"hub:{config.name}@{config.revision or 'main'}"
+        is_folder = Path(location).is_dir()
+        fingerprint = _folder_fingerprint(Path(location)) if is_folder else f"hub:{config.name}@{config.revision or 'main'}"
         trust_remote_code = config.trust_remote_code
+        if not is_folder:
+            from forgetlab.hub import require_hub
+
+            require_hub("model.name", config.name, "model")  # fails at once offline, instead of a minute of retries
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, revision=config.revision, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
@@ -120,14 +125,26 @@ def check_model_fits_config(model: torch.nn.Module, lora: LoraConfig, context_le
             f"train.context_length: {context_length} is longer than the model allows ({limit}); "
             f"use at most {limit}"
         )
-    module_names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [target for target in lora.target_modules if target not in module_names]
+    check_target_modules(model, lora.target_modules)
+
+
+def _matches(module_name: str, target: str) -> bool:
+    """PEFT's rule for a list of names: the module's full name is the target or ends with '.target'."""
+    return module_name == target or module_name.endswith("." + target)
+
+
+def check_target_modules(model: torch.nn.Module, target_modules) -> None:
+    """Every configured name adapts at least one linear layer; 'all-linear' (PEFT's own) always does."""
+    if target_modules == "all-linear":
+        return
+    adaptable = (torch.nn.Linear, torch.nn.Embedding)  # what PEFT LoRA wraps in these models
+    linear = [name for name, module in model.named_modules() if isinstance(module, adaptable)]
+    missing = [target for target in target_modules if not any(_matches(name, target) for name in linear)]
     if missing:
-        linear = sorted(
-            {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
-        )
+        available = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)})
         raise UserError(
-            f"lora.target_modules: no module named '{missing[0]}' in this model; linear modules are: {', '.join(linear)}"
+            f"lora.target_modules: no module named '{missing[0]}' in this model; linear modules are: "
+            f"{', '.join(available)} (or use all-linear)"
         )
 
 
@@ -141,7 +158,8 @@ def apply_lora(model: torch.nn.Module, lora: LoraConfig):
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         use_rslora=lora.rslora,
-        target_modules=list(lora.target_modules),
+        # 'all-linear' must reach PEFT as the string itself (PEFT's shorthand), a list as a list.
+        target_modules=lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules),
         layers_to_transform=list(lora.layers) if lora.layers is not None else None,
         bias="none",
         task_type="CAUSAL_LM",

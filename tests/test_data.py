@@ -110,3 +110,62 @@ def test_forgetting_text_too_short_says_how_many_sequences_fit(tmp_path, tokeniz
     path.write_text("Only a few words here.")
     with pytest.raises(UserError, match="lower forget.num_sequences"):
         load_forget_blocks(ForgetConfig(source=str(path), num_sequences=50), tokenizer, CONTEXT, None)
+
+
+# ----------------------------------------------------------------------------- hub-scale data: subsets, streams
+
+
+def _numbered_rows(path, count):
+    path.write_text("".join(json.dumps({"text": f"Row {i} says {i * 7 % 13} and {i % 5}."}) + "\n" for i in range(count)))
+    return path
+
+
+def test_max_examples_tokenizes_only_a_seeded_subset(tmp_path, tokenizer):
+    path = _numbered_rows(tmp_path / "rows.jsonl", 400)
+    whole = load_fine_tuning_data(DataConfig(source=str(path), max_examples=None), tokenizer, CONTEXT)
+    subset = load_fine_tuning_data(DataConfig(source=str(path), max_examples=64), tokenizer, CONTEXT)
+    again = load_fine_tuning_data(DataConfig(source=str(path), max_examples=64), tokenizer, CONTEXT)
+    assert whole.stats.examples == 400
+    assert subset.stats.examples == 64  # the held-out 5% (20 rows, fewer than the cap) came from the packed cache
+    assert subset.stats.tokens < whole.stats.tokens / 3
+    assert again.stats.tokens == 0  # the packed cache answered
+    assert again.train.input_ids.equal(subset.train.input_ids)
+    assert subset.fingerprint != whole.fingerprint
+
+
+def test_auto_subset_is_sized_from_the_tokens_the_run_needs(tmp_path, tokenizer, monkeypatch):
+    import forgetlab.data as data_module
+
+    path = _numbered_rows(tmp_path / "rows.jsonl", 3000)
+    monkeypatch.setattr(data_module, "AUTO_SUBSET_MIN_ROWS", 1000)  # stands for a hub-sized split
+    needed = 40 * CONTEXT
+    data = load_fine_tuning_data(DataConfig(source=str(path)), tokenizer, CONTEXT, tokens_needed=needed)
+    train_examples = data.stats.examples - 150  # the held-out 5% (150 rows) is under the 256-row cap: kept whole
+    assert train_examples & (train_examples - 1) == 0  # a power of two
+    assert train_examples < 3000 * 0.95
+    assert data.train.input_ids.numel() >= needed * data_module.TOKENS_MARGIN * 0.8
+    small = load_fine_tuning_data(DataConfig(source=str(_numbered_rows(tmp_path / "few.jsonl", 900))), tokenizer, CONTEXT, tokens_needed=needed)
+    assert small.stats.examples == 900  # below AUTO_SUBSET_MIN_ROWS nothing changes
+
+
+def test_streaming_reads_only_the_examples_used(tmp_path, tokenizer):
+    path = _numbered_rows(tmp_path / "rows.jsonl", 2000)
+    config = DataConfig(source=str(path), streaming=True, max_examples=300)
+    data = load_fine_tuning_data(config, tokenizer, CONTEXT)
+    assert data.stats.examples == 300  # 285 train + 15 held out, from a stream of 2000
+    assert len(data.validation) > 0
+    second = load_fine_tuning_data(config, tokenizer, CONTEXT)
+    assert second.stats.tokens == 0 and second.train.input_ids.equal(data.train.input_ids)  # same rows, cache hit
+    with pytest.raises(UserError, match="data.streaming: a stream needs data.max_examples"):
+        load_fine_tuning_data(DataConfig(source=str(path), streaming=True, max_examples=None), tokenizer, CONTEXT)
+
+
+def test_parallel_tokenization_gives_the_same_blocks(tmp_path, tokenizer, monkeypatch):
+    import forgetlab.data as data_module
+
+    path = _numbered_rows(tmp_path / "rows.jsonl", 2100)
+    serial = load_fine_tuning_data(DataConfig(source=str(path), max_examples=None), tokenizer, CONTEXT)
+    monkeypatch.setattr(data_module, "packed_cache_dir", lambda: tmp_path / "other-cache")
+    parallel = load_fine_tuning_data(DataConfig(source=str(path), max_examples=None, num_proc=2), tokenizer, CONTEXT)
+    assert parallel.stats.tokens == serial.stats.tokens > 0
+    assert parallel.train.input_ids.equal(serial.train.input_ids) and parallel.train.labels.equal(serial.train.labels)

@@ -128,3 +128,41 @@ def test_layer_subset_adapts_only_those_layers():
     tuned = apply_lora(tiny_llama(layers=3), LoraConfig(rank=2, layers=[1]))
     adapted = {name.split("layers.")[1].split(".")[0] for name, p in tuned.named_parameters() if p.requires_grad}
     assert adapted == {"1"}
+
+
+def test_chunked_vocabulary_work_equals_unchunked():
+    """A few positions at a time (as for a 150k vocabulary) gives the same numbers as all at once."""
+    tuned = apply_lora(tiny_llama(), LoraConfig(rank=2))
+    perturb_adapters(tuned)
+    data = blocks(5, 12)
+    results = {}
+    for label, chunk_elements in (("whole", 1 << 30), ("chunked", 11 * VOCAB)):  # one sequence (11 positions) per chunk
+        for cache_mb in (1024, 0):
+            evaluator = ForgettingEvaluator(data, 2, cache_mb, VOCAB, chunk_elements=chunk_elements)
+            evaluator.prepare(tuned, torch.device("cpu"))
+            results[label, cache_mb] = evaluator.evaluate(tuned, torch.device("cpu"))
+        results[label, "ft"] = held_out_loss(tuned, data, 2, torch.device("cpu"), chunk_elements=chunk_elements)
+    for key in (1024, 0):
+        for name, value in results["whole", key].items():
+            assert results["chunked", key][name] == pytest.approx(value, rel=1e-6, abs=1e-7), (key, name)
+    assert results["chunked", "ft"] == pytest.approx(results["whole", "ft"], rel=1e-6)
+
+
+def test_each_forward_pass_enters_a_fresh_precision_context():
+    """Lightning's mixed/half precision contexts are generators: entering one twice fails. Passes get one each."""
+    from contextlib import contextmanager
+
+    entered = []
+
+    @contextmanager
+    def forward_context():
+        entered.append(1)
+        yield
+
+    tuned = apply_lora(tiny_llama(), LoraConfig(rank=2))
+    data = blocks(5, 12)
+    evaluator = ForgettingEvaluator(data, 2, 0, VOCAB)  # base recomputed: two passes per batch
+    evaluator.evaluate(tuned, torch.device("cpu"), forward_context)
+    assert len(entered) == 2 * 3
+    held_out_loss(tuned, data, 2, torch.device("cpu"), forward_context)
+    assert len(entered) == 2 * 3 + 3

@@ -64,6 +64,8 @@ def print_summary(result, console) -> None:
             table.add_row(key, f"{start:.4f}" if start is not None else "-", f"{result.last[key]:.4f}")
     console.print(table)
     console.print(f"tracking store: {result.tracking_uri}")
+    if getattr(result, "adapter_uri", ""):
+        console.print(f"adapter: {result.adapter_uri}")
     console.print("see the curves: [bold]forgetlab ui[/bold]   query them: [bold]forgetlab query queries/curves.sql[/bold]")
 
 

@@ -9,7 +9,7 @@ network with the LoRA adapters disabled.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Optional, Sequence
+from typing import Callable, ContextManager, Optional, Sequence
 
 import torch
 
@@ -28,7 +28,7 @@ def resolve_prompt_format(requested: str, tokenizer, data_kind: str) -> str:
 
 def encode_prompt(text: str, tokenizer, prompt_format: str, data_template: str) -> list[int]:
     """Token ids of one prompt shown in `prompt_format` (already resolved, not 'auto')."""
-    if prompt_format == "chat":
+    if prompt_format == "chat" or (prompt_format == "template" and data_template == "chat"):  # data.template: chat
         rendered = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False)
         return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])  # the template has its own BOS
     shown = data_template.format(prompt=text) if prompt_format == "template" else text
@@ -49,7 +49,7 @@ def generate_greedy(
     batch_size: int,
     device: torch.device,
     max_length: Optional[int] = None,
-    autocast=None,
+    forward_context: Callable[[], ContextManager] = nullcontext,
     base: bool = False,
 ) -> list[str]:
     """Greedy answers (decoded new tokens, up to EOS) of the fine-tuned model, or of its base if `base`."""
@@ -71,7 +71,7 @@ def generate_greedy(
             width = max(len(ids) for ids in batch)
             input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=device)
             attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
-            with autocast or nullcontext():
+            with forward_context():  # a fresh context per pass: Lightning's can be entered once only
                 output = model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config)
             for row in output[:, width:].tolist():
                 if tokenizer.eos_token_id in row:

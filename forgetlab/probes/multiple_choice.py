@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, ContextManager, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -94,7 +94,7 @@ def continuation_log_likelihoods(
     batch_size: int,
     device: torch.device,
     max_length: Optional[int] = None,
-    autocast=None,
+    forward_context: Callable[[], ContextManager] = nullcontext,
 ) -> list[float]:
     """Sum over each continuation's tokens of log p(token | everything before it), in nats, batched."""
     sequences = []
@@ -116,7 +116,7 @@ def continuation_log_likelihoods(
             tokens = sequences[i][0]
             input_ids[row, : len(tokens)] = torch.tensor(tokens)
             attention[row, : len(tokens)] = 1
-        with autocast or nullcontext():
+        with forward_context():  # a fresh context per pass: Lightning's can be entered once only
             logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
         for row, i in enumerate(indices):
             tokens, count = sequences[i]
@@ -154,10 +154,10 @@ class MultipleChoiceProbe:
         ]
         self.base: Optional[Answers] = None
 
-    def answer(self, model, device: torch.device, autocast=None) -> Answers:
+    def answer(self, model, device: torch.device, forward_context: Callable[[], ContextManager] = nullcontext) -> Answers:
         was_training = model.training
         model.eval()
-        flat = continuation_log_likelihoods(model, self.pairs, self.batch_size, device, self.max_length, autocast)
+        flat = continuation_log_likelihoods(model, self.pairs, self.batch_size, device, self.max_length, forward_context)
         model.train(was_training)
         raw, norm, grouped, offset = [], [], [], 0
         for q in self.questions:
@@ -169,16 +169,16 @@ class MultipleChoiceProbe:
             grouped.append(scores)
         return Answers(raw, norm, grouped)
 
-    def base_answers(self, model, device: torch.device, autocast=None) -> Answers:
+    def base_answers(self, model, device: torch.device, forward_context: Callable[[], ContextManager] = nullcontext) -> Answers:
         if self.base is None:
             with model.disable_adapter():
-                self.base = self.answer(model, device, autocast)
+                self.base = self.answer(model, device, forward_context)
         return self.base
 
     def run(self, model, device: torch.device, autocast_factory, step: int) -> tuple[dict[str, float], dict[str, str]]:
         """Metrics at this step, and the per-question record as a JSON artifact."""
-        base = self.base_answers(model, device, autocast_factory())
-        tuned = self.answer(model, device, autocast_factory())
+        base = self.base_answers(model, device, autocast_factory)
+        tuned = self.answer(model, device, autocast_factory)
         metrics = multiple_choice_metrics([q.answer for q in self.questions], tuned, base)
         records = [
             {

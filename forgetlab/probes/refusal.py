@@ -50,16 +50,16 @@ class RefusalProbe:
 
     name = "refusal"
 
-    def _generate(self, model, device: torch.device, autocast, base: bool) -> list[str]:
+    def _generate(self, model, device: torch.device, forward_context, base: bool) -> list[str]:
         return generate_greedy(
-            model, self.prompts, self.tokenizer, self.max_new_tokens, self.batch_size, device, self.max_length, autocast, base=base
+            model, self.prompts, self.tokenizer, self.max_new_tokens, self.batch_size, device, self.max_length, forward_context, base=base
         )
 
     def run(self, model, device: torch.device, autocast_factory, step: int) -> tuple[dict[str, float], dict[str, str]]:
         if self.base_answers is None:
-            self.base_answers = self._generate(model, device, autocast_factory(), base=True)
+            self.base_answers = self._generate(model, device, autocast_factory, base=True)
             self.base_refused = [bool(self.judge(q, a)) for q, a in zip(self.requests, self.base_answers)]
-        answers = self._generate(model, device, autocast_factory(), base=False)
+        answers = self._generate(model, device, autocast_factory, base=False)
         refused = [bool(self.judge(q, a)) for q, a in zip(self.requests, answers)]
         metrics = refusal_metrics(self.base_refused, refused)
         records = [

@@ -36,8 +36,8 @@ class SamplesProbe:
 
     def run(self, model, device: torch.device, autocast_factory, step: int) -> tuple[dict[str, float], dict[str, str]]:
         batch = len(self.prompts)
-        base = generate_greedy(model, self.prompts, self.tokenizer, self.max_new_tokens, batch, device, self.max_length, autocast_factory(), base=True)
-        tuned = generate_greedy(model, self.prompts, self.tokenizer, self.max_new_tokens, batch, device, self.max_length, autocast_factory())
+        base = generate_greedy(model, self.prompts, self.tokenizer, self.max_new_tokens, batch, device, self.max_length, autocast_factory, base=True)
+        tuned = generate_greedy(model, self.prompts, self.tokenizer, self.max_new_tokens, batch, device, self.max_length, autocast_factory)
         records = [{"prompt": p, "base_answer": b, "tuned_answer": t} for p, b, t in zip(self.texts, base, tuned)]
         document = {"step": step, "prompt_format": self.prompt_format, "max_new_tokens": self.max_new_tokens, "items": records}
         return {}, {

@@ -108,7 +108,9 @@ class FineTuningRecipe:
         from forgetlab.data import load_fine_tuning_data
 
         train = self.config.train
-        loaded = load_fine_tuning_data(data, self.base.tokenizer, train.context_length)
+        devices = self.config.trainer.num_nodes * (self.config.trainer.devices if isinstance(self.config.trainer.devices, int) else 1)
+        tokens_needed = train.steps * train.batch_size * train.grad_accum * devices * train.context_length  # sizes data.max_examples: auto
+        loaded = load_fine_tuning_data(data, self.base.tokenizer, train.context_length, tokens_needed, progress=self.progress)
         validation = loaded.validation
         if len(validation) > train.ft_eval_sequences:
             keep = train.ft_eval_sequences
@@ -300,6 +302,7 @@ class FineTuningRecipe:
         except BaseException as error:
             self.tracker.finish("FAILED", f"{type(error).__name__}: {error}")
             raise
+        adapter_uri = self._keep_adapter() if status == "FINISHED" else ""
         self.tracker.finish(status, failure)
         run_id = self.tracker.run_id
         if status == "FAILED":
@@ -313,4 +316,15 @@ class FineTuningRecipe:
             steps_done=self.trainer.global_step,
             first=dict(self.metrics.first),
             last=dict(self.metrics.last),
+            adapter_uri=adapter_uri,
         )
+
+    def _keep_adapter(self) -> str:
+        """Log the trained adapter and drop the resume checkpoints (a FINISHED run is never resumed)."""
+        from forgetlab.adapter import prune_checkpoints, save_adapter
+        from forgetlab.paths import checkpoint_root
+
+        adapter_uri = save_adapter(self.model, self.tracker)
+        if self.tracker.run_id:
+            prune_checkpoints(checkpoint_root() / self.tracker.run_id)
+        return adapter_uri

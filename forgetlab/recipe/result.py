@@ -15,3 +15,4 @@ class RunResult:
     steps_done: int
     first: dict[str, float] = field(default_factory=dict)  # every metric of the first evaluation
     last: dict[str, float] = field(default_factory=dict)  # each metric's latest value
+    adapter_uri: str = ""  # where the trained adapter was logged (FINISHED runs, rank 0)

@@ -126,6 +126,11 @@ class RunTracker:
     def log_file(self, path: Path, artifact_path: Optional[str] = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def log_folder(self, folder: Path, artifact_path: str) -> str:
+        """Log every file of `folder` under `artifact_path`; returns the artifact's URI."""
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+        return f"{self.client.get_run(self.run_id).info.artifact_uri}/{artifact_path}"
+
     def finish(self, status: str, failure: Optional[str] = None) -> None:
         self.flush()
         if failure:
@@ -168,6 +173,9 @@ class NullTracker:
 
     def log_file(self, path: Path, artifact_path: Optional[str] = None) -> None:
         pass
+
+    def log_folder(self, folder: Path, artifact_path: str) -> str:
+        return ""
 
     def finish(self, status: str, failure: Optional[str] = None) -> None:
         pass
