@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from forgetlab.mlflow_ui import mark_training_experiment
 from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_path
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
@@ -149,7 +150,7 @@ class RunTracker:
         # No mlflow.set_tracking_uri: it also sets $MLFLOW_TRACKING_URI, so every later process
         # started from this one (a test's next run, a notebook's next sweep) would log here.
         self.client = RetryingClient(MlflowClient(self.tracking_uri))
-        self.experiment_id = self._experiment_id(experiment)
+        self.experiment_id = mark_training_experiment(self.client, self._experiment_id(experiment))
         self.run_id: Optional[str] = None
         self._buffer: list[Any] = []
 

@@ -20,7 +20,7 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
 
     from forgetlab.config import read_yaml, validate_run_config
     from forgetlab.paths import resolve_tracking_uri, sqlite_path
-    from forgetlab.sweep import process_alive
+    from forgetlab.sweeps.state import process_alive
 
     uri = resolve_tracking_uri(tracking_uri)
     database = sqlite_path(uri)

@@ -1,12 +1,11 @@
-"""Sweeps: a grid of run configs, each point a child MLflow run of one parent sweep run.
+"""Sweep files: a grid of run configs expanded into validated points, and shards of them.
 
 A sweep file names a base run config and a grid over any dotted config keys (cartesian
 product), optionally with explicit extra points. Every point is validated before anything
 runs. A point's identity is its key (the sorted overrides), stored as the tag
-`forgetlab.point`, so running the same sweep again skips points already FINISHED, resumes
-points whose process died (RUNNING with a dead process, or KILLED) from their last checkpoint,
-and reruns FAILED or missing ones. `--shard i/n` takes every n-th point, so several machines
-sharing one tracking server split the sweep without overlap.
+`forgetlab.point` (see `forgetlab.sweeps.state` for what a rerun does with it). `--shard i/n`
+takes every n-th point, so several machines sharing one tracking server split the sweep
+without overlap; under a SLURM job array the shard defaults to the array task's.
 """
 
 from __future__ import annotations
@@ -14,10 +13,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -65,33 +63,51 @@ def _as_override(key: str, value: Any) -> str:
     return f"{key}={json.dumps(value)}"
 
 
-def load_sweep(path: Path) -> tuple[SweepConfig, list[SweepPoint]]:
-    """Read a sweep file and expand it into validated points (all checked before any run)."""
+def _read_sweep_file(path: Path) -> SweepConfig:
     raw = read_yaml(path)
     try:
-        sweep = SweepConfig.model_validate(raw)
+        return SweepConfig.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
         what = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
         raise UserError(f"{path}: {key}: {what}") from None
-    base_path = (path.parent / sweep.base).resolve()
-    if not base_path.exists():
-        raise UserError(f"{path}: base: '{sweep.base}' not found (resolved to {base_path}); give a path relative to the sweep file")
-    base_raw = read_yaml(base_path)
-    if not sweep.grid and not sweep.points:
-        raise UserError(f"{path}: the sweep has no points; add a grid (key: [values]) or a list of points")
 
+
+def _assignments(sweep: SweepConfig) -> list[dict[str, Any]]:
+    """The grid's cartesian product, then the explicit points."""
     assignments: list[dict[str, Any]] = []
     if sweep.grid:
         keys = list(sweep.grid)
         for values in itertools.product(*(sweep.grid[key] for key in keys)):
             assignments.append(dict(zip(keys, values)))
     assignments.extend(dict(point) for point in sweep.points)
+    return assignments
 
+
+def _with_distinct_run_names(points: list[SweepPoint]) -> list[SweepPoint]:
+    """Distinct points must have distinct run names to be told apart in the UI."""
+    names: dict[str, str] = {}
+    for point in points:
+        if point.run_name in names and not point.config.tracking.run_name:
+            tracking = point.config.tracking.model_copy(update={"run_name": f"{point.run_name}-{len(names)}"})
+            object.__setattr__(point, "config", point.config.model_copy(update={"tracking": tracking}))
+        names[point.run_name] = point.key
+    return points
+
+
+def load_sweep(path: Path) -> tuple[SweepConfig, list[SweepPoint]]:
+    """Read a sweep file and expand it into validated points (all checked before any run)."""
+    sweep = _read_sweep_file(path)
+    base_path = (path.parent / sweep.base).resolve()
+    if not base_path.exists():
+        raise UserError(f"{path}: base: '{sweep.base}' not found (resolved to {base_path}); give a path relative to the sweep file")
+    base_raw = read_yaml(base_path)
+    if not sweep.grid and not sweep.points:
+        raise UserError(f"{path}: the sweep has no points; add a grid (key: [values]) or a list of points")
     points: list[SweepPoint] = []
     seen: dict[str, int] = {}
-    for index, assignment in enumerate(assignments):
+    for index, assignment in enumerate(_assignments(sweep)):
         key = point_key(assignment)
         if key in seen:
             raise UserError(f"{path}: point {index + 1} ({key}) duplicates point {seen[key] + 1}; remove one of them")
@@ -100,15 +116,8 @@ def load_sweep(path: Path) -> tuple[SweepConfig, list[SweepPoint]]:
             yaml.safe_load(yaml.safe_dump(base_raw)),
             [_as_override(k, v) for k, v in {**sweep.overrides, **assignment}.items()],
         )
-        config = validate_run_config(merged, f"{path} (point {key})")
-        points.append(SweepPoint(key, assignment, config))
-    names: dict[str, str] = {}
-    for point in points:
-        if point.run_name in names and not point.config.tracking.run_name:
-            # Distinct points must have distinct run names to be told apart in the UI.
-            object.__setattr__(point, "config", point.config.model_copy(update={"tracking": point.config.tracking.model_copy(update={"run_name": f"{point.run_name}-{len(names)}"})}))
-        names[point.run_name] = point.key
-    return sweep, points
+        points.append(SweepPoint(key, assignment, validate_run_config(merged, f"{path} (point {key})")))
+    return sweep, _with_distinct_run_names(points)
 
 
 def select_shard(points: list[SweepPoint], shard: Optional[str]) -> list[SweepPoint]:
@@ -126,59 +135,23 @@ def select_shard(points: list[SweepPoint], shard: Optional[str]) -> list[SweepPo
     return ordered[index - 1 :: count]
 
 
-# ---------------------------------------------------------------------------- state in the tracking store
+def shard_from_slurm(environment: Mapping[str, str] = os.environ) -> Optional[str]:
+    """The shard `i/n` of this SLURM array task, or None outside a job array.
 
-
-@dataclass(frozen=True)
-class PointState:
-    point: SweepPoint
-    state: str  # done | running | resumable | rerun | new
-    run_id: Optional[str] = None
-
-
-def process_alive(host: str, pid: str) -> Optional[bool]:
-    """Whether the process that owns a RUNNING run is alive; None when it ran on another machine."""
-    if host != socket.gethostname():
+    `sbatch --array=A-B[:S]` numbers tasks A, A+S, ..., B; SLURM sets SLURM_ARRAY_TASK_ID, _MIN,
+    _STEP and _COUNT, so task A is shard 1 whatever A is (arrays often start at 0).
+    """
+    task_id = environment.get("SLURM_ARRAY_TASK_ID")
+    count = environment.get("SLURM_ARRAY_TASK_COUNT")
+    if not task_id or not count:
         return None
     try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def classify(points: list[SweepPoint], runs: list[Any], stale_minutes: float, now_ms: int) -> list[PointState]:
-    """Decide per point: done, running elsewhere, resumable from a checkpoint, to rerun, or new."""
-    from forgetlab.checkpoints import latest_checkpoint
-    from forgetlab.paths import checkpoint_root
-
-    by_key: dict[str, list[Any]] = {}
-    for run in runs:
-        by_key.setdefault(run.data.tags.get("forgetlab.point", ""), []).append(run)
-    states = []
-    for point in points:
-        candidates = sorted(by_key.get(point.key, []), key=lambda run: run.info.start_time or 0, reverse=True)
-        if any(run.info.status == "FINISHED" for run in candidates):
-            finished = next(run for run in candidates if run.info.status == "FINISHED")
-            states.append(PointState(point, "done", finished.info.run_id))
-            continue
-        latest = candidates[0] if candidates else None
-        if latest is None:
-            states.append(PointState(point, "new"))
-            continue
-        status = latest.info.status
-        if status == "RUNNING":
-            alive = process_alive(latest.data.tags.get("forgetlab.host", ""), latest.data.tags.get("forgetlab.pid", ""))
-            heartbeat = latest.data.tags.get("forgetlab.heartbeat_ms")
-            quiet_for = (now_ms - int(heartbeat)) / 60000 if heartbeat and heartbeat.isdigit() else None
-            if alive or (alive is None and (quiet_for is None or quiet_for < stale_minutes)):
-                states.append(PointState(point, "running", latest.info.run_id))
-                continue
-            status = "KILLED"  # its process is gone
-        if status == "KILLED" and latest_checkpoint(checkpoint_root() / latest.info.run_id) is not None:
-            states.append(PointState(point, "resumable", latest.info.run_id))
-        else:
-            states.append(PointState(point, "rerun", latest.info.run_id))
-    return states
+        first = int(environment.get("SLURM_ARRAY_TASK_MIN", "0"))
+        step = int(environment.get("SLURM_ARRAY_TASK_STEP", "1") or 1)
+        index = (int(task_id) - first) // step + 1
+        total = int(count)
+    except ValueError:
+        raise UserError(
+            f"SLURM_ARRAY_TASK_ID={task_id}, SLURM_ARRAY_TASK_COUNT={count}: not numbers; give --shard i/n explicitly"
+        ) from None
+    return f"{index}/{total}"
