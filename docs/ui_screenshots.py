@@ -71,32 +71,54 @@ def start_ui(folder: Path) -> tuple[subprocess.Popen, str]:
 
 def shoot(page, name: str) -> None:
     time.sleep(SETTLE_SECONDS)
+    page.mouse.move(1, 450)  # no hover toolbar over a chart
     page.screenshot(path=str(OUT / name))
     print(f"wrote {OUT / name}")
+
+
+def _tidy(page) -> None:
+    """Close what covers the runs: the assistant side panel and the shared-view banner."""
+    for name in ("Close", "Hide banner"):
+        button = page.get_by_role("button", name=name, exact=True)
+        if button.count():
+            button.first.click()
+
+
+def _expand_sweep(page, sweep: str) -> None:
+    """Open the sweep's parent row, so its points show nested under it."""
+    row = page.get_by_role("row").filter(has_text=sweep)
+    buttons = row.first.get_by_role("button")
+    print(f"parent row buttons: {[buttons.nth(i).get_attribute('aria-label') for i in range(buttons.count())]}")
+    if buttons.count():
+        buttons.last.click()
+
+
+def _view_mode(page, mode: str) -> None:
+    """The runs page's table | chart | evaluation switch (hidden radio inputs inside labels)."""
+    page.locator("label").filter(has=page.locator(f'input[value="{mode}"]')).first.click()
 
 
 def take_screenshots(address: str) -> None:
     from playwright.sync_api import sync_playwright
 
-    experiment_url = address.split("/runs?")[0]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1600, "height": 900})
         page.goto(address)
         time.sleep(SETTLE_SECONDS)
-        expand = page.get_by_role("button", name=re.compile("expand", re.I))
-        if expand.count():  # the sweep's children are nested under its parent row
-            expand.first.click()
+        _tidy(page)
+        _expand_sweep(page, "screenshots")
         shoot(page, "runs-table.png")
-        page.get_by_role("radio", name=re.compile("chart", re.I)).first.click()
+        _view_mode(page, "CHART")
         shoot(page, "sweep-charts.png")
-        page.goto(address)
-        time.sleep(SETTLE_SECONDS)
-        page.get_by_role("link", name=re.compile(r"^r4-code-s0$")).first.click()
-        page.goto(page.url.split("?")[0].rstrip("/") + "/model-metrics")
+        _view_mode(page, "TABLE")
+        time.sleep(2)
+        page.get_by_role("link", name="r4-code-s0", exact=True).first.click()
+        time.sleep(2)
+        # Keep the training view: without workflowType the run page falls back to the GenAI one.
+        page.goto(page.url.split("?")[0].rstrip("/") + "/model-metrics?workflowType=machine_learning")
         shoot(page, "run-curves.png")
         browser.close()
-    print(f"experiment: {experiment_url}")
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ VIEW_TAG = SHARED_VIEW_TAG_PREFIX + VIEW_KEY
 # What a forgetting study compares, by the UI's column keys (`<type>.\`<name>\``). Metrics show
 # their latest value: the end of the run.
 STUDY_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("attributes", "Dataset"),
     ("params", "data.name"),
     ("params", "model.name"),
     ("params", "lora.rank"),
