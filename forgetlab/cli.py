@@ -31,6 +31,21 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from forgetlab import __version__
+
+        typer.echo(f"forgetlab {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Measure, track, query and fit forgetting when LoRA fine-tuning language models."""
+
+
 def _register_commands() -> None:
     from forgetlab.commands import REGISTERED_MODULES
 

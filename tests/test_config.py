@@ -72,7 +72,7 @@ def test_bad_override_key_is_rejected(tmp_path):
 @pytest.mark.parametrize("path", sorted((REPO / "lightning_configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_validate(path):
     if path.name.startswith("sweep"):  # a sweep file: every point's run config validates, names are distinct
-        from forgetlab.sweep import load_sweep
+        from forgetlab.sweeps import load_sweep
 
         _, points = load_sweep(path)
         assert points and len({point.run_name for point in points}) == len(points)

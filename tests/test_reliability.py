@@ -163,6 +163,13 @@ def test_ui_binds_loopback_unless_told_and_warns_when_exposed(tmp_path, capsys, 
         def wait(self):
             return 0
 
+        def poll(self):
+            return 0
+
+    from forgetlab import ui_server
+
+    monkeypatch.setattr(ui_server, "wait_until_serving", lambda url, process: None)
+    monkeypatch.setattr(ui_server, "experiment_address", lambda url, experiment: None)
     (tmp_path / "mlruns").mkdir()
     (tmp_path / "mlruns" / "mlflow.db").touch()
     monkeypatch.chdir(tmp_path)
@@ -258,8 +265,8 @@ def test_secrets_never_reach_the_store(tmp_path, forgetlab_cache, capsys, monkey
     import duckdb
     from mlflow.tracking import MlflowClient
 
-    from forgetlab.sweep import SweepConfig
-    from forgetlab.sweep_runner import find_or_create_parent
+    from forgetlab.sweeps import SweepConfig
+    from forgetlab.sweeps import find_or_create_parent
     from forgetlab.tracking import RetryingClient
 
     unique = uuid.uuid4().hex

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from forgetlab.errors import UserError
-from forgetlab.sweep import load_sweep, select_shard
+from forgetlab.sweeps import load_sweep, select_shard, shard_from_slurm
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "lightning_configs" / "sweep-smoke.yaml"
@@ -129,3 +129,50 @@ def test_bad_sweep_file_is_one_clear_error(tmp_path, text, expected):
 def test_bad_shard_is_rejected():
     with pytest.raises(UserError, match="expected i/n"):
         select_shard([], "3/2")
+
+
+def test_a_sweep_with_nothing_to_do_loads_no_training_library(workdir):
+    """`nothing to run` comes from the store alone: torch and Lightning (seconds to import) stay out."""
+    first = sweep("--jobs", "2", cwd=workdir)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "forgetlab", "sweep", "--config", str(SMOKE)],
+        cwd=workdir, capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 0
+    assert "sweep smoke: nothing to run (4 done)" in again.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in again.stderr.splitlines() if line.startswith("import time:")}
+    assert "mlflow" in imported  # the measurement works
+    assert not imported & {"torch", "lightning", "transformers"}
+
+
+@pytest.mark.parametrize(
+    "environment, expected",
+    [
+        ({}, None),
+        ({"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "0"}, "1/4"),
+        ({"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1"}, "4/4"),
+        ({"SLURM_ARRAY_TASK_ID": "14", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_STEP": "2"}, "3/4"),
+        ({"SLURM_JOB_ID": "7"}, None),  # a plain job, not an array
+    ],
+)
+def test_shard_defaults_to_the_slurm_array_task(environment, expected):
+    assert shard_from_slurm(environment) == expected
+
+
+def test_dry_run_inside_a_slurm_array_lists_only_that_tasks_shard(workdir, capsys, monkeypatch):
+    from cli_helpers import invoke
+
+    for name, value in {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0"}.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = invoke(["sweep", "--config", str(STUDY), "--dry-run"], capsys, monkeypatch)
+    assert code == 0, err
+    _, points = load_sweep(STUDY)
+    shard = select_shard(points, "2/3")
+    assert f"{len(shard)} points (shard 2/3, from the SLURM array task)" in out
+    assert f"{len(shard)} new" in out
+    assert all(point.run_name in out for point in shard)
+    assert not any(point.run_name in out for point in select_shard(points, "1/3"))
+
+    code, out, _ = invoke(["sweep", "--config", str(STUDY), "--dry-run", "--shard", "1/3"], capsys, monkeypatch)
+    assert code == 0 and "(shard 1/3)" in out  # an explicit --shard wins

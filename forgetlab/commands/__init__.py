@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULE_NAMES = ["run", "base", "ui", "warehouse", "laws", "sweep", "probes"]
+_MODULE_NAMES = ["run", "base", "ui", "warehouse", "laws", "sweep", "probes", "configs", "plot"]
 
 
 def _load():

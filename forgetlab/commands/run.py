@@ -77,6 +77,7 @@ def register(app: typer.Typer) -> None:
         resume: Optional[str] = typer.Option(None, "--resume", help="Resume this MLflow run id from its last checkpoint."),
         tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="Where the run to resume lives (default: as for runs)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+        print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config (YAML, after overrides) and exit."),
     ) -> None:
         """Fine-tune LoRA adapters and log L_ft and forgetting per evaluation step to MLflow.
 
@@ -94,6 +95,10 @@ def register(app: typer.Typer) -> None:
             if config is None:
                 raise UserError("missing --config; e.g. forgetlab run --config lightning_configs/r4.yaml")
             run_config = load_run_config(config, overrides or [])
+        if print_config:
+            from forgetlab.config import to_yaml
+
+            return typer.echo(to_yaml(run_config), nl=False)
         from forgetlab.run import execute_run
 
         result = execute_run(run_config, resume_run_id=resume, progress=not quiet)

@@ -16,55 +16,73 @@ def exposure_warning(host: str) -> str | None:
     return f"warning: binding to {host} makes every run in this store readable from the network"
 
 
-def server_command(tracking_uri: str, host: str, port: int, artifact_root: Optional[str]) -> list[str]:
-    import sys
+def _checked_store(tracking_uri: Optional[str]) -> tuple[str, Optional[str]]:
+    """The store's URI and its artifact root; one-line errors for a server or a missing store."""
+    from forgetlab.errors import UserError
+    from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_path
 
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri, "--host", host, "--port", str(port)]
-    if artifact_root:
-        command += ["--default-artifact-root", artifact_root]
-    return command
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        raise UserError(f"the tracking store is a server already ({uri}); open it in a browser")
+    database = sqlite_path(uri)
+    if database is not None and not database.exists():
+        raise UserError(f"no tracking store at {database}; run `forgetlab run --config lightning_configs/r4.yaml` first")
+    return uri, default_artifact_root().resolve().as_uri() if database is not None else None
 
 
 def register(app: typer.Typer) -> None:
     @app.command("ui")
     def ui_command(
         host: str = typer.Option("127.0.0.1", help="Address to bind; anything but loopback exposes your runs."),
-        port: int = typer.Option(5000, help="Port to serve on."),
+        port: int = typer.Option(5000, min=1, max=65535, help="Port to serve on."),
         tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="Store to show (default: mlruns/mlflow.db)."),
+        experiment: str = typer.Option("forgetlab", "--experiment", "-e", help="Experiment whose runs address is printed."),
+        open_browser: bool = typer.Option(False, "--open", help="Open the experiment's runs in the default browser."),
     ) -> None:
-        """Open the MLflow UI over the tracking store (lean: no background job workers).
+        """Serve the MLflow UI over the tracking store (lean: one worker, no background job runners).
 
-        Example: forgetlab ui --port 5001
+        Prints the address of the experiment's runs in the UI's training view, with the columns a
+        forgetting study compares. Example: forgetlab ui --port 5001 --open
         """
-        import os
         import signal
-        import subprocess
 
-        from forgetlab.errors import UserError
-        from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_path
+        from forgetlab import ui_server
 
-        uri = resolve_tracking_uri(tracking_uri)
-        if uri.startswith(("http://", "https://")):
-            raise UserError(f"the tracking store is a server already ({uri}); open it in a browser")
-        database = sqlite_path(uri)
-        if database is not None and not database.exists():
-            raise UserError(f"no tracking store at {database}; run `forgetlab run --config lightning_configs/r4.yaml` first")
+        uri, artifact_root = _checked_store(tracking_uri)
+        ui_server.check_port_free(host, port)
         warning = exposure_warning(host)
         if warning:
             typer.secho(warning, err=True, fg=typer.colors.YELLOW)
-        environment = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
-        artifact_root = default_artifact_root().resolve().as_uri() if database is not None else None
-        typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl-C to stop)")
-        process = subprocess.Popen(server_command(uri, host, port, artifact_root), env=environment)
+        url = ui_server.browse_url(host, port)
+        typer.echo(f"starting the MLflow UI for {uri} at {url}  (Ctrl-C to stop)")
+        process = ui_server.start_server(ui_server.server_command(uri, host, port, artifact_root))
 
         def stop_server(signum, frame):  # SIGTERM to `forgetlab ui` must not orphan the server
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, stop_server)
         try:
+            _announce(ui_server, process, url, experiment, open_browser)
             code = process.wait()
         except KeyboardInterrupt:
-            process.terminate()
-            process.wait(timeout=20)
             code = 0
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=20)
         raise typer.Exit(code)
+
+
+def _announce(ui_server, process, url: str, experiment: str, open_browser: bool) -> None:
+    """Wait for the server, then print (and open) the experiment's runs address."""
+    ui_server.wait_until_serving(url, process)
+    address = ui_server.experiment_address(url, experiment)
+    if address is None:
+        typer.echo(f"no experiment '{experiment}' in this store yet; the UI is at {url}")
+        address = url
+    else:
+        typer.echo(f"runs of '{experiment}': {address}")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(address)

@@ -16,6 +16,7 @@ import numpy as np
 
 from forgetlab.errors import UserError
 from forgetlab.laws.forms import FORGETTING_VARIANTS, LawForm
+from forgetlab.shipped import shipped_folder
 
 DEFAULT_QUERY = Path("queries") / "laws.sql"
 MIN_DISTINCT = 3  # a power term c·x^(−α) plus a constant needs 3 distinct x to be determined
@@ -26,7 +27,7 @@ def resolve_query_path(path: Optional[Union[str, Path]]) -> Path:
     candidate = Path(path) if path is not None else DEFAULT_QUERY
     if candidate.exists() or candidate.is_absolute():
         return candidate
-    beside_package = Path(__file__).resolve().parents[2] / candidate
+    beside_package = shipped_folder("queries").parent / candidate  # the checkout's queries/, or the wheel's copy
     return beside_package if beside_package.exists() else candidate
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import forgetlab.tracking.names as names
+from forgetlab.mlflow_ui import mark_training_experiment
 from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_path
 from forgetlab.tracking.secrets import scrub_secrets
 from forgetlab.tracking.store import client
@@ -49,7 +50,7 @@ class RunTracker:
     def __init__(self, tracking_uri: Optional[str], experiment: str):
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.client = client(self.tracking_uri, prepare=True)
-        self.experiment_id = self._experiment_id(experiment)
+        self.experiment_id = mark_training_experiment(self.client, self._experiment_id(experiment))
         self.run_id: Optional[str] = None
         self._buffer: list[Any] = []
 

@@ -1,4 +1,4 @@
-"""Entry point of one sweep point's process: `python -m forgetlab.sweep_worker SPEC.json`.
+"""Entry point of one sweep point's process: `python -m forgetlab.sweeps.worker SPEC.json`.
 
 The spec holds the point's resolved config, the tags that tie it to its sweep, and the run to
 resume, if any. Exit codes: 0 finished, 2 bad input or diverged (the run says why), 1 crash.
@@ -17,7 +17,7 @@ def main(spec_path: str) -> int:
     from forgetlab.run import execute_run
 
     spec = json.loads(Path(spec_path).read_text())
-    Path(spec_path).unlink(missing_ok=True)  # it may hold credentials (see sweep_runner._launch)
+    Path(spec_path).unlink(missing_ok=True)  # it may hold credentials (see forgetlab.sweeps.launcher)
     config = validate_run_config(spec["config"], spec_path)
     try:
         result = execute_run(config, resume_run_id=spec.get("resume_run_id"), extra_tags=spec["tags"], progress=False)

@@ -1,6 +1,6 @@
 """Running a sweep's points: K worker processes on one machine, each with its share of the CPU.
 
-Each point runs in its own process (`python -m forgetlab.sweep_worker SPEC`), so a crash,
+Each point runs in its own process (`python -m forgetlab.sweeps.worker SPEC`), so a crash,
 a kill or a memory spike takes one point down, not the sweep. On CPU, K jobs split the cores
 (`torch.set_num_threads`): two processes each asking for every core run many times slower.
 With several GPUs, job slot i gets GPU i. Worker output goes to `mlruns/sweeps/<name>/<run>.log`.
@@ -15,10 +15,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
-from forgetlab.paths import resolve_tracking_uri, store_folder
-from forgetlab.sweep import PointState, SweepConfig
+from forgetlab.paths import store_folder
+from forgetlab.sweeps.spec import SweepConfig
+from forgetlab.sweeps.state import PointState
+from forgetlab.tracking import names
+
+TO_RUN = ("new", "rerun", "resumable")
 
 
 @dataclass
@@ -28,27 +32,6 @@ class PointOutcome:
     return_code: int
     seconds: float
     log: Path
-
-
-def find_or_create_parent(client, experiment_id: str, sweep: SweepConfig, source: str) -> str:
-    """The parent run of a sweep: found by its tags, so rerunning the sweep reuses it."""
-    from forgetlab.tracking import scrub_secrets
-
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`forgetlab.kind` = 'sweep' and tags.`forgetlab.sweep` = '{sweep.name}'",
-        max_results=1,
-    )
-    if found:
-        client.update_run(found[0].info.run_id, status="RUNNING")
-        return found[0].info.run_id
-    run = client.create_run(
-        experiment_id,
-        run_name=scrub_secrets(sweep.name),
-        tags={"forgetlab.kind": "sweep", "forgetlab.sweep": sweep.name, "forgetlab.sweep_file": scrub_secrets(source)},
-    )
-    client.log_text(run.info.run_id, scrub_secrets(sweep.model_dump_json(indent=2)), "sweep.json")
-    return run.info.run_id
 
 
 def threads_per_job(jobs: int) -> int:
@@ -72,22 +55,19 @@ def run_points(
     report: Callable[[str], None],
 ) -> list[PointOutcome]:
     """Run every point that is not done or running elsewhere; return how each ended."""
-    pending = [state for state in states if state.state in ("new", "rerun", "resumable")]
+    queue = [state for state in states if state.state in TO_RUN]
+    total = len(queue)
     log_folder = store_folder() / "sweeps" / sweep.name
     log_folder.mkdir(parents=True, exist_ok=True)
-    gpus = _gpu_count()
-    threads = threads_per_job(jobs)
+    gpus, threads = _gpu_count(), threads_per_job(jobs)
     active: dict[int, tuple[subprocess.Popen, PointState, float, Path]] = {}
     outcomes: list[PointOutcome] = []
-    queue = list(pending)
-    total = len(pending)
     try:
         while queue or active:
             free_slots = [slot for slot in range(jobs) if slot not in active]
             while queue and free_slots:
                 slot = free_slots.pop(0)
-                state = queue.pop(0)
-                active[slot] = _launch(state, sweep, parent_run_id, slot, threads, gpus, log_folder)
+                active[slot] = _launch(queue.pop(0), sweep, parent_run_id, slot, threads, gpus, log_folder)
             time.sleep(0.2)
             for slot, (process, state, started, log) in list(active.items()):
                 if process.poll() is None:
@@ -106,43 +86,35 @@ def run_points(
     return outcomes
 
 
-def _launch(state: PointState, sweep: SweepConfig, parent_run_id: str, slot: int, threads: int, gpus: int, log_folder: Path):
+def _write_spec(state: PointState, sweep: SweepConfig, parent_run_id: str, threads: int, spec_file: Path) -> int:
+    """Write the worker's spec; return the point's thread count."""
     config = state.point.config
-    updates = {}
     if config.train.num_threads is None:
-        updates["num_threads"] = threads
-    if updates:
-        config = config.model_copy(update={"train": config.train.model_copy(update=updates)})
+        config = config.model_copy(update={"train": config.train.model_copy(update={"num_threads": threads})})
     spec = {
         "config": config.model_dump(mode="json"),
-        "tags": {
-            "mlflow.parentRunId": parent_run_id,
-            "forgetlab.sweep": sweep.name,
-            "forgetlab.point": state.point.key,
-        },
+        "tags": {"mlflow.parentRunId": parent_run_id, names.SWEEP: sweep.name, names.POINT: state.point.key},
         "resume_run_id": state.run_id if state.state == "resumable" else None,
     }
-    log = log_folder / f"{state.point.run_name}.log"
-    spec_file = log_folder / f"{state.point.run_name}.spec.json"
     # The spec holds the unscrubbed config (a tracking URI's password is needed to log): only
     # its owner may read it, and the worker deletes it once read.
     descriptor = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(json.dumps(spec))
-    environment = dict(os.environ, OMP_NUM_THREADS=str(config.train.num_threads or threads), MLFLOW_DISABLE_TELEMETRY="true")
+    return config.train.num_threads or threads
+
+
+def _launch(state: PointState, sweep: SweepConfig, parent_run_id: str, slot: int, threads: int, gpus: int, log_folder: Path):
+    log = log_folder / f"{state.point.run_name}.log"
+    spec_file = log_folder / f"{state.point.run_name}.spec.json"
+    point_threads = _write_spec(state, sweep, parent_run_id, threads, spec_file)
+    environment = dict(os.environ, OMP_NUM_THREADS=str(point_threads), MLFLOW_DISABLE_TELEMETRY="true")
     if gpus > 1:
         environment["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
     handle = open(log, "a")
     process = subprocess.Popen(
-        [sys.executable, "-m", "forgetlab.sweep_worker", str(spec_file)],
+        [sys.executable, "-m", "forgetlab.sweeps.worker", str(spec_file)],
         stdout=handle, stderr=subprocess.STDOUT, env=environment,
     )
     handle.close()
     return process, state, time.time(), log
-
-
-def tracking_client(uri: Optional[str]):
-    from forgetlab import tracking
-
-    resolved = resolve_tracking_uri(uri)
-    return tracking.client(resolved, prepare=True), resolved  # prepared before any worker starts: tables made once, WAL on
