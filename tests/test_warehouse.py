@@ -338,7 +338,7 @@ def test_remote_export_matches_direct_export(store, server, tmp_path, monkeypatc
     assert export_warehouse(url, remote_db).up_to_date
 
     # Tiny response caps force the truncation and per-run fallback paths: still the same rows.
-    from forgetlab.warehouse import remote_source
+    from forgetlab.warehouse.sources import remote as remote_source
 
     monkeypatch.setattr(remote_source, "BULK_POINTS", 4)
     monkeypatch.setattr(remote_source, "BULK_RUNS", 2)
