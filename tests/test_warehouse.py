@@ -68,12 +68,14 @@ def _new_run(client, experiment_id: str, rank: int, name: str, tags: dict | None
     return run.info.run_id
 
 
-def _build_store(db: Path) -> dict[str, str]:
-    """Finished runs of ranks 1/2/4 in a sweep, a duplicate point, a NaN, a failed and a deleted run."""
+def build_store(client, artifact_location: str | None = None, experiment: str = "forgetlab") -> dict[str, str]:
+    """Finished runs of ranks 1/2/4 in a sweep, a duplicate point, a NaN, a failed and a deleted run.
+
+    `client` is an MlflowClient on any store (test_team_store.py builds the same runs on a server).
+    """
     from mlflow.entities import Metric
 
-    client = _client(db)
-    experiment_id = client.create_experiment("forgetlab", artifact_location=(db.parent / "artifacts").as_uri())
+    experiment_id = client.create_experiment(experiment, artifact_location=artifact_location)
     sweep = client.create_run(experiment_id, run_name="sweep", tags={"forgetlab.kind": "sweep", "forgetlab.sweep": "s1"})
     ids: dict[str, str] = {"sweep": sweep.info.run_id}
     for rank in (1, 2, 4):
@@ -105,7 +107,7 @@ def _build_store(db: Path) -> dict[str, str]:
 def template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     folder = tmp_path_factory.mktemp("store-template")
     db = folder / "mlflow.db"
-    ids = _build_store(db)
+    ids = build_store(_client(db), (folder / "artifacts").as_uri())
     return db, ids
 
 
