@@ -100,7 +100,7 @@ def test_runs_sweeps_and_fits_log_through_the_server_and_no_point_is_lost(team, 
         assert _rows(workdir / "direct.duckdb", sql) == _rows(workdir / "rest.duckdb", sql), name
     assert export_warehouse(database, workdir / "direct.duckdb").up_to_date
 
-    fit = _finish(_forgetlab("fit", "--law", "linear", "--param", "min_step=0", "--bootstrap", "0", "--no-validation",
+    fit = _finish(_forgetlab("fit", "--law", "linear", "--param", "min_step=0", "--bootstrap", "2", "--no-validation",
                              "--db", str(workdir / "direct.duckdb"), "--tracking-uri", url, cwd=workdir))
     assert "linear" in fit
     kinds = _sql(database, "SELECT value, count(*) FROM tags WHERE key = 'forgetlab.kind' GROUP BY value")
