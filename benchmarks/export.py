@@ -15,6 +15,7 @@ this same run, whole processes where it says so:
   sqlite    `forgetlab export` from the SQLite file, whole process, from an empty warehouse
   no-op     `forgetlab export` again with nothing new, whole process
   adbc      the metrics table into Arrow with the ADBC SQLite driver alone, one query
+  query     every point out of the warehouse into pandas (`SELECT * FROM curves`)
   rest      `forgetlab export --tracking-uri http://...` through the server, whole process
             (with `--sample-slow N`: N runs' histories read through the server, scaled linearly)
   postgres  `forgetlab export --tracking-uri postgresql://...` straight from the database
@@ -182,6 +183,17 @@ def _adbc_alone(database: Path) -> float:
     return seconds
 
 
+def _query(warehouse: Path) -> float:
+    """Every point of the warehouse as a pandas frame (the `curves` view), in this process."""
+    from forgetlab.warehouse import run_query
+
+    started = time.perf_counter()
+    frame = run_query("SELECT * FROM curves", {}, warehouse).to_pandas()
+    seconds = time.perf_counter() - started
+    print(f"  {'query: SELECT * FROM curves -> pandas':<44} {seconds:7.2f} s  ({len(frame):,} rows)")
+    return seconds
+
+
 def _rest_sampled(url: str, sample_runs: int) -> float:
     """The REST source's catalog plus `sample_runs` runs' histories, scaled linearly to all runs."""
     from forgetlab.warehouse.sources.remote import RemoteSource
@@ -253,6 +265,7 @@ def main() -> int:
             noop = _process("forgetlab export, nothing new, whole process", ["export", "--tracking-uri", uri, "--db",
                             str(scratch / "a.duckdb")], args.repeat)
             adbc = _adbc_alone(database)
+            query = _query(scratch / "a.duckdb")
             postgres = _process("forgetlab export, PostgreSQL direct, whole process",
                                 ["export", "--tracking-uri", postgres_uri, "--db", str(scratch / "p.duckdb"), "--full"],
                                 args.repeat)
@@ -262,6 +275,7 @@ def main() -> int:
             print(f"load average after: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"results on {points:,} points, against the client loop ({client:.1f} s):")
     for label, seconds in [("SQLite export", sqlite), ("no-op export", noop), ("ADBC alone", adbc),
+                           ("query: every point -> pandas", query),
                            ("PostgreSQL direct export", postgres), ("REST export" + (" (sampled)" if args.sample_slow else ""), rest)]:
         print(f"  {label:<28} {seconds:8.2f} s   {client / seconds:8.1f}x faster   "
               f"{points / seconds / 1e6:6.2f} M points/s")
