@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Union
 
 
 def free_port() -> int:
@@ -20,7 +20,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 90) -> None:
+def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -45,14 +45,23 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def mlflow_server(database: Path, artifact_root: Path) -> Iterator[str]:
-    """Serve `database` on 127.0.0.1 (lean: one worker, no job runners); yields its URL."""
+def mlflow_server(database: Union[Path, str], artifact_root: Path, *, proxy_artifacts: bool = False) -> Iterator[str]:
+    """Serve a store on 127.0.0.1 (lean: one worker, no job runners); yields its URL.
+
+    `database`: a SQLite file, or a backend store URI (e.g. `postgresql+psycopg://...`).
+    `proxy_artifacts`: the server stores artifacts itself in `artifact_root`
+    (`--artifacts-destination`, clients upload through it), as a team server does; otherwise
+    clients write them to `artifact_root` directly.
+    """
     port = free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     mlflow_cli = Path(sys.executable).parent / "mlflow"
+    backend = database if isinstance(database, str) else f"sqlite:///{database}"
+    artifacts = (["--artifacts-destination", artifact_root.as_uri()] if proxy_artifacts
+                 else ["--default-artifact-root", artifact_root.as_uri()])
     process = subprocess.Popen(
-        [str(mlflow_cli), "server", "--backend-store-uri", f"sqlite:///{database}", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--default-artifact-root", artifact_root.as_uri()],
+        [str(mlflow_cli), "server", "--backend-store-uri", backend, "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1", *artifacts],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"

@@ -56,24 +56,27 @@ def _log_curve(client, run_id: str, rank: int, steps: list[int], offset: int = 0
     client.log_batch(run_id, metrics=metrics)
 
 
-def _new_run(client, experiment_id: str, rank: int, name: str, tags: dict | None = None) -> str:
+def _new_run(client, experiment_id: str, rank: int, name: str, tags: dict | None = None,
+             params: dict | None = None) -> str:
     from mlflow.entities import Param
 
     run = client.create_run(experiment_id, run_name=name, tags={
         "forgetlab.kind": "run", "forgetlab.dataset": "kjv", **(tags or {})})
     params = {"lora.rank": rank, "P": 14_592 * rank, "data.name": "kjv", "seed": 0, "train.lr": "3e-4",
               "train.steps": 40, "model.name": "embedded", "lora.target_modules": "q_proj,v_proj",
-              "fingerprint.base": "abc123"}
+              "fingerprint.base": "abc123", **(params or {})}
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
     return run.info.run_id
 
 
-def _build_store(db: Path) -> dict[str, str]:
-    """Finished runs of ranks 1/2/4 in a sweep, a duplicate point, a NaN, a failed and a deleted run."""
+def build_store(client, artifact_location: str | None = None, experiment: str = "forgetlab") -> dict[str, str]:
+    """Finished runs of ranks 1/2/4 in a sweep, a duplicate point, a NaN, a failed and a deleted run.
+
+    `client` is an MlflowClient on any store (test_team_store.py builds the same runs on a server).
+    """
     from mlflow.entities import Metric
 
-    client = _client(db)
-    experiment_id = client.create_experiment("forgetlab", artifact_location=(db.parent / "artifacts").as_uri())
+    experiment_id = client.create_experiment(experiment, artifact_location=artifact_location)
     sweep = client.create_run(experiment_id, run_name="sweep", tags={"forgetlab.kind": "sweep", "forgetlab.sweep": "s1"})
     ids: dict[str, str] = {"sweep": sweep.info.run_id}
     for rank in (1, 2, 4):
@@ -105,7 +108,7 @@ def _build_store(db: Path) -> dict[str, str]:
 def template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     folder = tmp_path_factory.mktemp("store-template")
     db = folder / "mlflow.db"
-    ids = _build_store(db)
+    ids = build_store(_client(db), (folder / "artifacts").as_uri())
     return db, ids
 
 
@@ -338,7 +341,7 @@ def test_remote_export_matches_direct_export(store, server, tmp_path, monkeypatc
     assert export_warehouse(url, remote_db).up_to_date
 
     # Tiny response caps force the truncation and per-run fallback paths: still the same rows.
-    from forgetlab.warehouse import remote_source
+    from forgetlab.warehouse.sources import remote as remote_source
 
     monkeypatch.setattr(remote_source, "BULK_POINTS", 4)
     monkeypatch.setattr(remote_source, "BULK_RUNS", 2)
@@ -361,8 +364,52 @@ def test_run_query_uses_header_defaults_and_overrides(store):
         run_query((REPO / "queries" / f"{name}.sql").read_text(), {}, db)  # every shipped query runs
     status = run_query((REPO / "queries" / "sweep_status.sql").read_text(), {}, db).to_pylist()
     assert [(s["sweep"], s["sweep_status"], s["finished"]) for s in status] == [("s1", "FINISHED", 3)]
-    at_step = run_query((REPO / "queries" / "at_step.sql").read_text(), {"step": 25}, db)
-    assert set(at_step.column("step").to_pylist()) == {20, 10}  # latest evaluation at or before 25
+
+
+def test_at_step_leaves_out_runs_that_had_not_reached_the_step(store):
+    uri, db, ids = store
+    export_warehouse(uri, db)
+    sql = (REPO / "queries" / "at_step.sql").read_text()
+
+    def at(step: int) -> dict[str, int]:
+        return {row["run_id"]: row["step"] for row in run_query(sql, {"step": step}, db).to_pylist()}
+
+    # The failed run stopped at step 10: it is in the comparison at 10, not at 25.
+    assert at(10) == {ids["rank1"]: 10, ids["rank2"]: 10, ids["rank4"]: 10, ids["failed"]: 10}
+    assert at(25) == {ids["rank1"]: 20, ids["rank2"]: 20, ids["rank4"]: 20}  # latest evaluation at or before 25
+    assert at(45) == {ids["rank4"]: 40}  # only rank 4 went on (to its NaN evaluation at 50)
+    assert at(100) == {}
+
+
+def test_tradeoff_keeps_base_models_apart(tmp_path):
+    """Two base models under one data set: each mitigation is compared with its own model's baseline."""
+    from mlflow.entities import Metric
+
+    db = tmp_path / "mlflow.db"
+    client = _client(db)
+    experiment_id = client.create_experiment("forgetlab")
+    effect = {"embedded": 0.1, "embedded-tiny": 0.3}  # how much replay lowers forgetting, per model
+    for model, shift in (("embedded", 0.0), ("embedded-tiny", 1.0)):  # the tiny base forgets more overall
+        for replay in (0.0, 0.25):
+            for rank in (1, 2, 4):
+                run_id = _new_run(client, experiment_id, rank, f"{model}-r{rank}-p{replay}",
+                                  params={"model.name": model, "mitigation.replay": replay})
+                metrics = []
+                for step in (0, 10, 20, 30):
+                    ft_loss = 3.0 - 0.02 * step - 0.05 * rank
+                    soft = shift + 6.0 - ft_loss - (effect[model] if replay else 0.0)
+                    metrics += [Metric("ft_loss", ft_loss, T0 + step, step), Metric("forget_soft", soft, T0 + step, step)]
+                client.log_batch(run_id, metrics=metrics)
+                client.set_terminated(run_id, "FINISHED")
+    warehouse = tmp_path / "forgetlab.duckdb"
+    export_warehouse(f"sqlite:///{db}", warehouse)
+    rows = run_query((REPO / "queries" / "tradeoff.sql").read_text(), {"min_step": 0}, warehouse).to_pylist()
+    got = {(row["model"], row["replay"]): row for row in rows}
+    assert sorted(got) == [("embedded", 0.0), ("embedded", 0.25), ("embedded-tiny", 0.0), ("embedded-tiny", 0.25)]
+    for model in effect:
+        assert got[(model, 0.25)]["less_forgetting"] == pytest.approx(effect[model], abs=1e-6)
+        assert got[(model, 0.0)]["less_forgetting"] == pytest.approx(0.0, abs=1e-6)
+        assert got[(model, 0.0)]["runs"] == 3 and got[(model, 0.0)]["r2"] == pytest.approx(1.0)
 
 
 def _cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -9,10 +9,10 @@ curve, so the value becomes NULL and the flag stays. Nothing is dropped without 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable, Optional
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 
 CLEAN_SCHEMA = pa.schema([
@@ -30,6 +30,7 @@ class Cleaned:
     table: pa.Table  # run_id, key, step, value (NULL for NaN), timestamp (ms), is_nan; sorted by run, key, step
     duplicates_by_run: dict[str, int]
     nan_by_run: dict[str, int]
+    skipped: int = 0  # rows of runs not asked for (rows of no run, from a read of the whole table)
 
     @property
     def duplicates(self) -> int:
@@ -40,44 +41,73 @@ class Cleaned:
         return sum(self.nan_by_run.values())
 
 
-def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Integer codes and their dictionary: hashing each string once is far cheaper than comparing them."""
     encoded = column.combine_chunks()
     if not pa.types.is_dictionary(encoded.type):
         encoded = encoded.dictionary_encode()
-    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.cast(pa.string())
 
 
-def clean_metrics(raw: pa.Table) -> Cleaned:
-    """Deduplicate (run, key, step) keeping the latest timestamp (ties: the later `seq`); NaN -> NULL."""
+def _order(run: np.ndarray, key: np.ndarray, step: np.ndarray, timestamp: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Row order by (run, key, step, timestamp, seq); one packed sort key where the ranges allow."""
+    if len(step) and step.min() >= 0 and step.max() < 2**32 and key.max() < 2**10 and run.max() < 2**21:
+        return np.lexsort((seq, timestamp, (run << 42) | (key << 32) | step))
+    return np.lexsort((seq, timestamp, step, key, run))  # the last sort key is the primary one
+
+
+def clean_metrics(raw: pa.Table, run_ids: Optional[Iterable[str]] = None) -> Cleaned:
+    """Deduplicate (run, key, step) keeping the latest timestamp (ties: the later `seq`); NaN -> NULL.
+
+    With `run_ids`, rows of other runs are dropped and counted as `skipped`.
+    """
     if raw.num_rows == 0:
         return Cleaned(CLEAN_SCHEMA.empty_table(), {}, {})
     run, run_names = _codes(raw.column("run_id"))
-    key, _ = _codes(raw.column("key"))
+    key, key_names = _codes(raw.column("key"))
     step = raw.column("step").to_numpy()
     timestamp = raw.column("timestamp").to_numpy()
     seq = raw.column("seq").to_numpy()
-    is_nan = raw.column("is_nan").to_numpy(zero_copy_only=False)
+    is_nan = raw.column("is_nan").to_numpy(zero_copy_only=False).astype(bool)
 
-    order = np.lexsort((seq, timestamp, step, key, run))  # last sort key is the primary one
+    skipped = 0
+    if run_ids is not None:
+        wanted = np.isin(run_names.to_numpy(zero_copy_only=False), np.asarray(list(run_ids), dtype=object))
+        if not wanted.all():
+            attached = wanted[run]
+            skipped = int((~attached).sum())
+            run, key, step, timestamp, seq, is_nan = (a[attached] for a in (run, key, step, timestamp, seq, is_nan))
+            value = raw.column("value").to_numpy()[attached]
+        else:
+            value = raw.column("value").to_numpy()
+    else:
+        value = raw.column("value").to_numpy()
+
+    order = _order(run, key, step, timestamp, seq)
     run_sorted, key_sorted, step_sorted = run[order], key[order], step[order]
     last_of_group = np.ones(len(order), dtype=bool)
     last_of_group[:-1] = (
         (run_sorted[1:] != run_sorted[:-1]) | (key_sorted[1:] != key_sorted[:-1]) | (step_sorted[1:] != step_sorted[:-1])
     )
     kept = order[last_of_group]
-
-    dropped = np.bincount(run_sorted[~last_of_group], minlength=len(run_names))
-    nan_kept = np.bincount(run[kept][is_nan[kept]], minlength=len(run_names))
-    table = raw.take(pa.array(kept)).drop_columns(["seq"])
-    nan_mask = table.column("is_nan")
-    table = table.set_column(
-        table.schema.get_field_index("value"), "value", pc.if_else(nan_mask, pa.scalar(None, pa.float64()), table.column("value"))
-    )
-    table = table.set_column(
-        table.schema.get_field_index("timestamp"), "timestamp", table.column("timestamp").cast(pa.timestamp("ms"))
-    )
+    names = run_names.to_pylist()
+    dropped = np.bincount(run_sorted[~last_of_group], minlength=len(names))
+    nan_kept = np.bincount(run[kept][is_nan[kept]], minlength=len(names))
     return Cleaned(
-        table,
-        {name: int(n) for name, n in zip(run_names, dropped) if n},
-        {name: int(n) for name, n in zip(run_names, nan_kept) if n},
+        _table(run[kept], run_names, key[kept], key_names, step[kept], value[kept], timestamp[kept], is_nan[kept]),
+        {name: int(n) for name, n in zip(names, dropped) if n},
+        {name: int(n) for name, n in zip(names, nan_kept) if n},
+        skipped,
     )
+
+
+def _table(run, run_names, key, key_names, step, value, timestamp, is_nan) -> pa.Table:
+    """The cleaned columns; run and key stay dictionary-encoded (DuckDB ingests those without copying strings)."""
+    return pa.table({
+        "run_id": pa.DictionaryArray.from_arrays(pa.array(run.astype(np.int32)), run_names),
+        "key": pa.DictionaryArray.from_arrays(pa.array(key.astype(np.int32)), key_names),
+        "step": pa.array(step, pa.int64()),
+        "value": pa.array(value, pa.float64(), mask=is_nan),  # NaN -> NULL; is_nan keeps the fact
+        "timestamp": pa.array(timestamp, pa.int64()).cast(pa.timestamp("ms")),
+        "is_nan": pa.array(is_nan, pa.bool_()),
+    })

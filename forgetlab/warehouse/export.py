@@ -1,8 +1,8 @@
 """`forgetlab export`: copy an MLflow tracking store into the DuckDB warehouse, incrementally.
 
-Only runs whose signature (status, end time, name, params, tags, number and last row of metric
-points) changed since the last export have their histories re-read; the small tables are read in
-full every time. The write is atomic (see `writer.py`), and the one-line summary says what was
+Only runs that changed since the last export (status, end time, name, params, tags, or metric
+rows: rows above the last export's rowid in SQLite, a changed count or newest point elsewhere)
+have their histories re-read; the small tables are read in full every time. The write is atomic (see `writer.py`), and the one-line summary says what was
 deduplicated, turned into NULL or skipped, so no point disappears silently.
 """
 
@@ -12,24 +12,20 @@ import datetime as _dt
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Optional
 
 from forgetlab.paths import default_tracking_uri, default_warehouse_path
 from forgetlab.warehouse import schema
-from forgetlab.warehouse.cleaning import clean_metrics
-from forgetlab.warehouse.source import Catalog, ProgressFactory, Source, open_source
-from forgetlab.warehouse.writer import Batch, Previous, read_previous, update_meta_in_place, write_atomically
+from forgetlab.warehouse.reader import Previous, read_previous
+from forgetlab.warehouse.sources import Catalog, ProgressFactory, Source, open_source
 
-STATE_SCHEMA = pa.schema([
-    ("run_id", pa.string()),
-    ("signature", pa.string()),
-    ("points", pa.int64()),
-    ("duplicates", pa.int64()),
-    ("nan_points", pa.int64()),
-    ("exported_at", pa.timestamp("us")),
-])
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from forgetlab.warehouse.cleaning import Cleaned
+
+# pyarrow, numpy, the cleaning and the writer are imported only once there is something to write:
+# an export that finds nothing new is then mostly interpreter start-up.
 
 
 @dataclass
@@ -87,36 +83,78 @@ def export_warehouse(
     return report
 
 
+@dataclass
+class _Plan:
+    """Which runs an export reads again, from the catalog against the last export."""
+
+    new: list[str]
+    changed: list[str]
+    removed: list[str]
+
+    @property
+    def to_read(self) -> list[str]:
+        return self.new + self.changed
+
+
+def _plan(catalog: Catalog, old: dict[str, str]) -> _Plan:
+    rows_changed = catalog.metrics_changed or set()
+    return _Plan(
+        new=[run_id for run_id in catalog.signatures if run_id not in old],
+        changed=[run_id for run_id, sig in catalog.signatures.items()
+                 if run_id in old and (old[run_id] != sig or run_id in rows_changed)],
+        removed=[run_id for run_id in old if run_id not in catalog.signatures],
+    )
+
+
 def _export(
     source: Source, db: Path, previous: Previous, *, full: bool, progress: Optional[ProgressFactory], started: float
 ) -> ExportReport:
-    catalog = source.read_catalog()
+    incremental = previous.usable and not full
+    catalog = source.read_catalog(previous.meta.get("metrics_watermark", "") if incremental else "")
     report = ExportReport(source=source.description, db_path=db, runs=len(catalog.signatures), notes=list(catalog.notes))
     report.skipped = catalog.skipped_points
-    incremental = previous.usable and not full
-    old = previous.signatures if incremental else {}
-    new_runs = [run_id for run_id in catalog.signatures if run_id not in old]
-    changed_runs = [run_id for run_id, sig in catalog.signatures.items() if run_id in old and old[run_id] != sig]
-    removed_runs = [run_id for run_id in old if run_id not in catalog.signatures]
+    plan = _plan(catalog, previous.signatures if incremental else {})
     meta = _meta(source, catalog)
 
     experiments_unchanged = previous.meta.get("experiments_signature") == meta["experiments_signature"]
-    if incremental and not (new_runs or changed_runs or removed_runs) and experiments_unchanged:
+    if incremental and not (plan.to_read or plan.removed) and experiments_unchanged:
         report.up_to_date = True
-        if previous.meta.get("source_mtime_ns") != meta["source_mtime_ns"]:
-            update_meta_in_place(db, {"source_mtime_ns": meta["source_mtime_ns"]})
+        moved = {key: meta[key] for key in ("source_mtime_ns", "metrics_watermark") if previous.meta.get(key) != meta[key]}
+        if moved:
+            update_meta_in_place(db, moved)
         return report
 
-    to_read = new_runs + changed_runs
-    raw = source.read_metrics(to_read, progress)
-    cleaned = clean_metrics(raw)
+    from forgetlab.warehouse.cleaning import clean_metrics
+    from forgetlab.warehouse.writer import write_atomically
 
-    report.runs_new, report.runs_changed, report.runs_removed = len(new_runs), len(changed_runs), len(removed_runs)
-    report.points_read = raw.num_rows
+    raw = source.read_metrics(plan.to_read, progress)
+    cleaned = clean_metrics(raw, plan.to_read)
+    if cleaned.skipped:
+        report.skipped += cleaned.skipped
+        report.notes.append(f"{cleaned.skipped} metric rows belong to no run in the store and were skipped")
+    report.runs_new, report.runs_changed, report.runs_removed = len(plan.new), len(plan.changed), len(plan.removed)
+    report.points_read = raw.num_rows - cleaned.skipped
     report.points_written = cleaned.table.num_rows
     report.duplicates_dropped = cleaned.duplicates
     report.nan_points = cleaned.nan_points
+    write_atomically(db, _batch(catalog, cleaned, plan, meta, report, started), incremental=incremental)
+    return report
 
+
+def update_meta_in_place(db: Path, meta: dict[str, str]) -> bool:
+    from forgetlab.warehouse.writer import update_meta_in_place as update
+
+    return update(db, meta)
+
+
+def _batch(catalog: Catalog, cleaned: "Cleaned", plan: _Plan, meta: dict[str, str], report: ExportReport,
+           started: float):
+    """What the writer writes: the small tables, the cleaned rows, per-run state and the log row."""
+    import pyarrow as pa
+
+    from forgetlab.warehouse.writer import Batch
+
+    to_read = plan.to_read
     now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
     written = _points_by_run(cleaned.table)
     state = pa.table(
@@ -128,28 +166,33 @@ def _export(
             "nan_points": [cleaned.nan_by_run.get(r, 0) for r in to_read],
             "exported_at": [now] * len(to_read),
         },
-        schema=STATE_SCHEMA,
+        schema=_state_schema(),
     )
     tables = catalog.tables()
-    batch = Batch(
-        experiments=tables["experiments"],
-        runs=tables["runs"],
-        params=tables["params"],
-        tags=tables["tags"],
-        metrics=cleaned.table,
-        replace_runs=to_read + removed_runs,
-        state=state,
-        meta=meta,
+    return Batch(
+        experiments=tables["experiments"], runs=tables["runs"], params=tables["params"], tags=tables["tags"],
+        metrics=cleaned.table, replace_runs=to_read + plan.removed, state=state, meta=meta,
         log={
-            "exported_at": now, "source": source.description, "runs": report.runs, "runs_new": report.runs_new,
+            "exported_at": now, "source": report.source, "runs": report.runs, "runs_new": report.runs_new,
             "runs_changed": report.runs_changed, "runs_removed": report.runs_removed,
             "points_read": report.points_read, "points_written": report.points_written,
             "duplicates_dropped": report.duplicates_dropped, "nan_points": report.nan_points,
             "skipped": report.skipped, "seconds": time.perf_counter() - started,
         },
     )
-    write_atomically(db, batch, incremental=incremental)
-    return report
+
+
+def _state_schema() -> "pa.Schema":
+    import pyarrow as pa
+
+    return pa.schema([
+        ("run_id", pa.string()),
+        ("signature", pa.string()),
+        ("points", pa.int64()),
+        ("duplicates", pa.int64()),
+        ("nan_points", pa.int64()),
+        ("exported_at", pa.timestamp("us")),
+    ])
 
 
 def _meta(source: Source, catalog: Catalog) -> dict[str, str]:
@@ -158,11 +201,12 @@ def _meta(source: Source, catalog: Catalog) -> dict[str, str]:
         "source": source.description,
         "source_mtime_ns": "" if catalog.source_mtime_ns is None else str(catalog.source_mtime_ns),
         "experiments_signature": catalog.experiments_signature(),
+        "metrics_watermark": catalog.watermark,
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _points_by_run(table: pa.Table) -> dict[str, int]:
+def _points_by_run(table: "pa.Table") -> dict[str, int]:
     if table.num_rows == 0:
         return {}
     counts = table.column("run_id").combine_chunks().value_counts()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from forgetlab.paths import sqlite_path
-from forgetlab.warehouse.writer import connect_read_only, table_names
+from forgetlab.warehouse.reader import connect_read_only, table_names
 
 
 def store_mtime_ns(database: Path) -> Optional[int]:

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from forgetlab.errors import UserError
 from forgetlab.paths import default_warehouse_path
-from forgetlab.warehouse.writer import connect_read_only
+from forgetlab.warehouse.reader import connect_read_only
 
 _PARAM_LINE = re.compile(r"^--\s*param:\s*(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<value>.*?)\s*(?:#.*)?$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")

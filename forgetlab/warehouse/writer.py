@@ -1,4 +1,4 @@
-"""The warehouse file: what the last export recorded, and replacing it atomically.
+"""Writing the warehouse file: every export replaces it atomically.
 
 Every export writes a *copy* of the database and swaps it in with `os.replace`, so a crash,
 Ctrl-C or `kill -9` at any point leaves the previous file whole, and readers that opened the old
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,60 +19,11 @@ import pyarrow as pa
 
 from forgetlab.errors import UserError
 from forgetlab.warehouse import schema
-
-
-@dataclass
-class Previous:
-    """What the last export left: per-run signatures and the export metadata."""
-
-    signatures: dict[str, str] = field(default_factory=dict)
-    meta: dict[str, str] = field(default_factory=dict)
-    usable: bool = False  # False: no warehouse yet, or one of another schema version -> rebuild
+from forgetlab.warehouse.reader import connect_read_only, table_names  # noqa: F401 (connect_read_only: old import path)
 
 
 def _wal(path: Path) -> Path:
     return Path(f"{path}.wal")
-
-
-def connect_read_only(db_path: Path) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse for reading, turning DuckDB's lock and format errors into one line."""
-    try:
-        return duckdb.connect(str(db_path), read_only=True)
-    except duckdb.Error as error:
-        message = str(error).splitlines()[0]
-        if "lock" in message.lower():
-            raise UserError(f"the warehouse {db_path} is open for writing by another process ({message})") from None
-        raise UserError(f"cannot open the warehouse {db_path}: {message}; move it away or pass --db") from None
-
-
-def table_names(connection: duckdb.DuckDBPyConnection, schema_name: str = "main", catalog: Optional[str] = None) -> dict[str, str]:
-    """name -> 'BASE TABLE' | 'VIEW' in one schema of one attached database."""
-    catalog_filter = "AND table_catalog = $catalog" if catalog else "AND table_catalog = current_database()"
-    params: dict[str, Any] = {"schema": schema_name}
-    if catalog:
-        params["catalog"] = catalog
-    rows = connection.sql(
-        f"SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = $schema {catalog_filter}",
-        params=params,
-    ).fetchall()
-    return {name: kind for name, kind in rows}
-
-
-def read_previous(db_path: Path) -> Previous:
-    if not db_path.exists():
-        return Previous()
-    connection = connect_read_only(db_path)
-    try:
-        tables = table_names(connection)
-        if "_export_meta" not in tables or "_export_state" not in tables:
-            return Previous()
-        meta = dict(connection.sql("SELECT key, value FROM _export_meta").fetchall())
-        if meta.get("schema_version") != schema.SCHEMA_VERSION:
-            return Previous(meta=meta)
-        signatures = dict(connection.sql("SELECT run_id, signature FROM _export_state").fetchall())
-        return Previous(signatures=signatures, meta=meta, usable=True)
-    finally:
-        connection.close()
 
 
 def update_meta_in_place(db_path: Path, meta: dict[str, str]) -> bool:
@@ -92,16 +43,23 @@ def update_meta_in_place(db_path: Path, meta: dict[str, str]) -> bool:
         connection.close()
 
 
+def _process_alive(pid_text: str) -> bool:
+    """Is the process with this id (text from a file name) running? Unparseable: no."""
+    try:
+        os.kill(int(pid_text), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return True
+
+
 def _remove_stale_temporaries(db_path: Path) -> None:
     """Temp copies left by an export that was killed (its process is gone) are garbage."""
     for leftover in db_path.parent.glob(f"{db_path.name}.export-*.tmp*"):
         pid_text = leftover.name[len(db_path.name) + len(".export-"):].split(".", 1)[0]
-        try:
-            os.kill(int(pid_text), 0)
-        except (ValueError, ProcessLookupError):
+        if not _process_alive(pid_text):
             leftover.unlink(missing_ok=True)
-        except PermissionError:
-            pass  # alive, someone else's
 
 
 @dataclass
@@ -138,8 +96,7 @@ def write_atomically(db_path: Path, batch: Batch, *, incremental: bool) -> None:
         connection.close()
         connection = None
         _wal(db_path).unlink(missing_ok=True)  # belongs to the old file; would corrupt the new one
-        os.replace(temporary, db_path)
-        _fsync_directory(db_path.parent)
+        _swap_in(temporary, db_path)
     finally:
         if connection is not None:
             connection.close()
@@ -194,6 +151,12 @@ def _fill(connection: duckdb.DuckDBPyConnection, batch: Batch) -> None:
     connection.execute("COMMIT")
     for name in ("_src_experiments", "_src_runs", "_src_params", "_src_tags", "_src_metrics", "_src_state", "_src_replace"):
         connection.unregister(name)
+
+
+def _swap_in(temporary: Path, target: Path) -> None:
+    """The one atomic step: rename the finished copy over the target, then make the rename durable."""
+    os.replace(temporary, target)
+    _fsync_directory(target.parent)
 
 
 def _quote(path: Path) -> str:
