@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from forgetlab.errors import UserError
+from forgetlab.utils.processes import local_process_alive
 from forgetlab.warehouse import schema
 from forgetlab.warehouse.reader import connect_read_only, table_names  # noqa: F401 (connect_read_only: old import path)
 
@@ -43,22 +44,11 @@ def update_meta_in_place(db_path: Path, meta: dict[str, str]) -> bool:
         connection.close()
 
 
-def _process_alive(pid_text: str) -> bool:
-    """Is the process with this id (text from a file name) running? Unparseable: no."""
-    try:
-        os.kill(int(pid_text), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True  # alive, someone else's
-    return True
-
-
 def _remove_stale_temporaries(db_path: Path) -> None:
     """Temp copies left by an export that was killed (its process is gone) are garbage."""
     for leftover in db_path.parent.glob(f"{db_path.name}.export-*.tmp*"):
         pid_text = leftover.name[len(db_path.name) + len(".export-"):].split(".", 1)[0]
-        if not _process_alive(pid_text):
+        if not local_process_alive(pid_text):
             leftover.unlink(missing_ok=True)
 
 
