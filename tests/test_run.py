@@ -176,3 +176,19 @@ def test_sigkilled_run_resumes_into_the_same_run_with_identical_values(tmp_path,
         assert sorted(got) == sorted(expected), key
         for step, value in expected.items():
             assert got[step] == pytest.approx(value, rel=1e-5, abs=1e-6), (key, step)
+
+
+def test_the_printed_command_works_where_forgetlab_is_not_on_path(tmp_path, monkeypatch):
+    # After `make run` the CLI is in .venv/bin, not on PATH: the hint must name what the user can type.
+    from forgetlab.commands.run import command_name
+
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "forgetlab").write_text("#!/bin/sh\n")
+    (venv_bin / "forgetlab").chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert command_name() == ".venv/bin/forgetlab"
+    monkeypatch.setenv("PATH", str(venv_bin))
+    assert command_name() == "forgetlab"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -64,9 +66,25 @@ def print_summary(result, console) -> None:
             table.add_row(key, f"{start:.4f}" if start is not None else "-", f"{result.last[key]:.4f}")
     console.print(table)
     console.print(f"tracking store: {result.tracking_uri}")
-    if getattr(result, "adapter_uri", ""):
+    if result.adapter_uri:
         console.print(f"adapter: {result.adapter_uri}")
-    console.print("see the curves: [bold]forgetlab ui[/bold]   query them: [bold]forgetlab query queries/curves.sql[/bold]")
+    command = command_name()
+    console.print(f"see the curves: [bold]{command} ui[/bold]   query them: [bold]{command} query queries/curves.sql[/bold]")
+
+
+def command_name() -> str:
+    """How the user can call forgetlab from here: `forgetlab` when it is on PATH, else the script's path.
+
+    After `make run` the command lives in .venv/bin, which is not on PATH until the venv is activated.
+    """
+    script = Path(sys.executable).parent / "forgetlab"
+    on_path = shutil.which("forgetlab")
+    if on_path is not None or not script.exists():
+        return "forgetlab"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def register(app: typer.Typer) -> None:
