@@ -26,8 +26,10 @@ def test_logged_adapter_reloads_onto_the_base_and_reproduces_the_last_ft_loss(wo
     assert result.adapter_uri.endswith("/adapter")
     assert not (checkpoint_root() / result.run_id).exists()  # a finished run's resume checkpoints are pruned
 
-    mlflow.set_tracking_uri(result.tracking_uri)
-    folder = mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/adapter", dst_path=str(workdir / "download"))
+    # tracking_uri passed, not set: mlflow.set_tracking_uri would send every later test's runs there.
+    folder = mlflow.artifacts.download_artifacts(
+        f"runs:/{result.run_id}/adapter", dst_path=str(workdir / "download"), tracking_uri=result.tracking_uri
+    )
     names = {path.name for path in (workdir / "download" / "adapter").iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors"} <= names
 
