@@ -189,3 +189,29 @@ def register_form(cls: type[LawForm]) -> type[LawForm]:
 
 def registered() -> dict[str, type[LawForm]]:
     return dict(_REGISTRY)
+
+
+class LinearInParameters(LawForm):
+    """A law whose every parameter enters linearly: L_f = basis(design) · theta.
+
+    Subclasses give `_basis`; prediction, Jacobian and the start (the exact weighted least-squares
+    fit, w = 1/L_f²) follow from it, and the public parameters are theta itself.
+    """
+
+    def _basis(self, design: Design) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, theta: np.ndarray, design: Design) -> np.ndarray:
+        return (self._basis(design) @ np.asarray(theta, dtype=float))[None, :]
+
+    def jacobian(self, theta: np.ndarray, design: Design) -> np.ndarray:
+        return self._basis(design)[None]
+
+    def to_public(self, theta: np.ndarray, reference: Reference) -> dict[str, float]:
+        return {name: float(value) for name, value in zip(self.public_names, theta)}
+
+    def from_public(self, public: dict[str, float], reference: Reference) -> np.ndarray:
+        return np.array([public[name] for name in self.public_names], dtype=float)
+
+    def starts(self, design: Design, y: np.ndarray, delta: float, count: int) -> np.ndarray:
+        return weighted_least_squares(self._basis(design), y[0], 1.0 / y[0] ** 2)[None, :]

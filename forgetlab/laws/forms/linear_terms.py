@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from forgetlab.laws.forms.base import Design, LawForm, ParamSpec, Reference, register_form, weighted_least_squares
+from forgetlab.laws.forms.base import Design, LinearInParameters, ParamSpec, register_form
 
 INF = np.inf
 
 
-class _LinearWithTerms(LawForm):
+class _LinearWithTerms(LinearInParameters):
     """Shared algebra: L_f = −c·L_ft + s + Σ coefficient·(ln P/P0 | ln N/N0)."""
 
     targets = ("L_f",)
@@ -33,21 +33,6 @@ class _LinearWithTerms(LawForm):
             columns.append(design.lny)
         return np.stack(columns, axis=-1)
 
-    def predict(self, theta: np.ndarray, design: Design) -> np.ndarray:
-        return (self._basis(design) @ np.asarray(theta, dtype=float))[None, :]
-
-    def jacobian(self, theta: np.ndarray, design: Design) -> np.ndarray:
-        return self._basis(design)[None]
-
-    def to_public(self, theta: np.ndarray, reference: Reference) -> dict[str, float]:
-        return {name: float(value) for name, value in zip(self.public_names, theta)}
-
-    def from_public(self, public: dict[str, float], reference: Reference) -> np.ndarray:
-        return np.array([public[name] for name in self.public_names], dtype=float)
-
-    def starts(self, design: Design, y: np.ndarray, delta: float, count: int) -> np.ndarray:
-        target = y[0]
-        return weighted_least_squares(self._basis(design), target, 1.0 / target**2)[None, :]
 
 
 @register_form

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from forgetlab.laws.forms.base import Design, LawForm, ParamSpec, Reference, register_form, weighted_least_squares
+from forgetlab.laws.forms.base import Design, LawForm, LinearInParameters, ParamSpec, Reference, register_form, weighted_least_squares
 
 INF = np.inf
 POWER_BOUNDS = (-5.0, 5.0)
 
 
 @register_form
-class LogStepsLaw(LawForm):
+class LogStepsLaw(LinearInParameters):
     """L_f = E + A·ln(P/P0) + B·ln(N/N0): forgetting grows by B nats per e-fold of steps, without limit."""
 
     name = "log-steps"
@@ -35,24 +35,8 @@ class LogStepsLaw(LawForm):
     )
     public_names = ("E", "A", "B")
 
-    @staticmethod
-    def _basis(design: Design) -> np.ndarray:
+    def _basis(self, design: Design) -> np.ndarray:
         return np.stack([np.ones_like(design.lnx), design.lnx, design.lny], axis=-1)
-
-    def predict(self, theta: np.ndarray, design: Design) -> np.ndarray:
-        return (self._basis(design) @ np.asarray(theta, dtype=float))[None, :]
-
-    def jacobian(self, theta: np.ndarray, design: Design) -> np.ndarray:
-        return self._basis(design)[None]
-
-    def to_public(self, theta: np.ndarray, reference: Reference) -> dict[str, float]:
-        return {name: float(value) for name, value in zip(self.public_names, theta)}
-
-    def from_public(self, public: dict[str, float], reference: Reference) -> np.ndarray:
-        return np.array([public[name] for name in self.public_names], dtype=float)
-
-    def starts(self, design: Design, y: np.ndarray, delta: float, count: int) -> np.ndarray:
-        return weighted_least_squares(self._basis(design), y[0], 1.0 / y[0] ** 2)[None, :]
 
 
 @register_form
