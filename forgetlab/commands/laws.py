@@ -110,7 +110,7 @@ def run_fits(
             pictures = write_figures(law, points, result, folder)
             location = None
             if store:  # recorded at once, so a later failure cannot orphan this fit's MLflow run
-                result = log_fit_run(result, pictures, tracking_uri, group)
+                result = log_fit_run(result, pictures, tracking_uri, group, points)
                 write_fit_rows([result], db_path)
                 location = artifact_folder(result.fit_id, tracking_uri)
             print_fit(result, console, location)
