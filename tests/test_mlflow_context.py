@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -76,6 +77,12 @@ def test_data_are_dataset_inputs_whose_digests_are_the_fingerprints(tiny_run):
     assert {dataset.source_type for dataset in inputs.values()} == {"forgetlab_embedded"}
     assert json.loads(inputs["training"].source) == {"uri": "embedded:code", "split": "train"}
     assert json.loads(inputs["forgetting"].source)["uri"] == "embedded:forget"
+    import mlflow.data
+
+    from forgetlab.tracking.datasets import EmbeddedDatasetSource
+
+    source = mlflow.data.get_source(inputs["replay"])  # MLflow reads the source back through its registry
+    assert isinstance(source, EmbeddedDatasetSource) and source.uri == "embedded:pretrain"
 
 
 def test_resuming_a_run_logs_its_inputs_once(tiny_run):
@@ -179,8 +186,8 @@ def test_a_fit_on_a_sweeps_runs_is_nested_under_it_and_names_its_data(workdir):
     assert params["points.runs"] == params["points.runs_in_store"] == "4"
     assert tags["forgetlab.points_digest"] == params["points.digest"]
     assert len(params["points.digest"]) == 16 and "None" not in params.values()
-    query = client.download_artifacts(run.info.run_id, "query.sql")
-    assert "read_csv('points.csv')" in open(query).read()
+    query = Path(client.download_artifacts(run.info.run_id, "query.sql")).read_text()
+    assert "read_csv('points.csv')" in query
     assert tags["mlflow.user"] and tags["mlflow.source.type"] == "LOCAL"
     # Another value of one point gives another digest; the same points, the same one.
     assert points_digest({"L_f": np.array([1.0, 2.0])}) == points_digest({"L_f": [1.0, 2.0]})

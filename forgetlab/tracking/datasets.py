@@ -64,6 +64,16 @@ class EmbeddedDatasetSource(DatasetSource):
         return cls(source_dict["uri"], source_dict.get("split"))
 
 
+def _register() -> None:
+    """Make `mlflow.data.get_source` read an embedded source back (in any process that imports this module)."""
+    from mlflow.data.dataset_source_registry import register_dataset_source
+
+    register_dataset_source(EmbeddedDatasetSource)
+
+
+_register()
+
+
 def dataset_source(dataset: RunDataset) -> DatasetSource:
     """MLflow's source class for where `dataset` was read from."""
     if dataset.location == "hub":
