@@ -131,10 +131,14 @@ class RunTracker:
 
     def log_inputs(self, datasets: list[RunDataset]) -> None:
         """Log the run's datasets as MLflow inputs, each once: those the run already holds (a resume) are skipped."""
+        from dataclasses import replace
+
         from forgetlab.tracking.datasets import dataset_input, input_key
 
         held = {input_key(held) for held in self.client.get_run(self.run_id).inputs.dataset_inputs}
-        fresh = [entry for entry in map(dataset_input, datasets) if input_key(entry) not in held]
+        # A name or source is user text (a label, a URL with credentials): scrubbed like every other text.
+        scrubbed = [replace(dataset, name=scrub_secrets(dataset.name), source=scrub_secrets(dataset.source)) for dataset in datasets]
+        fresh = [entry for entry in map(dataset_input, scrubbed) if input_key(entry) not in held]
         if fresh:
             self.client.log_inputs(self.run_id, datasets=fresh)
 
