@@ -30,7 +30,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import numpy as np  # noqa: E402
 
-from forgetlab.laws.bootstrap import BootstrapOptions, bootstrap, resample_units, run_groups  # noqa: E402
+from forgetlab.laws.bootstrap import BootstrapOptions, bootstrap, sampling_frame  # noqa: E402
 from forgetlab.laws.fitting import FitOptions, fit, single_threaded_blas  # noqa: E402
 from forgetlab.laws.forms import Design, Reference, get_law  # noqa: E402
 from forgetlab.laws.pipeline import fit_points  # noqa: E402
@@ -89,16 +89,16 @@ def main() -> None:
         t0 = time.perf_counter()
         optimum = fit(law, design, y, options)
         t1 = time.perf_counter()
-        boot = bootstrap(law, design, y, points.run_id, optimum.theta, options, boot_options, lambda i: unfittable(law, points.take(i)))
+        frame = sampling_frame(points.rank, points.run_id)
+        boot = bootstrap(law, design, y, frame, optimum.theta, options, boot_options, lambda i: unfittable(law, points.take(i)))
         t2 = time.perf_counter()
         validate(law, points, reference, options)
         t3 = time.perf_counter()
 
         rng = np.random.default_rng(1)
-        groups = run_groups(points.run_id)
         b0 = time.perf_counter()
         for _ in range(args.baseline):
-            index = resample_units(groups, rng)
+            index = frame.resample(rng)
             fit(law, design.take(index), y[:, index], options)
         per_naive = (time.perf_counter() - b0) / args.baseline
 

@@ -78,7 +78,7 @@ def lab(tmp_path_factory, forgetlab_cache) -> dict[str, str]:
     (files / "two.csv").write_text(header + "d,a,1,10,60,2.0,3.0,3.1,0.1,4.0\nd,a,1,10,70,1.9,3.1,3.2,0.2,4.1\n")
     one_rank = "".join(f"d,r{seed},4,40,{n},{3 - n / 100},{2 + n / 100},{3 + n / 100},{n / 100},4\n" for seed in range(3) for n in (60, 80, 100, 120))
     (files / "one_rank.csv").write_text(header + one_rank)
-    nan_rows = "".join(f"d,r{rank},{rank},{10 * rank},{n},{3 - n / 100},{2 + n / 100},{'nan' if n == 80 else 3 + n / 100},0.1,4\n" for rank in (1, 2, 4) for n in (60, 80, 100))
+    nan_rows = "".join(f"d,r{rank},{rank},{10 * rank},{n},{3 - n / 100},{'nan' if n == 80 else 2 + n / 100},{3 + n / 100},0.1,4\n" for rank in (1, 2, 4) for n in (60, 80, 100))
     (files / "nan.csv").write_text(header + nan_rows)
     for name in ("two", "one_rank", "nan"):
         (files / f"{name}.sql").write_text(f"SELECT * FROM read_csv('{files / name}.csv')\n")

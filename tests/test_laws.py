@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 from forgetlab.errors import UserError
-from forgetlab.laws.bootstrap import BootstrapOptions, bootstrap, resample_units, run_groups
+from forgetlab.laws.bootstrap import BootstrapOptions, bootstrap, sampling_frame
 from forgetlab.laws.fitting import FitOptions, fit, single_threaded_blas
 from forgetlab.laws.forms import Design, Reference, get_law
-from forgetlab.laws.paper_joint import regauge
+from forgetlab.laws.forms.paper_joint import regauge
 from forgetlab.laws.pipeline import fit_points
 from forgetlab.laws.points import Points, points_for
 from forgetlab.laws.predict import StoredLaw, predict, steps_to_forgetting
@@ -56,7 +56,7 @@ def paper_points(params: dict, seeds: int = 1, step: int = 1, noise: float = 0.0
     return Points("openorca", "soft", run, rank, P, N, y[0], y[1]), reference
 
 
-def additive_points(E, A, B, alpha, beta, noise=0.0, seeds=1, step=5) -> Points:
+def additive_points(E, A, B, alpha, beta, noise=0.0, seeds=2, step=5) -> Points:
     run, rank, N = grid(seeds, step)
     P = P_PER_RANK * rank
     L_f = E - A * P**-alpha - B * N**-beta
@@ -73,7 +73,7 @@ def relative_error(a: dict, b: dict) -> dict:
 
 
 def test_linear_law_recovers_c_and_s_exactly_without_noise():
-    run, rank, N = grid(step=10)
+    run, rank, N = grid(seeds=2, step=10)
     L_ft = 0.65 + 0.12 * np.exp(-(N - 51) / 80) + 0.01 * np.log2(rank / 8) / 5
     points = Points("openorca", "soft", run, rank, P_PER_RANK * rank, N, L_ft, -1.7334 * L_ft + 2.0481)
     result = fit_points(get_law("linear"), points, bootstrap_options=BootstrapOptions(B=20), run_validation=False)
@@ -176,19 +176,20 @@ def test_fit_that_wants_past_a_bound_is_flagged_on_bound():
     assert result.params["A"] == pytest.approx(0.0, abs=1e-9)
 
 
-def test_bootstrap_resamples_whole_runs_not_points():
-    run, rank, N = grid(seeds=2, step=20)
-    groups = run_groups(run)
-    assert len(groups) == 12
+def test_bootstrap_resamples_seeds_within_ranks_not_points():
+    """Stratified by rank, n−1 of a rank's n seeds drawn whole: every rank in every replicate."""
+    run, rank, N = grid(seeds=3, step=20)
+    seed = np.array([float(r.split("-s")[1]) for r in run])
+    frame = sampling_frame(rank, run, seed)
+    assert frame.labels == tuple(f"{r:g}" for r in RANKS) and all(len(units) == 3 for units in frame.strata)
+    sizes = pd.Series(run).value_counts()
     rng = np.random.default_rng(0)
     for _ in range(20):
-        index = resample_units(groups, rng)
+        index = frame.resample(rng)
         drawn = pd.Series(run[index]).value_counts()
-        sizes = pd.Series(run).value_counts()
-        assert drawn.sum() == len(run)  # 12 runs of equal length drawn
-        # every drawn run appears completely, a whole number of times
-        assert all(count % sizes[r] == 0 for r, count in drawn.items())
-        assert len(drawn) < 12 or (drawn == sizes[drawn.index]).all()
+        assert all(count % sizes[r] == 0 for r, count in drawn.items())  # whole runs only
+        per_rank = pd.Series(rank[index]).value_counts() / sizes.iloc[0]
+        assert (per_rank == 2).all() and len(per_rank) == len(RANKS)  # 3 − 1 units of every rank
     # and the refits see exactly such replicates
     points, reference = paper_points(TABLE_1["News"], seeds=2, step=20)
     law = get_law("paper-joint")
@@ -200,23 +201,26 @@ def test_bootstrap_resamples_whole_runs_not_points():
         return None
 
     theta = law.from_public(TABLE_1["News"], reference)
+    frame = sampling_frame(points.rank, points.run_id)
     with single_threaded_blas():
-        result = bootstrap(law, design, points.targets(law), points.run_id, theta, FitOptions(), BootstrapOptions(B=5), spy)
+        result = bootstrap(law, design, points.targets(law), frame, theta, FitOptions(), BootstrapOptions(B=5), spy)
     assert len(seen) == 5 and result.n_ok + result.n_failed == 5
     for index in seen:
         counts = pd.Series(points.run_id[index]).value_counts()
         assert all(c % (len(points) // 12) == 0 for c in counts)
+        assert len(counts) == len(RANKS)  # one of the two seeds of each rank
 
 
-def test_bootstrap_counts_replicates_that_cannot_identify_the_law():
-    """With 3 ranks, replicates drawing fewer than 3 distinct ranks are counted, not fitted."""
+def test_one_run_per_rank_gives_no_interval_and_says_why():
+    """The newcomer's single r4 run printed `c 1.363 [1.363, 1.363]` and "every parameter is
+    determined by the data": with one run per rank nothing measures run-to-run variation."""
     truth = {"E": 1.1, "A": 3.5, "B": 2.3, "alpha": 0.17, "beta": 0.6}
-    points = additive_points(**truth, step=20)
-    keep = np.isin(points.rank, [8, 64, 256])
-    result = fit_points(get_law("power-additive"), points.take(keep), bootstrap_options=BootstrapOptions(B=30), run_validation=False)
-    failed = result.bootstrap["failed_by_reason"]
-    assert result.bootstrap["failed"] > 0 and any("distinct values of P" in k or "single P" in k for k in failed)
-    assert result.bootstrap["succeeded"] + result.bootstrap["failed"] == 30
+    points = additive_points(**truth, seeds=1, step=20)
+    result = fit_points(get_law("power-additive"), points, bootstrap_options=BootstrapOptions(B=30), run_validation=False)
+    assert all(interval == [None, None] for interval in result.intervals.values())
+    assert "fewer than two independent runs per rank" in result.bootstrap["withheld"]
+    assert result.bootstrap["succeeded"] == 0 and not result.identifiability["identified"]
+    assert "every parameter is determined" not in result.identifiability["note"]
 
 
 # --- bad data ---------------------------------------------------------------------------------
@@ -285,7 +289,7 @@ def test_cli_fit_from_csv_then_predict(workdir):
     points, reference = paper_points(TABLE_1["OpenOrca"], seeds=2, step=21, noise=0.002, seed=2)
     pd.DataFrame(
         {"dataset": points.dataset, "run_id": points.run_id, "rank": points.rank, "P": points.P, "N": points.N,
-         "L_ft": points.L_ft, "L_f_soft": points.L_f, "L_f_hard": points.L_f + 0.2}
+         "L_ft": points.L_ft, "L_f_hard": points.L_f, "L_f_soft": points.L_f + 2.0}
     ).to_csv(workdir / "points.csv", index=False)  # fmt: skip
     (workdir / "points.sql").write_text("-- my points\n-- param: min_step = 50\nSELECT * FROM read_csv('points.csv') WHERE N > $min_step\n")
     runner = CliRunner()
@@ -294,13 +298,14 @@ def test_cli_fit_from_csv_then_predict(workdir):
     assert "paper-joint" in done.output and "95% interval" in done.output and "laws compared" in done.output
 
     fits = json.loads((workdir / "fits.json").read_text())["fits"]
-    assert [f["law"] for f in fits] == ["linear", "paper-joint", "power-additive"]
+    assert [f["law"] for f in fits] == ["linear", "linear-rank", "linear-rank-steps", "log-steps", "paper-joint", "power-additive", "power-steps"]
     joint = next(f for f in fits if f["law"] == "paper-joint")
     assert set(joint["params"]) == set(TABLE_1["OpenOrca"])
     assert joint["spec"]["query"]["params"] == {"min_step": 50} and "read_csv" in joint["spec"]["query"]["sql"]
-    assert joint["spec"]["huber_delta"] == 1e-3 and joint["bootstrap"]["unit"] == "run_id"
+    assert joint["spec"]["huber_delta"] == 1e-3 and joint["bootstrap"]["unit"] == "seed within rank"
+    assert joint["variant"] == "hard"
     assert len(joint["internal"]["draws"]) == joint["bootstrap"]["succeeded"] > 0
-    assert {p.name for p in (workdir / "figs" / "openorca-paper-joint-soft").glob("*.png")} == {
+    assert {p.name for p in (workdir / "figs" / "openorca-paper-joint-hard").glob("*.png")} == {
         "forgetting_vs_ft.png", "vs_steps.png", "vs_P.png", "predicted_vs_observed.png"
     }  # fmt: skip
 
@@ -315,7 +320,7 @@ def test_cli_fit_from_csv_then_predict(workdir):
     with duckdb.connect(str(workdir / "mlruns" / "forgetlab.duckdb"), read_only=True) as connection:
         rows = connection.execute("SELECT fit_id, law, dataset, status, n_points, n_runs FROM fits ORDER BY law").fetchall()
     assert [(r[0], r[1]) for r in rows] == [(f["fit_id"], f["law"]) for f in fits]
-    assert rows[1][4:] == (len(points), 12)
+    assert rows[4][4:] == (len(points), 12)
 
     shown = runner.invoke(app, ["predict", "--fit", joint["fit_id"], "--rank", "128", "--steps", "200", "--json", "p.json"])
     assert shown.exit_code == 0, shown.output
@@ -336,7 +341,7 @@ def test_cli_fit_from_csv_then_predict(workdir):
 
 def test_cli_bad_data_is_one_line_and_exit_code_2(workdir):
     pd.DataFrame({"dataset": "x", "run_id": ["a", "b", "c"], "rank": [8, 8, 8], "P": 2e7, "N": [60, 70, 80],
-                  "L_ft": [1.0, 0.9, 0.8], "L_f_soft": [0.5, 0.6, 0.7]}).to_csv(workdir / "few.csv", index=False)  # fmt: skip
+                  "L_ft": [1.0, 0.9, 0.8], "L_f_hard": [0.5, 0.6, 0.7]}).to_csv(workdir / "few.csv", index=False)  # fmt: skip
     (workdir / "few.sql").write_text("SELECT * FROM read_csv('few.csv')")
     done = subprocess.run(
         [sys.executable, "-m", "forgetlab", "fit", "--query", "few.sql", "--law", "paper-joint"],
@@ -354,3 +359,18 @@ def test_predicted_steps_to_forgetting_match_the_law():
     found = steps_to_forgetting(stored, P=64 * P_PER_RANK, threshold=0.95, extrapolate=False)
     at = predict(stored, P=64 * P_PER_RANK, N=found["steps"])["L_f"]["estimate"]
     assert at == pytest.approx(0.95, abs=2e-5)
+
+
+def test_forms_package_registers_every_form_without_an_import_cycle():
+    """Any form module can be imported first (each imports only forms.base); the CLI's default
+    variant is the library's (the CLI keeps its own copy so that it starts without numpy)."""
+    for first in ("linear", "linear_terms", "paper_joint", "power_additive", "unsaturated"):
+        done = subprocess.run(
+            [sys.executable, "-c", f"import forgetlab.laws.forms.{first}; from forgetlab.laws.forms import law_names; print(len(law_names()))"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0 and done.stdout.strip() == "7", done.stderr
+    from forgetlab.commands.laws import DEFAULT_VARIANT as cli_default
+    from forgetlab.laws.forms import DEFAULT_VARIANT
+
+    assert cli_default == DEFAULT_VARIANT == "hard"

@@ -244,7 +244,7 @@ def test_fit_by_replay_reports_the_difference_with_an_interval(workdir):
 
     query = synthetic_points(workdir)
     done = CliRunner().invoke(
-        app, ["fit", "--query", str(query), "--by", "replay", "--law", "linear", "-B", "60", "--no-store", "--no-validation",
+        app, ["fit", "--query", str(query), "--by", "replay", "--law", "linear", "--variant", "soft", "-B", "60", "--no-store", "--no-validation",
               "--json", "fits.json", "--figures", "figs", "--at-ft-loss", "2.5"],
     )  # fmt: skip
     assert done.exit_code == 0, done.output

@@ -2,20 +2,26 @@
 
 One module per concern, in the order a fit runs (docs/laws.md states every choice):
 
+  workflow        `forgetlab fit` as a call: FitRequest -> select, plan, fit, record, compare
+  selection       a fresh warehouse, runs that may share a law, the min_step cut named
   points          read and check the points (SQL through the warehouse's `run_query`)
-  forms           the form interface and registry; linear, paper_joint, power_additive the forms
+  forms/          the form interface and registry (base) and one module per form
   objective       Huber loss on log residuals
   fitting         grid of starts (variable projection), robust polish, status
-  bootstrap       resampling whole runs, percentile intervals
-  validation      leave-one-rank-out and small-to-largest held-out error
+  bootstrap       resampling seeds within ranks (the study's design)
+  intervals       the one interval helper (estimate ± t·bootstrap sd)
+  validation      leave-one-rank-out, small-to-largest, later steps (held out in N)
   identifiability can the data determine each parameter?
   goodness        R², RMSE, MAE, AIC, BIC
   pipeline        all of the above for one law and one data set -> FitResult
   result          the FitResult record and its JSON
-  figures, report PNGs and terminal tables
+  figures, report PNGs and terminal tables (plotting, text: their shared helpers)
   store           MLflow run and DuckDB `fits` row; loading a stored fit
   predict         predictions and intervals from a stored fit
   compare         `fit --by`: groups of runs fitted apart and compared with a baseline group
+  simulation      simulated studies with a known law (interval coverage)
+  study_report    `forgetlab report DIR`: every results table and figure from a points file
+  study_tables    its markdown tables
 
 Names resolve lazily (PEP 562), so importing the package costs nothing until one is used.
 """
@@ -28,6 +34,7 @@ from typing import Any
 _EXPORTS = {
     "BootstrapOptions": "forgetlab.laws.bootstrap",
     "FitOptions": "forgetlab.laws.fitting",
+    "FitRequest": "forgetlab.laws.workflow",
     "FitResult": "forgetlab.laws.result",
     "Points": "forgetlab.laws.points",
     "QuerySource": "forgetlab.laws.pipeline",
@@ -38,7 +45,9 @@ _EXPORTS = {
     "load_fit": "forgetlab.laws.store",
     "load_points": "forgetlab.laws.points",
     "points_for": "forgetlab.laws.points",
-    "regauge": "forgetlab.laws.paper_joint",
+    "regauge": "forgetlab.laws.forms.paper_joint",
+    "run_fits": "forgetlab.laws.workflow",
+    "run_report": "forgetlab.laws.study_report",
     "steps_to_forgetting": "forgetlab.laws.predict",
 }
 

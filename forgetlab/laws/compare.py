@@ -14,10 +14,19 @@ value, e.g. replay = 0):
 - for the linear law, L_f at a reference fine-tuning loss: the median L_ft of all the data set's
   points unless `--at-ft-loss` says otherwise ("at equal L_ft").
 
-Intervals of a difference are percentile intervals of the differences of bootstrap draws,
-draw i of the group minus draw i of the baseline. The groups are disjoint sets of runs, each
-resampled on its own, so paired draws are independent draws of each fit's sampling distribution
-and their difference is a draw of the difference's.
+Intervals of a difference are percentile intervals of differences of bootstrap draws. How draws
+are matched follows the design (`design_of`):
+
+- *paired*: every group has runs at the same (rank, seed) units — runs of one seed see the same
+  fine-tuning batches whatever the group — so every group is resampled with the *same* random
+  stream, replicate i draws the same units in every group, and draw i of the group minus draw i
+  of the baseline (matched by replicate number) is a draw of the paired difference;
+- *independent*: otherwise every group gets its own random stream (`BootstrapOptions.stream` =
+  the group's label), and draw i minus draw i pairs independent draws, which is a draw of the
+  difference of independent estimates. (Before, every group used the same seed, so groups of
+  equal size were paired by accident, and difference intervals came out far too narrow.)
+
+The table says which design was used.
 """
 
 from __future__ import annotations
@@ -31,8 +40,11 @@ import numpy as np
 
 from forgetlab.errors import UserError
 from forgetlab.laws.forms import Design, LawForm, Reference
+from forgetlab.laws.intervals import as_list, bootstrap_interval, bootstrap_intervals
+from forgetlab.laws.plotting import pyplot, save
 from forgetlab.laws.points import Points
 from forgetlab.laws.result import FitResult
+from forgetlab.laws.text import interval, number
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # paper-joint's public parameters that its two exact symmetries leave undetermined (docs/laws.md §2).
@@ -102,6 +114,35 @@ class GroupFit:
     def draws(self) -> np.ndarray:
         return np.array(self.result.internal.get("draws") or [], dtype=float).reshape(-1, len(self.law.params))
 
+    @property
+    def df(self):
+        return self.result.bootstrap.get("df")
+
+    @property
+    def replicates(self) -> np.ndarray:
+        """The replicate number of each draw (older fits lack it: their order)."""
+        numbers = self.result.internal.get("draw_replicates")
+        return np.array(numbers if numbers is not None else range(len(self.draws)), dtype=int)
+
+
+PAIRED = "paired"
+INDEPENDENT = "independent"
+
+
+def unit_keys(rows) -> frozenset:
+    """The (rank, seed) units of one group's points (run ids where there is no seed column)."""
+    strata = rows["rank"] if "rank" in rows.columns else rows["P"] if "P" in rows.columns else [0.0] * len(rows)
+    units = rows["seed"].astype(float) if "seed" in rows.columns and rows["seed"].notna().all() else rows["run_id"].astype(str)
+    return frozenset(zip(list(strata), list(units)))
+
+
+def design_of(groups: list) -> str:
+    """PAIRED when every group holds the same (rank, seed) units and seeds are known, else INDEPENDENT."""
+    if len(groups) < 2 or any("seed" not in rows.columns or rows["seed"].isna().any() for _, rows in groups):
+        return INDEPENDENT
+    first = unit_keys(groups[0][1])
+    return PAIRED if all(unit_keys(rows) == first for _, rows in groups[1:]) else INDEPENDENT
+
 
 def reference_point(points: list[Points], at_rank: Optional[float], at_steps: Optional[float], at_ft_loss: Optional[float]) -> dict[str, Optional[float]]:
     """(P, N, L_ft) at which the groups are compared, from all groups' points of one data set."""
@@ -149,15 +190,22 @@ def _quantities(fit: GroupFit, at: dict[str, Optional[float]], theta: np.ndarray
     return values
 
 
-def _interval(values: np.ndarray, level: float) -> list[Optional[float]]:
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return [None, None]
-    tail = 100 * (1 - level) / 2
-    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+def _difference_draws(fit: GroupFit, own: np.ndarray, baseline: GroupFit, base: np.ndarray, design: str) -> np.ndarray:
+    """Draws of group − baseline: matched by replicate number (paired) or by order (independent)."""
+    if design == PAIRED:
+        common, mine, theirs = np.intersect1d(fit.replicates, baseline.replicates, return_indices=True)
+        return own[mine] - base[theirs]
+    paired = min(len(own), len(base))
+    return own[:paired] - base[:paired]
 
 
-def compare(fits: list[GroupFit], by: str, at: dict[str, Optional[float]]) -> list[dict[str, Any]]:
+def _difference_df(fit: GroupFit, baseline: GroupFit):
+    """Degrees of freedom of a difference: the smaller of the two designs' (conservative)."""
+    known = [d for d in (fit.df, baseline.df) if d is not None]
+    return min(known) if known else None
+
+
+def compare(fits: list[GroupFit], by: str, at: dict[str, Optional[float]], design: str = INDEPENDENT) -> list[dict[str, Any]]:
     """Rows (law, quantity, group, estimate, interval, difference to the baseline, its interval).
 
     `fits` are one data set's fits of one law, baseline (smallest value) first.
@@ -177,14 +225,16 @@ def compare(fits: list[GroupFit], by: str, at: dict[str, Optional[float]]) -> li
             own = np.array([d[name] for d in own_draws], dtype=float)
             row = {
                 "dataset": fit.points.dataset, "law": fit.law.name, "by": by, "group": fit.group,
-                "baseline": baseline.group, "quantity": name, "estimate": estimate[name], "interval": _interval(own, level),
-                "fit_id": fit.result.fit_id, "level": level,
+                "baseline": baseline.group, "quantity": name, "estimate": estimate[name],
+                "interval": as_list(bootstrap_interval(estimate[name], own, level, fit.df)), "fit_id": fit.result.fit_id, "level": level,
+                "design": design,
             }  # fmt: skip
             if fit is not baseline:
-                paired = min(len(own), len(base_draws))
+                difference = _difference_draws(fit, own, baseline, base_draws, design)
                 row["difference"] = estimate[name] - estimates[0][name]
-                row["difference_interval"] = _interval(own[:paired] - base_draws[:paired], level)
-                row["paired_draws"] = paired
+                df = _difference_df(fit, baseline)
+                row["difference_interval"] = as_list(bootstrap_interval(row["difference"], difference, level, df))
+                row["paired_draws"] = int(difference.size)
             rows.append(row)
     return rows
 
@@ -192,15 +242,17 @@ def compare(fits: list[GroupFit], by: str, at: dict[str, Optional[float]]) -> li
 def print_comparison_by(rows: list[dict[str, Any]], console) -> None:
     from rich.table import Table
 
-    from forgetlab.laws.report import _num
-
     if not rows:
         return
     first = rows[0]
     level = int(round(100 * first["level"]))
+    how = (
+        "paired by (rank, seed): every group resampled with the same draws of units"
+        if first.get("design") == PAIRED else "groups resampled independently (own random streams)"
+    )  # fmt: skip
     table = Table(
         title=f"{first['dataset']} · fits by {first['by']} · difference = group − baseline ({first['by']}={first['baseline']}); "
-        f"{level}% intervals from differences of bootstrap draws",
+        f"{level}% intervals from differences of bootstrap draws, {how}",
         title_justify="left",
     )
     for column in ("law", "quantity", first["by"], "estimate", "interval", "difference", "interval of difference"):
@@ -215,11 +267,11 @@ def print_comparison_by(rows: list[dict[str, Any]], console) -> None:
         has_difference = "difference" in row
         d_low, d_high = row.get("difference_interval", [None, None])
         excludes_zero = has_difference and d_low is not None and (d_low > 0 or d_high < 0)
-        difference = _num(row["difference"]) if has_difference else "baseline"
+        difference = number(row["difference"]) if has_difference else "baseline"
         table.add_row(
-            row["law"], row["quantity"], row["group"], _num(row["estimate"]), f"[{_num(low)}, {_num(high)}]",
+            row["law"], row["quantity"], row["group"], number(row["estimate"]), interval(low, high),
             f"[bold]{difference}[/bold]" if excludes_zero else difference,
-            f"[{_num(d_low)}, {_num(d_high)}]" if has_difference else "",
+            interval(d_low, d_high) if has_difference else "",
         )  # fmt: skip
     console.print(table)
     console.print("  bold: the interval of the difference excludes 0")
@@ -229,12 +281,10 @@ def comparison_figure(fits_by_law: dict[str, list[GroupFit]], by: str, at: dict[
     """Left: L_f against L_ft per group with each group's linear law (at equal L_ft, lower is less
     forgetting). Right: L_f against N at the reference rank, observed and fitted by a law in P and
     N, with the bootstrap band, per group."""
-    from forgetlab.laws.figures import _pyplot, _save
-
     any_fits = next(iter(fits_by_law.values()), [])
     if not any_fits:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.6))
     groups = [fit.group for fit in any_fits]
     cmap = plt.get_cmap("viridis")
@@ -269,8 +319,8 @@ def comparison_figure(fits_by_law: dict[str, list[GroupFit]], by: str, at: dict[
         right.plot(N, fit.law.predict(fit.estimate, design)[row], color=colour[fit.group], lw=1.6, label=f"{by}={fit.group} ({fit.law.name})")
         if len(fit.draws):
             band = np.array([fit.law.predict(d, design)[row] for d in fit.draws])
-            tail = 100 * (1 - float(fit.result.bootstrap["level"])) / 2
-            low, high = np.nanpercentile(band, [tail, 100 - tail], axis=0)
+            curve = fit.law.predict(fit.estimate, design)[row]
+            low, high = bootstrap_intervals(curve, band, float(fit.result.bootstrap["level"]), fit.df)
             right.fill_between(N, low, high, color=colour[fit.group], alpha=0.15, lw=0)
     right.set_xlabel("N (optimizer steps)")
     right.set_ylabel("L_f (nats)")
@@ -278,4 +328,4 @@ def comparison_figure(fits_by_law: dict[str, list[GroupFit]], by: str, at: dict[
     if curve_fits:
         right.legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _save(fig, path)
+    return save(fig, path)

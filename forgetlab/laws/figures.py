@@ -14,23 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from forgetlab.laws.forms import Design, LawForm, Reference
+from forgetlab.laws.plotting import pyplot, save
 from forgetlab.laws.points import Points
 from forgetlab.laws.result import FitResult
+from forgetlab.laws.text import fixed
 
 CURVE_POINTS = 120
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _colours(ranks: np.ndarray):
-    plt = _pyplot()
+    plt = pyplot()
     cmap = plt.get_cmap("viridis")
     return {r: cmap(i / max(len(ranks) - 1, 1)) for i, r in enumerate(ranks)}
 
@@ -62,19 +55,12 @@ def write_figures(law: LawForm, points: Points, result: FitResult, folder: Path)
     return written
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
-    return path
-
-
 def _curve_design(P: float, N: np.ndarray, reference: Reference) -> Design:
     return Design.build(np.full(N.shape, P), N, None, reference)
 
 
 def _forgetting_vs_ft(law, points, result, theta, reference, path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     ranks = np.unique(points.rank)
     colours = _colours(ranks)
@@ -85,6 +71,14 @@ def _forgetting_vs_ft(law, points, result, theta, reference, path) -> Path:
         x = np.linspace(points.L_ft.min(), points.L_ft.max(), CURVE_POINTS)
         c, s = result.params["c"], result.params["s"]
         ax.plot(x, -c * x + s, color="black", lw=1.5, label=f"L_f = −{c:.4f}·L_ft + {s:.4f}  R²={result.stats['L_f']['r2']:.4f}")
+    elif "L_ft" in law.inputs:  # a linear law with a rank term: one line per rank, at N = N0
+        for r in ranks:
+            sel = points.rank == r
+            x = np.linspace(points.L_ft[sel].min(), points.L_ft[sel].max(), CURVE_POINTS)
+            design = Design.build(np.full(x.shape, points.P[sel][0]), np.full(x.shape, reference.N0), x, reference)
+            ax.plot(x, law.predict(theta, design)[0], color=colours[r], lw=1.4)
+        d = result.params.get("d")
+        ax.plot([], [], color="grey", label=f"{law.equation}, d = {fixed(d, 4)}" if d is not None else law.equation)
     else:
         for r in ranks:
             sel = points.rank == r
@@ -96,11 +90,11 @@ def _forgetting_vs_ft(law, points, result, theta, reference, path) -> Path:
     ax.set_ylabel(f"L_f ({result.variant} forgetting, nats)")
     ax.set_title(_title(result), fontsize=8)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _vs_steps(law, points, result, theta, reference, path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     targets = list(law.targets)
     fig, axes = plt.subplots(1, len(targets), figsize=(5.2 * len(targets), 4.2), squeeze=False)
     ranks = np.unique(points.rank)
@@ -118,11 +112,11 @@ def _vs_steps(law, points, result, theta, reference, path) -> Path:
         ax.set_ylabel(f"{target} (nats)")
         ax.legend(fontsize=7)
     fig.suptitle(_title(result), fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _vs_P(law, points, result, theta, reference, path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     steps = np.unique(points.N)
     chosen = np.unique(steps[[0, len(steps) // 2, len(steps) - 1]])
@@ -141,11 +135,11 @@ def _vs_P(law, points, result, theta, reference, path) -> Path:
     ax.set_ylabel(f"L_f ({result.variant} forgetting, nats)")
     ax.set_title(_title(result), fontsize=8)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _predicted_vs_observed(law, points, result, theta, reference, path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     targets = list(law.targets)
     fig, axes = plt.subplots(1, len(targets), figsize=(4.6 * len(targets), 4.4), squeeze=False)
     prediction = law.predict(theta, Design.build(points.P, points.N, points.L_ft, reference))
@@ -161,4 +155,4 @@ def _predicted_vs_observed(law, points, result, theta, reference, path) -> Path:
         ax.set_xlabel(f"observed {target}")
         ax.set_ylabel(f"predicted {target}")
     fig.suptitle(_title(result), fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)

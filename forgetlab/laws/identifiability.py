@@ -56,42 +56,21 @@ def assess(
     internal_high: np.ndarray,
     public: dict[str, float],
     public_intervals: dict[str, tuple[Optional[float], Optional[float]]],
+    withheld: Optional[str] = None,
 ) -> dict[str, Any]:
+    """Every sign of parameters the data do not determine (see the module docstring)."""
     condition, weakest = jacobian_condition(law, optimum.theta, design)
-    weak: list[str] = []
-    for name, estimate in public.items():
-        low, high = public_intervals.get(name, (None, None))
-        if low is None or high is None or not np.isfinite(low) or not np.isfinite(high):
-            if draws.shape[0] > 0:
-                weak.append(name)
-            continue
-        if high - low > abs(estimate):
-            weak.append(name)
-    at_bound = []
-    for spec, low, high in zip(law.params, internal_low, internal_high):
-        for bound in (spec.lower, spec.upper):
-            if np.isfinite(bound) and np.isfinite(low) and (np.isclose(low, bound, atol=1e-9) or np.isclose(high, bound, atol=1e-9)):
-                at_bound.append(spec.name)
-    internal_weak = set(at_bound)
-    for spec, low, high, estimate in zip(law.params, internal_low, internal_high, optimum.theta):
-        if np.isfinite(low) and np.isfinite(high) and high - low > abs(estimate):
-            internal_weak.add(spec.name)
-    trading = []
-    if draws.shape[0] > 2:
-        with np.errstate(all="ignore"):
-            correlation = np.corrcoef(draws.T)
-        names = law.names
-        for i in range(len(names)):
-            for j in range(i + 1, len(names)):
-                r = correlation[i, j]
-                if np.isfinite(r) and abs(r) > CORRELATION_LIMIT and (names[i] in internal_weak or names[j] in internal_weak):
-                    trading.append([names[i], names[j], round(float(r), 4)])
+    weak = _weak_public(public, public_intervals, draws.shape[0] > 0)
+    at_bound, internal_weak = _weak_internal(law, optimum.theta, internal_low, internal_high)
+    trading = _trading_off(law, draws, internal_weak)
     spread = {
         name: value for name, value, estimate in zip(law.names, (optimum.start_spread.get(n, 0.0) for n in law.names), optimum.theta)
         if value > START_SPREAD_LIMIT * max(abs(estimate), 1e-12)
     }  # fmt: skip
     reasons = []
-    if draws.shape[0] == 0:
+    if withheld:
+        reasons.append(f"the uncertainty is unknown: {withheld}")
+    elif draws.shape[0] == 0:
         reasons.append("no bootstrap refit succeeded, so the uncertainty is unknown")
     if condition > CONDITION_LIMIT:
         reasons.append(f"near-singular Jacobian (condition {condition:.3g}; {', '.join(weakest)} trade off)")
@@ -111,3 +90,46 @@ def assess(
         "start_disagreement": spread,
         "gauge": law.gauge_note,
     }
+
+
+def _weak_public(public: dict[str, float], intervals: dict, have_draws: bool) -> list[str]:
+    """Public parameters whose interval is missing (with draws) or wider than their magnitude."""
+    weak = []
+    for name, estimate in public.items():
+        low, high = intervals.get(name, (None, None))
+        if low is None or high is None or not np.isfinite(low) or not np.isfinite(high):
+            if have_draws:
+                weak.append(name)
+            continue
+        if high - low > abs(estimate):
+            weak.append(name)
+    return weak
+
+
+def _weak_internal(law: LawForm, theta: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[list[str], set[str]]:
+    """Internal parameters whose interval reaches a bound, and those weak by width or bound."""
+    at_bound = []
+    for spec, lo, hi in zip(law.params, low, high):
+        for bound in (spec.lower, spec.upper):
+            if np.isfinite(bound) and np.isfinite(lo) and (np.isclose(lo, bound, atol=1e-9) or np.isclose(hi, bound, atol=1e-9)):
+                at_bound.append(spec.name)
+    weak = set(at_bound)
+    for spec, lo, hi, estimate in zip(law.params, low, high, theta):
+        if np.isfinite(lo) and np.isfinite(hi) and hi - lo > abs(estimate):
+            weak.add(spec.name)
+    return at_bound, weak
+
+
+def _trading_off(law: LawForm, draws: np.ndarray, weak: set[str]) -> list:
+    """Pairs whose draws correlate beyond CORRELATION_LIMIT with a weak member."""
+    if draws.shape[0] <= 2:
+        return []
+    with np.errstate(all="ignore"):
+        correlation = np.corrcoef(draws.T)
+    names, trading = law.names, []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            r = correlation[i, j]
+            if np.isfinite(r) and abs(r) > CORRELATION_LIMIT and (names[i] in weak or names[j] in weak):
+                trading.append([names[i], names[j], round(float(r), 4)])
+    return trading

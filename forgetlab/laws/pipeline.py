@@ -6,19 +6,28 @@
 from __future__ import annotations
 
 import datetime as _dt
-import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 
-from forgetlab.laws.bootstrap import BootstrapOptions, BootstrapResult, bootstrap, percentile_intervals
+from forgetlab.laws.bootstrap import (
+    SCHEME,
+    BootstrapOptions,
+    BootstrapResult,
+    bootstrap,
+    not_attempted,
+    sampling_frame,
+    withheld,
+)
 from forgetlab.laws.fitting import FitOptions, fit, single_threaded_blas
 from forgetlab.laws.forms import Design, LawForm, Reference
 from forgetlab.laws.goodness import goodness
 from forgetlab.laws.identifiability import assess
+from forgetlab.laws.intervals import as_list, bootstrap_intervals
 from forgetlab.laws.points import Points, forgetting_column, unfittable
 from forgetlab.laws.result import FitResult
+from forgetlab.utils.versions import package_versions
 from forgetlab.laws.validation import validate
 
 OPTIMISER = "scipy.optimize.least_squares(method='trf', loss='huber', f_scale=huber_delta, x_scale='jac'), analytic Jacobian"
@@ -35,15 +44,8 @@ class QuerySource:
 
 
 def versions() -> dict[str, str]:
-    import importlib.metadata as metadata
-
-    found = {"python": platform.python_version()}
-    for package in ("forgetlab", "numpy", "scipy", "pandas", "duckdb"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
+    """The versions a fit's numbers depend on (recorded with every fit)."""
+    return package_versions(("forgetlab", "numpy", "scipy", "pandas", "duckdb"), missing=None)
 
 
 def fit_points(
@@ -60,30 +62,17 @@ def fit_points(
         from forgetlab.errors import UserError
 
         raise UserError(f"data set '{points.dataset}': {reason}")
-    reference = Reference.of(points.P, points.N) if law.uses_P() else Reference(1.0, 1.0)
+    reference = Reference.of(points.P, points.N) if (law.uses_P() or law.uses_N()) else Reference(1.0, 1.0)
     design = Design.build(points.P, points.N, points.L_ft, reference)
     y = points.targets(law)
-    with single_threaded_blas():
+    with single_threaded_blas(), np.errstate(all="ignore"):
         optimum = fit(law, design, y, fit_options)
-        if np.all(np.isfinite(optimum.theta)):
-            boot = bootstrap(
-                law, design, y, points.run_id, optimum.theta, fit_options, bootstrap_options,
-                problem=lambda index: unfittable(law, points.take(index)),
-            )  # fmt: skip
-        else:  # refitting replicates of a fit that failed outright only repeats the failure, slowly
-            skipped = {f"not attempted: the full-data fit is {optimum.status}": bootstrap_options.B}
-            boot = BootstrapResult(np.empty((0, len(law.params))), bootstrap_options.B, skipped)
+        boot = _bootstrap(law, points, design, y, optimum, fit_options, bootstrap_options)
         validation = validate(law, points, reference, fit_options) if run_validation else {"skipped": "turned off"}
-
-    public = law.to_public(optimum.theta, reference)
-    converted = (law.to_public(d, reference) for d in boot.draws)
-    public_draws = np.array([[p[n] for n in law.public_names] for p in converted]).reshape(-1, len(law.public_names))
-    low, high = percentile_intervals(public_draws, bootstrap_options.level)
-    intervals = {name: [float(lo), float(hi)] for name, lo, hi in zip(law.public_names, low, high)}
-    internal_low, internal_high = percentile_intervals(boot.draws, bootstrap_options.level)
+    uncertainty = _uncertainty(law, reference, optimum.theta, boot, bootstrap_options)
     identifiability = assess(
-        law, optimum, design, boot.draws, internal_low, internal_high, public,
-        {k: (v[0], v[1]) for k, v in intervals.items()},
+        law, optimum, design, uncertainty.draws, uncertainty.internal_low, uncertainty.internal_high,
+        uncertainty.public_estimate(law, optimum.theta, reference), uncertainty.public_pairs(), uncertainty.withheld,
     )  # fmt: skip
     stats = goodness(law, optimum.theta, design, y)
     stats["objective"] = optimum.cost
@@ -95,36 +84,90 @@ def fit_points(
         status=optimum.status,
         message=optimum.message,
         on_bound=list(optimum.on_bound),
-        params={name: public[name] for name in law.public_names},
-        intervals=intervals,
+        params=uncertainty.public_estimate(law, optimum.theta, reference),
+        intervals=uncertainty.public_intervals,
         internal={
             "names": list(law.names),
             "estimate": optimum.theta.tolist(),
             "lower": law.lower.tolist(),
             "upper": law.upper.tolist(),
-            "draws": boot.draws.tolist(),
-            "interval_low": internal_low.tolist(),
-            "interval_high": internal_high.tolist(),
+            "draws": uncertainty.draws.tolist(),
+            "draw_replicates": boot.replicates.tolist(),
+            "interval_low": uncertainty.internal_low.tolist(),
+            "interval_high": uncertainty.internal_high.tolist(),
         },
         reference={"P0": reference.P0, "N0": reference.N0},
         stats=stats,
         validation=validation,
         identifiability=identifiability,
-        bootstrap={
-            "unit": bootstrap_options.unit,
-            "B": bootstrap_options.B,
-            "seed": bootstrap_options.seed,
-            "level": bootstrap_options.level,
-            "succeeded": boot.n_ok,
-            "failed": boot.n_failed,
-            "failed_by_reason": boot.failed,
-            "on_bound": boot.on_bound,
-            "retried_from_grid": boot.retried,
-        },
+        bootstrap=describe_bootstrap(boot, bootstrap_options, uncertainty.withheld),
         data=describe_points(law, points),
         spec=describe_spec(law, points, fit_options, bootstrap_options, query, optimum),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def _bootstrap(law, points: Points, design: Design, y, optimum, fit_options, options: BootstrapOptions) -> BootstrapResult:
+    """The replicates, or none with the reason (a design without replication, a failed fit)."""
+    frame = sampling_frame(points.rank, points.run_id, points.seed)
+    problem = frame.problem()
+    if problem is not None:
+        return not_attempted(law, options, problem)
+    if not np.all(np.isfinite(optimum.theta)):  # refitting replicates of a failed fit only repeats the failure
+        return not_attempted(law, options, f"the full-data fit is {optimum.status}")
+    return bootstrap(
+        law, design, y, frame, optimum.theta, fit_options, options,
+        problem=lambda index: unfittable(law, points.take(index)),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class Uncertainty:
+    """Intervals from the successful draws, or none (with the reason) when they are withheld."""
+
+    draws: np.ndarray
+    internal_low: np.ndarray
+    internal_high: np.ndarray
+    public_intervals: dict[str, list[Optional[float]]]
+    withheld: Optional[str]
+
+    def public_estimate(self, law: LawForm, theta: np.ndarray, reference: Reference) -> dict[str, float]:
+        public = law.to_public(theta, reference)
+        return {name: public[name] for name in law.public_names}
+
+    def public_pairs(self) -> dict[str, tuple[Optional[float], Optional[float]]]:
+        return {name: (v[0], v[1]) for name, v in self.public_intervals.items()}
+
+
+def _uncertainty(law: LawForm, reference: Reference, theta: np.ndarray, boot: BootstrapResult, options: BootstrapOptions) -> Uncertainty:
+    reason = withheld(boot, options)
+    draws = boot.draws if reason is None else np.empty((0, len(law.params)))
+    converted = (law.to_public(d, reference) for d in draws)
+    public_draws = np.array([[p[n] for n in law.public_names] for p in converted]).reshape(-1, len(law.public_names))
+    public = law.to_public(theta, reference)
+    low, high = bootstrap_intervals(np.array([public[n] for n in law.public_names]), public_draws, options.level, boot.df)
+    intervals = {name: as_list((lo, hi)) for name, lo, hi in zip(law.public_names, low, high)}
+    internal_low, internal_high = bootstrap_intervals(theta, draws, options.level, boot.df)
+    return Uncertainty(draws, internal_low, internal_high, intervals, reason)
+
+
+def describe_bootstrap(boot: BootstrapResult, options: BootstrapOptions, withheld_reason: Optional[str]) -> dict[str, Any]:
+    return {
+        "unit": options.unit,
+        "scheme": SCHEME,
+        "B": options.B,
+        "seed": options.seed,
+        "stream": options.stream,
+        "level": options.level,
+        "succeeded": boot.n_ok,
+        "failed": boot.n_failed,
+        "failed_by_reason": boot.failed,
+        "on_bound": boot.on_bound,
+        "retried_from_grid": boot.retried,
+        "withheld": withheld_reason,
+        "df": boot.df,
+        "interval": "estimate ± t(df)·sd of the successful draws, df = Σ over ranks of (seeds − 1)",
+    }
 
 
 def describe_points(law: LawForm, points: Points) -> dict[str, Any]:
@@ -175,11 +218,14 @@ def describe_spec(
         "gauge": law.gauge_note,
         "bootstrap": {
             **asdict(bootstrap_options),
-            "resampling": "whole runs with replacement, as many as the data has",
+            "resampling": SCHEME,
             "refit": "warm start from the full-data optimum; a failed refit is retried from the grid",
-            "intervals": "percentile",
+            "intervals": "estimate ± Student-t quantile (df = Σ over ranks of units − 1) × bootstrap standard deviation",
         },
-        "validation": "leave-one-rank-out and small-to-largest (= the largest rank's fold); folds fit from the grid",
+        "validation": (
+            "leave-one-rank-out, small-to-largest (= the largest rank's fold) and later steps (fit N up to the median "
+            "distinct N, predict the rest); folds fit from the grid"
+        ),
         "query": asdict(query),
         "versions": versions(),
     }

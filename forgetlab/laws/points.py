@@ -79,6 +79,8 @@ class Points:
     N: np.ndarray
     L_ft: Optional[np.ndarray]
     L_f: np.ndarray
+    seed: Optional[np.ndarray] = None
+    """The run's seed per point (NaN or None where unknown): the bootstrap's unit within a rank."""
 
     def __len__(self) -> int:
         return len(self.L_f)
@@ -87,6 +89,7 @@ class Points:
         return Points(
             self.dataset, self.variant, self.run_id[index], self.rank[index], self.P[index], self.N[index],
             None if self.L_ft is None else self.L_ft[index], self.L_f[index],
+            None if self.seed is None else self.seed[index],
         )  # fmt: skip
 
     def targets(self, law: LawForm) -> np.ndarray:
@@ -161,6 +164,7 @@ def points_for(frame, law: LawForm, variant: str, dataset: str) -> Points:
         N=N,
         L_ft=numeric("L_ft") if "L_ft" in rows else None,
         L_f=numeric(column),
+        seed=numeric("seed"),
     )
     reason = unfittable(law, points, column)
     if reason:
@@ -187,6 +191,8 @@ def unfittable(law: LawForm, points: Points, column: str = "L_f") -> Optional[st
         if name not in law.inputs:
             continue
         if np.any(values <= 0):
+            if name == "N":  # step 0 is the base before any update: a law in ln N cannot take it
+                return "N has values ≤ 0 (step 0 is the base, before any update); keep N > 0, e.g. --param min_step=0"
             return f"{name} has values ≤ 0; it must be a positive count"
         distinct = len(np.unique(values))
         if distinct < MIN_DISTINCT:

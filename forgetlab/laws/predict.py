@@ -19,6 +19,7 @@ import numpy as np
 
 from forgetlab.errors import UserError
 from forgetlab.laws.forms import Design, LawForm, Reference, get_law
+from forgetlab.laws.intervals import bootstrap_interval
 from forgetlab.laws.result import FitResult
 
 EXTRAPOLATION_FACTOR = 10.0
@@ -46,6 +47,11 @@ class StoredLaw:
     @property
     def level(self) -> float:
         return float(self.result.bootstrap["level"])
+
+    @property
+    def df(self):
+        """The design's degrees of freedom (None for fits stored before it was recorded: normal quantile)."""
+        return self.result.bootstrap.get("df")
 
 
 def resolve_P(result: FitResult, rank: Optional[float], P: Optional[float]) -> float:
@@ -90,21 +96,15 @@ def check_range(result: FitResult, P: Optional[float], N: Optional[float], L_ft:
             )
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return float("nan"), float("nan")
-    tail = 100 * (1 - level) / 2
-    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
-
-
 def predict(stored: StoredLaw, P: Optional[float] = None, N: Optional[float] = None, L_ft: Optional[float] = None) -> dict[str, dict[str, float]]:
     """Each target's prediction at one point: estimate and interval."""
     law = stored.law
     if "L_ft" in law.inputs and L_ft is None:
         raise UserError(f"law {law.name} predicts L_f from L_ft: pass --ft-loss")
-    if law.uses_P() and (P is None or N is None):
-        raise UserError(f"law {law.name} predicts from P and N: pass --rank or --P, and --steps")
+    if law.uses_P() and P is None:
+        raise UserError(f"law {law.name} predicts from P: pass --rank or --P")
+    if law.uses_N() and N is None:
+        raise UserError(f"law {law.name} predicts from N: pass --steps")
     design = Design.build(
         np.array([P if P is not None else np.nan]), np.array([N if N is not None else np.nan]),
         None if L_ft is None else np.array([L_ft]), stored.reference,
@@ -113,7 +113,7 @@ def predict(stored: StoredLaw, P: Optional[float] = None, N: Optional[float] = N
     draws = np.array([law.predict(d, design)[:, 0] for d in stored.draws]).reshape(-1, len(law.targets))
     out = {}
     for row, target in enumerate(law.targets):
-        low, high = _interval(draws[:, row], stored.level)
+        low, high = bootstrap_interval(estimate[row], draws[:, row], stored.level, stored.df)
         out[target] = {"estimate": float(estimate[row]), "low": low, "high": high}
     return out
 
@@ -126,8 +126,8 @@ def steps_to_forgetting(stored: StoredLaw, P: float, threshold: float, extrapola
     the bracketing grid points; the same for every bootstrap draw, which gives the interval.
     """
     law = stored.law
-    if not law.uses_P():
-        raise UserError(f"law {law.name} has no N: --max-forgetting needs a law in P and N (paper-joint, power-additive)")
+    if not (law.uses_P() and law.uses_N()) or "L_ft" in law.inputs:
+        raise UserError(f"law {law.name} is not a law in P and N alone: --max-forgetting needs one (paper-joint, power-additive, log-steps, power-steps)")
     low, high = stored.result.data["N_range"]
     span = (1.0, 1e9) if extrapolate else (low / EXTRAPOLATION_FACTOR, high * EXTRAPOLATION_FACTOR)
     grid = np.geomspace(*span, SEARCH_POINTS)
@@ -148,7 +148,9 @@ def steps_to_forgetting(stored: StoredLaw, P: float, threshold: float, extrapola
     estimate = crossing(stored.estimate)
     per_draw = np.array([crossing(d) for d in stored.draws])
     finite = per_draw[np.isfinite(per_draw)]
-    interval = _interval(finite, stored.level) if finite.size else (float("nan"), float("nan"))
+    # steps are positive and spread multiplicatively: the interval is taken on ln N
+    log_low, log_high = bootstrap_interval(np.log(estimate), np.log(finite), stored.level, stored.df)
+    interval = (float(np.exp(log_low)), float(np.exp(log_high)))
     return {
         "threshold": threshold,
         "P": P,
@@ -159,15 +161,19 @@ def steps_to_forgetting(stored: StoredLaw, P: float, threshold: float, extrapola
         "draws_never_crossing": int(np.sum(~np.isfinite(per_draw))),
         "draws": int(per_draw.size),
         "already_past": bool(np.isfinite(estimate) and estimate <= span[0]),
+        "fitted_L_f_range": stored.result.data.get("L_f_range"),
     }
 
 
 def linear_threshold(stored: StoredLaw, threshold: float) -> dict[str, Any]:
     """For the linear law: the L_ft below which forgetting exceeds `threshold`."""
+    if stored.law.name != "linear":
+        raise UserError(f"--max-forgetting with law {stored.law.name}: use a linear fit (L_f from L_ft) or a law in P and N")
+
     def solve(theta: np.ndarray) -> float:
         c, s = theta
         return (s - threshold) / c if c != 0 else float("nan")
 
     values = np.array([solve(d) for d in stored.draws])
-    low, high = _interval(values, stored.level)
+    low, high = bootstrap_interval(solve(stored.estimate), values, stored.level, stored.df)
     return {"threshold": threshold, "L_ft": solve(stored.estimate), "low": low, "high": high}

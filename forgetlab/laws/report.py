@@ -5,17 +5,11 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from forgetlab.laws.result import FitResult
-
-
-def _num(value: Optional[float], digits: int = 4) -> str:
-    if value is None or value != value:
-        return "-"
-    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.{digits - 1}e}"
-    return f"{value:.{digits}g}"
+from forgetlab.laws.text import interval, number, plural
 
 
 def print_fit(result: FitResult, console, artifact_location: Optional[str] = None) -> None:
+    """The fit's table of parameters, then its status, goodness, held-out error, bootstrap, identifiability."""
     from rich.table import Table
 
     identifiability = result.identifiability
@@ -27,48 +21,70 @@ def print_fit(result: FitResult, console, artifact_location: Optional[str] = Non
     table = Table(title=title, title_justify="left")
     table.add_column("parameter")
     table.add_column("estimate", justify="right")
-    table.add_column(f"{level}% interval (bootstrap over runs)", justify="right")
+    table.add_column(f"{level}% interval (bootstrap over seeds within ranks)", justify="right")
     table.add_column("note")
     for name, value in result.params.items():
         low, high = result.intervals.get(name, [None, None])
-        table.add_row(name, _num(value), f"[{_num(low)}, {_num(high)}]", "not identified" if name in weak else "")
+        table.add_row(name, number(value), interval(low, high), "not identified" if name in weak else "")
     console.print(table)
-    if result.on_bound:
-        from forgetlab.laws.forms import get_law
-
-        specs = {p.name: p for p in get_law(result.law).params}
-        estimate = dict(zip(result.internal["names"], result.internal["estimate"]))
-        for name in result.on_bound:
-            console.print(f"  [yellow]on a bound[/yellow]: {name} = {_num(estimate[name])} ({specs[name].doc}); the data want it beyond the form's range")
+    _print_bounds(result, console)
     for target, stats in result.stats.items():
         if isinstance(stats, dict):
             console.print(
-                f"  {target}: R²={_num(stats['r2'], 5)}  RMSE={_num(stats['rmse'])}  MAE={_num(stats['mae'])}  "
+                f"  {target}: R²={number(stats['r2'], 5)}  RMSE={number(stats['rmse'])}  MAE={number(stats['mae'])}  "
                 f"AIC={stats['aic']:.1f}  BIC={stats['bic']:.1f}  (n={stats['n']}, k={stats['k']})"
             )
-    validation = result.validation
-    if "skipped" in validation:
-        console.print(f"  held-out: skipped ({validation['skipped']})")
-    else:
-        loro = validation["leave_one_rank_out"]
-        largest = validation["small_to_largest"]
-        for target in result.stats:
-            if target in loro:
-                line = f"  held-out {target}: leave-one-rank-out RMSE={_num(loro[target]['rmse'])}"
-                if target in largest:
-                    line += f"; fit on smaller ranks, predict rank {largest['held_out_rank']}: RMSE={_num(largest[target]['rmse'])}"
-                console.print(line)
-    boot = result.bootstrap
-    console.print(
-        f"  bootstrap: {boot['succeeded']}/{boot['B']} refits over {result.data['n_runs']} runs "
-        f"({boot['failed']} failed{_reasons(boot['failed_by_reason'])}), seed {boot['seed']}"
-    )
+    _print_validation(result, console)
+    _print_bootstrap(result, console)
     mark = "[green]identified[/green]" if identifiability["identified"] else "[yellow]NOT identified[/yellow]"
     console.print(f"  parameters {mark}: {identifiability['note']}")
     if identifiability.get("gauge"):
         console.print(f"  gauge: {identifiability['gauge']}")
     if artifact_location:
         console.print(f"  figures and fit.json: {artifact_location}")
+
+
+def _print_bounds(result: FitResult, console) -> None:
+    if not result.on_bound:
+        return
+    from forgetlab.laws.forms import get_law
+
+    specs = {p.name: p for p in get_law(result.law).params}
+    estimate = dict(zip(result.internal["names"], result.internal["estimate"]))
+    for name in result.on_bound:
+        console.print(f"  [yellow]on a bound[/yellow]: {name} = {number(estimate[name])} ({specs[name].doc}); the data want it beyond the form's range")
+
+
+def _print_validation(result: FitResult, console) -> None:
+    validation = result.validation
+    if "skipped" in validation:
+        console.print(f"  held-out by rank: skipped ({validation['skipped']})")
+    loro = validation.get("leave_one_rank_out", {})
+    largest = validation.get("small_to_largest", {})
+    later = validation.get("later_steps", {})
+    for target in result.stats:
+        parts = []
+        if target in loro:
+            parts.append(f"leave-one-rank-out RMSE={number(loro[target]['rmse'])}")
+        if target in largest:
+            parts.append(f"fit on smaller ranks, predict rank {largest['held_out_rank']}: RMSE={number(largest[target]['rmse'])}")
+        if target in later:
+            parts.append(f"fit N ≤ {later['fitted_up_to_N']:g}, predict later steps: RMSE={number(later[target]['rmse'])}")
+        if parts:
+            console.print(f"  held-out {target}: " + "; ".join(parts))
+
+
+def _print_bootstrap(result: FitResult, console) -> None:
+    boot = result.bootstrap
+    runs = plural(result.data["n_runs"], "run")
+    if boot.get("withheld"):
+        console.print(f"  [yellow]no intervals[/yellow]: {boot['withheld']}")
+    if boot["succeeded"] or boot["failed"]:
+        console.print(
+            f"  bootstrap: {boot['succeeded']}/{boot['B']} refits succeeded over {runs} "
+            f"({boot['failed']} failed{_reasons(boot['failed_by_reason'])}), seed {boot['seed']}"
+            + (f", stream '{boot['stream']}'" if boot.get("stream") else "")
+        )
 
 
 def _where(result: FitResult) -> str:
@@ -86,15 +102,18 @@ def print_comparison(results: list[FitResult], console) -> None:
     from rich.table import Table
 
     table = Table(title="laws compared (L_f on the same points)", title_justify="left")
-    for column in ("data set", "law", "status", "R²", "RMSE", "AIC", "BIC", "held-out RMSE", "largest rank RMSE", "identified", "fit id"):
+    columns = ("data set", "law", "status", "R²", "RMSE", "AIC", "BIC", "held-out RMSE", "largest rank RMSE", "later steps RMSE", "identified", "fit id")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("data set", "law", "status", "fit id") else "right")
     for r in results:
         stats = r.stats["L_f"]
         loro = r.validation.get("leave_one_rank_out", {}).get("L_f", {})
         largest = r.validation.get("small_to_largest", {}).get("L_f", {})
+        later = r.validation.get("later_steps", {}).get("L_f", {})
         table.add_row(
-            _where(r), r.law, r.status, _num(stats["r2"], 5), _num(stats["rmse"]), f"{stats['aic']:.1f}", f"{stats['bic']:.1f}",
-            _num(loro.get("rmse")), _num(largest.get("rmse")), "yes" if r.identifiability["identified"] else "no", r.fit_id or "-",
+            _where(r), r.law, r.status, number(stats["r2"], 5), number(stats["rmse"]), f"{stats['aic']:.1f}", f"{stats['bic']:.1f}",
+            number(loro.get("rmse")), number(largest.get("rmse")), number(later.get("rmse")),
+            "yes" if r.identifiability["identified"] else "no", r.fit_id or "-",
         )  # fmt: skip
     console.print(table)
 
@@ -103,13 +122,13 @@ def print_prediction(result: FitResult, inputs: dict[str, Any], predictions: dic
     from rich.table import Table
 
     level = int(round(100 * result.bootstrap["level"]))
-    shown = ", ".join(f"{k}={_num(v, 6)}" for k, v in inputs.items() if v is not None)
+    shown = ", ".join(f"{k}={number(v, 6)}" for k, v in inputs.items() if v is not None)
     table = Table(title=f"{result.dataset} · {result.law} · fit {result.fit_id} · {shown}", title_justify="left")
     table.add_column("quantity")
     table.add_column("estimate", justify="right")
     table.add_column(f"{level}% interval", justify="right")
     for name, value in predictions.items():
-        table.add_row(name, _num(value["estimate"]), f"[{_num(value['low'])}, {_num(value['high'])}]")
+        table.add_row(name, number(value["estimate"]), interval(value["low"], value["high"]))
     console.print(table)
     if not result.identifiability.get("identified"):
         console.print(f"  note: parameters of this fit are not all identified ({result.identifiability['note']}); intervals include that")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from forgetlab.errors import UserError
+from forgetlab.utils.mappings import flatten
 from forgetlab.laws.result import FitResult
 
 EXPERIMENT = "forgetlab-fits"
@@ -56,16 +57,6 @@ FITS_COLUMNS = (
 )  # fmt: skip
 
 
-def flatten(prefix: str, value: Any, into: dict[str, Any]) -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay whole (as text)."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            flatten(f"{prefix}.{key}" if prefix else str(key), inner, into)
-    else:
-        into[prefix] = value
-    return into
-
-
 def fit_metrics(result: FitResult) -> dict[str, float]:
     """The numbers worth plotting across fits in the MLflow UI."""
     metrics: dict[str, Any] = {}
@@ -74,7 +65,7 @@ def fit_metrics(result: FitResult) -> dict[str, float]:
             for key in ("r2", "rmse", "mae", "aic", "bic"):
                 metrics[f"{target}.{key}"] = stats.get(key)
     metrics["objective"] = result.stats.get("objective")
-    for split in ("leave_one_rank_out", "small_to_largest"):
+    for split in ("leave_one_rank_out", "small_to_largest", "later_steps"):
         for target, errors in result.validation.get(split, {}).items():
             if isinstance(errors, dict) and "rmse" in errors:
                 metrics[f"{split}.{target}.rmse"] = errors["rmse"]
@@ -118,7 +109,7 @@ def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[s
     try:
         spec = dict(result.spec)
         query = spec.pop("query", {}) or {}
-        params = flatten("", spec, {})
+        params = flatten(spec, join_lists=False)
         params.update(links.params)
         params.update({"query.path": query.get("path"), **{f"query.params.{k}": v for k, v in (query.get("params") or {}).items()}})
         tracker.log_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in params.items()})

@@ -44,6 +44,7 @@ RUN_COLUMNS: tuple[RunColumn, ...] = (
     RunColumn("lr", "DOUBLE", (("param", "train.lr"),), "peak learning rate (config)"),
     RunColumn("steps", "INTEGER", (("param", "train.steps"),), "planned number of optimizer updates"),
     RunColumn("model", "VARCHAR", (("param", "model.name"),), "base model name"),
+    RunColumn("context_length", "INTEGER", (("param", "train.context_length"),), "tokens per packed sequence"),
     RunColumn("target_modules", "VARCHAR", (("param", "lora.target_modules"),), "comma-joined LoRA target modules"),
     RunColumn("parent_run_id", "VARCHAR", (("tag", "mlflow.parentRunId"),), "the sweep's parent run, for a sweep point"),
     RunColumn("sweep", "VARCHAR", (("tag", "forgetlab.sweep"),), "sweep name"),
@@ -131,13 +132,15 @@ GROUP BY m.run_id
 
 # The law fits' input. A change here changes every fit: the first ten columns are the fits'
 # contract; the mitigation columns after them (0 for runs from before mitigations existed) are
-# what `forgetlab fit --by` groups on.
+# what `forgetlab fit --by` groups on; `seed` is the bootstrap's unit within a rank; the last
+# five say which runs may share a law (a fit refuses points that mix their values).
 POINTS_VIEW = """
 CREATE OR REPLACE VIEW points AS
 SELECT r.dataset, c.run_id, r.rank, r.P, c.step AS N,
     c.ft_loss AS L_ft, c.forget_hard AS L_f_hard, c.forget_soft AS L_f_soft,
     c.forget_kl AS L_f_kl, c.forget_data AS L_f_data,
-    coalesce(r.replay, 0) AS replay, coalesce(r.kl_to_base, 0) AS kl_to_base, coalesce(r.l2_to_base, 0) AS l2_to_base
+    coalesce(r.replay, 0) AS replay, coalesce(r.kl_to_base, 0) AS kl_to_base, coalesce(r.l2_to_base, 0) AS l2_to_base,
+    r.seed, r.model, r.base_fingerprint, r.context_length, r.lr, r.steps
 FROM curves AS c JOIN runs AS r USING (run_id)
 WHERE r.status = 'FINISHED' AND r.lifecycle_stage = 'active'
   AND coalesce(r.kind, 'run') = 'run' AND c.ft_loss IS NOT NULL
@@ -145,7 +148,7 @@ WHERE r.status = 'FINISHED' AND r.lifecycle_stage = 'active'
 
 POINTS_COLUMNS: tuple[str, ...] = (
     "dataset", "run_id", "rank", "P", "N", "L_ft", "L_f_hard", "L_f_soft", "L_f_kl", "L_f_data",
-    "replay", "kl_to_base", "l2_to_base",
+    "replay", "kl_to_base", "l2_to_base", "seed", "model", "base_fingerprint", "context_length", "lr", "steps",
 )
 
 

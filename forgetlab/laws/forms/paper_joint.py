@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from forgetlab.laws.forms import Design, LawForm, ParamSpec, Reference, register_form, weighted_line
+from forgetlab.laws.forms.base import Design, LawForm, ParamSpec, Reference, register_form, weighted_line
 from forgetlab.laws.objective import objective
 
 INF = np.inf

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forgetlab.laws.forms import Design, LawForm, ParamSpec, Reference, register_form
+from forgetlab.laws.forms.base import Design, LawForm, ParamSpec, Reference, register_form
 from forgetlab.laws.objective import objective
 
 INF = np.inf

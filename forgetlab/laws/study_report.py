@@ -1,0 +1,174 @@
+"""`forgetlab report DIR`: every results table and figure of the README, from files in DIR.
+
+DIR holds the study's points, `points.parquet` (the `points` view with every step, written by
+`forgetlab query queries/laws.sql -p min_step=-1 --format parquet --output DIR/points.parquet`).
+The command fits them and writes, beside them:
+
+  fits.json    every fit's full FitResult (what the tables are read from)
+  results.md   the tables (the README's results section links here)
+  figures/     the PNG figures (per data set: L_f against L_ft with per-rank lines, curves in N)
+
+Tables: (1) every law per data set, hard forgetting with soft and KL beside it: goodness and
+held-out error by rank and in N; (2) the linear law and the rank/steps terms d, e with intervals,
+per variant: the paper's "rank only moves a run along the line" as a test; (3) sensitivity of c,
+d and the held-out later-steps error to the early-step cut; (4) the end of training per rank,
+mean and spread over seeds. Nothing is typed by hand: rerunning the command regenerates all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from forgetlab.errors import UserError
+
+from forgetlab.laws.study_tables import CUTS, VARIANTS
+
+TERM_LAWS = ("linear", "linear-rank", "linear-rank-steps")
+POINTS_FILE = "points.parquet"
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """What `forgetlab report` does; every field is recorded in results.md."""
+
+    folder: Path
+    bootstrap: int = 200
+    seed: int = 0
+    min_step: int = 50
+    """The early-step cut of the main tables (keep N > min_step; the paper's 50)."""
+    laws: Optional[tuple[str, ...]] = None
+    """Laws of table 1; None: every registered law."""
+
+
+def read_points(folder: Path):
+    """The study's points, one fitted set per data set and comparable runs (see `split_sets`)."""
+    import pandas as pd
+
+    path = Path(folder) / POINTS_FILE
+    if not path.is_file():
+        raise UserError(
+            f"no {path}: write the study's points there first, e.g. forgetlab query queries/laws.sql "
+            f"-p min_step=-1 --format parquet --output {path}"
+        )
+    frame = pd.read_parquet(path)
+    if "dataset" not in frame.columns or "run_id" not in frame.columns or "N" not in frame.columns:
+        raise UserError(f"{path} lacks dataset, run_id or N: write it from the points view (queries/laws.sql)")
+    return split_sets(frame)
+
+
+def split_sets(frame):
+    """Runs that cannot share a law are never pooled: within a data set, runs that differ in a
+    comparability column (model, base_fingerprint, context_length, lr, steps: e.g. a long-N arm
+    with another step budget) become their own set, labelled 'code · steps=3000'."""
+    from forgetlab.laws.selection import COMPARABILITY, label
+
+    frame = frame.copy()
+    labels = frame["dataset"].astype(str)
+    for name in labels.unique():
+        rows = labels == name
+        varying = [c for c in COMPARABILITY if c in frame.columns and frame.loc[rows, c].map(label).nunique() > 1]
+        for column in varying:
+            labels = labels.where(~rows, labels + f" · {column}=" + frame[column].map(label))
+    frame["dataset"] = labels
+    return frame
+
+
+def fit_one(frame, law_name: str, variant: str, dataset: str, cut: int, request: ReportRequest, validation: bool = True):
+    """One fit of the report, or None when the law cannot be fitted to these points (said in the table)."""
+    from forgetlab.laws.bootstrap import BootstrapOptions
+    from forgetlab.laws.forms import get_law
+    from forgetlab.laws.pipeline import QuerySource, fit_points
+    from forgetlab.laws.points import points_for
+
+    rows = frame[(frame["dataset"].astype(str) == dataset) & (frame["N"] > cut)]
+    law = get_law(law_name)
+    try:
+        points = points_for(rows, law, variant, dataset)
+    except UserError:
+        return None
+    source = QuerySource(str(request.folder / POINTS_FILE), f"N > {cut}", {"min_step": cut})
+    options = BootstrapOptions(B=request.bootstrap, seed=request.seed)
+    return fit_points(law, points, bootstrap_options=options, run_validation=validation, query=source)
+
+
+def run_report(request: ReportRequest, console) -> Path:
+    """Fit, tabulate, draw; returns the path of results.md."""
+    from forgetlab.laws.forms import law_names
+    from forgetlab.laws.study_tables import end_of_training, laws_table, sensitivity_table, terms_table
+
+    frame = read_points(request.folder)
+    laws = request.laws or law_names()
+    datasets = sorted(frame["dataset"].astype(str).unique())
+    fits: dict[tuple, Any] = {}
+    for dataset in datasets:
+        for variant in VARIANTS:
+            for law in laws:
+                console.print(f"fitting {law} to {dataset} (L_f {variant}) ...")
+                fits[(dataset, law, variant, request.min_step)] = fit_one(frame, law, variant, dataset, request.min_step, request)
+            for cut in CUTS:
+                for law in TERM_LAWS:
+                    key = (dataset, law, variant, cut)
+                    if key not in fits:
+                        fits[key] = fit_one(frame, law, variant, dataset, cut, request, validation=law == "linear")
+    figures = draw(frame, fits, datasets, request)
+    sections = [
+        _header(request, frame),
+        laws_table(fits, datasets, laws, request.min_step),
+        terms_table(fits, datasets, request.min_step),
+        sensitivity_table(fits, datasets),
+        end_of_training(frame, datasets),
+        "## Figures\n\n" + "\n".join(f"![{p.stem}](figures/{p.name})" for p in figures) + "\n",
+    ]
+    _write(request.folder, fits, sections)
+    return request.folder / "results.md"
+
+
+def _header(request: ReportRequest, frame) -> str:
+    runs = frame["run_id"].nunique()
+    return (
+        "# Results of the study (generated)\n\n"
+        f"Generated by `forgetlab report {request.folder.as_posix()} -B {request.bootstrap} --seed {request.seed} "
+        f"--min-step {request.min_step}` from `{POINTS_FILE}` ({len(frame)} points, {runs} runs); do not edit by hand. "
+        "L_f is hard forgetting unless a column says otherwise (the paper's L_f is below what soft forgetting can reach); "
+        "intervals are 95% bootstrap intervals over seeds within ranks (docs/laws.md §6), 'no interval' where the design "
+        "has fewer than two seeds per rank or too few refits succeeded. Points with N > min-step.\n"
+    )
+
+
+def draw(frame, fits: dict, datasets: list[str], request: ReportRequest) -> list[Path]:
+    """Per data set: the rank-term figure (L_f against L_ft, a line per rank) and the curves in N."""
+    from forgetlab.laws.figures import write_figures
+    from forgetlab.laws.forms import get_law
+    from forgetlab.laws.points import points_for
+
+    written = []
+    folder = request.folder / "figures"
+    for dataset in datasets:
+        rows = frame[(frame["dataset"].astype(str) == dataset) & (frame["N"] > request.min_step)]
+        for law_name in ("linear-rank", "power-additive"):
+            result = fits.get((dataset, law_name, "hard", request.min_step))
+            if result is None:
+                continue
+            law = get_law(law_name)
+            scratch = folder / f".{dataset}-{law_name}"
+            for path in write_figures(law, points_for(rows, law, "hard", dataset), result, scratch):
+                target = folder / f"{dataset}-{law_name}-hard-{path.name}"
+                path.replace(target)
+                written.append(target)
+            scratch.rmdir()
+    return written
+
+
+def _write(folder: Path, fits: dict, sections: list[str]) -> None:
+    import json
+
+    from forgetlab.laws.result import json_safe
+
+    stored = [
+        {"dataset": k[0], "law": k[1], "variant": k[2], "min_step": k[3], "fit": (v.to_dict() if v is not None else None)}
+        for k, v in fits.items()
+    ]  # fmt: skip
+    (folder / "fits.json").write_text(json.dumps(json_safe(stored), indent=1, allow_nan=False))
+    (folder / "results.md").write_text("\n".join(sections))

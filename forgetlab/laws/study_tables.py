@@ -1,0 +1,114 @@
+"""The markdown tables of `forgetlab report` (see `study_report.py`), from fitted results only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from forgetlab.laws.text import fixed, interval, number
+
+VARIANTS = ("hard", "soft", "kl")
+CUTS = (0, 25, 50, 100)
+
+
+def _rmse(result, split: str) -> str:
+    if result is None:
+        return "-"
+    return number(result.validation.get(split, {}).get("L_f", {}).get("rmse"))
+
+
+def _r2(result) -> str:
+    return "-" if result is None else number(result.stats["L_f"]["r2"], 4)
+
+
+def laws_table(fits: dict, datasets: list[str], laws, cut: int) -> str:
+    """Every law per data set: hard in full, soft and KL beside it (R² and later-steps RMSE)."""
+    lines = [
+        "## 1. The laws, per data set\n",
+        "Held-out RMSE (nats): leave-one-rank-out; fit every rank but the largest and predict it; fit the first half "
+        "of the steps and predict the rest (*later steps*: the test of saturation in N — `paper-joint` and "
+        "`power-additive` saturate, `log-steps` and `power-steps` do not). '-' where the law could not be fitted.\n",
+        "| data set | law | R² hard | RMSE hard | leave-one-rank-out | largest rank | later steps | identified | "
+        "R² soft | later steps soft | R² KL | later steps KL |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in datasets:
+        for law in laws:
+            hard, soft, kl = (fits.get((dataset, law, v, cut)) for v in VARIANTS)
+            rmse = "-" if hard is None else number(hard.stats["L_f"]["rmse"])
+            identified = "-" if hard is None else ("yes" if hard.identifiability["identified"] else "no")
+            lines.append(
+                f"| {dataset} | {law} | {_r2(hard)} | {rmse} | {_rmse(hard, 'leave_one_rank_out')} | "
+                f"{_rmse(hard, 'small_to_largest')} | {_rmse(hard, 'later_steps')} | {identified} | "
+                f"{_r2(soft)} | {_rmse(soft, 'later_steps')} | {_r2(kl)} | {_rmse(kl, 'later_steps')} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _param(result, name: str) -> str:
+    if result is None or name not in result.params:
+        return "-"
+    low, high = result.intervals.get(name, [None, None])
+    return f"{fixed(result.params[name], 3)} {interval(low, high, 3)}"
+
+
+def terms_table(fits: dict, datasets: list[str], cut: int) -> str:
+    """c of the linear law, and the rank term d and steps term e at equal L_ft, per variant."""
+    lines = [
+        "## 2. Does rank (or N) move a run off the L_f–L_ft line?\n",
+        "`linear`: L_f = −c·L_ft + s. `linear-rank`: + d·ln(P/P0). `linear-rank-steps`: + d·ln(P/P0) + e·ln(N/N0). "
+        "The paper says rank only moves a run along the line (d = 0); an interval of d that excludes 0 says otherwise "
+        "at this scale.\n",
+        "| data set | L_f | c (linear) | d (linear-rank) | d (linear-rank-steps) | e (linear-rank-steps) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for dataset in datasets:
+        for variant in VARIANTS:
+            linear, rank, steps = (fits.get((dataset, law, variant, cut)) for law in ("linear", "linear-rank", "linear-rank-steps"))
+            lines.append(
+                f"| {dataset} | {variant} | {_param(linear, 'c')} | {_param(rank, 'd')} | {_param(steps, 'd')} | {_param(steps, 'e')} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def sensitivity_table(fits: dict, datasets: list[str]) -> str:
+    """c, d and the linear law's later-steps error at each early-step cut."""
+    lines = [
+        "## 3. Sensitivity to the early-step cut (`--min-step`)\n",
+        "| data set | L_f | min-step | c (linear) | d (linear-rank) | linear: later steps RMSE |",
+        "|---|---|---|---|---|---|",
+    ]
+    for dataset in datasets:
+        for variant in VARIANTS:
+            for cut in CUTS:
+                linear, rank = fits.get((dataset, "linear", variant, cut)), fits.get((dataset, "linear-rank", variant, cut))
+                lines.append(
+                    f"| {dataset} | {variant} | {cut} | {_param(linear, 'c')} | {_param(rank, 'd')} | {_rmse(linear, 'later_steps')} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def _spread(values: np.ndarray) -> str:
+    if len(values) < 2:
+        return f"{fixed(values.mean(), 3)} (1 seed)"
+    return f"{fixed(values.mean(), 3)} ± {fixed(values.std(ddof=1), 3)}"
+
+
+def end_of_training(frame, datasets: list[str]) -> str:
+    """Per data set and rank, at each run's last step: mean ± standard deviation over seeds."""
+    columns = [c for c in ("L_ft", "L_f_hard", "L_f_soft", "L_f_kl") if c in frame.columns]
+    lines = [
+        "## 4. The end of training, per rank\n",
+        "At each run's last evaluation step; mean ± standard deviation over seeds (nats per token).\n",
+        "| data set | rank | seeds | N | " + " | ".join(columns) + " |",
+        "|---|---|---|---|" + "---|" * len(columns),
+    ]
+    last = frame.loc[frame.groupby("run_id")["N"].idxmax()]
+    for dataset in datasets:
+        mine = last[last["dataset"].astype(str) == dataset]
+        for rank, runs in mine.groupby("rank"):
+            cells: list[Any] = [_spread(runs[c].to_numpy(dtype=float)) for c in columns]
+            steps = "/".join(f"{n:g}" for n in sorted(runs["N"].unique()))
+            lines.append(f"| {dataset} | {rank:g} | {len(runs)} | {steps} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

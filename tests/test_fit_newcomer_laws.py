@@ -1,0 +1,147 @@
+"""What a newcomer met with `forgetlab fit` and `predict` (issue 17), each reproduced on a store.
+
+The store holds fake but well-formed runs (params and metric histories as forgetlab logs them),
+written with MLflow's client into the default `mlruns/mlflow.db`, so the CLI finds it as a user's
+would: runs of the default base at three ranks × two seeds, then runs of the tiny base logged
+*after* an export, and smoke-sized runs (N ≤ 10) under their own data set label.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from forgetlab.errors import UserError
+
+T0 = 1_700_000_000_000
+
+
+def _client():
+    from mlflow.tracking import MlflowClient
+
+    from forgetlab.paths import default_tracking_uri
+
+    return MlflowClient(default_tracking_uri())
+
+
+def log_run(client, experiment_id: str, dataset: str, model: str, rank: int, seed: int, steps: list[int]) -> str:
+    from mlflow.entities import Metric, Param
+
+    run = client.create_run(experiment_id, run_name=f"r{rank}-{dataset}-s{seed}", tags={"forgetlab.kind": "run", "forgetlab.dataset": dataset})
+    params = {"lora.rank": rank, "P": 14_592 * rank, "data.name": dataset, "seed": seed, "train.lr": "3e-4", "train.steps": max(steps),
+              "train.context_length": 128, "model.name": model, "fingerprint.base": model + "-fp"}  # fmt: skip
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    rng = np.random.default_rng(rank * 10 + seed)
+    offset = rng.normal(0, 0.01)
+    metrics = []
+    for step in steps:
+        ft = 4.5 - 0.06 * np.log2(rank) + 0.3 * np.exp(-step / 100) + offset
+        hard = -1.2 * ft + 8.0 + 0.01 * np.log2(rank) + rng.normal(0, 0.003)
+        values = {"ft_loss": ft, "forget_hard": hard, "forget_soft": hard + 1.5, "forget_kl": hard - 2.0, "forget_data": hard + 1.7}
+        metrics += [Metric(key, float(value), T0 + step, step) for key, value in values.items()]
+    client.log_batch(run.info.run_id, metrics=metrics)
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+@pytest.fixture
+def study(workdir):
+    client = _client()
+    experiment = client.create_experiment("forgetlab")
+    for rank in (1, 4, 16):
+        for seed in (0, 1):
+            log_run(client, experiment, "code", "embedded", rank, seed, list(range(0, 301, 30)))
+    return client, experiment
+
+
+def fit(*args: str):
+    from forgetlab.cli import app
+
+    return CliRunner().invoke(app, ["fit", "--no-store", "-B", "20", *args])
+
+
+def test_fit_exports_first_and_refuses_to_pool_two_base_models(study):
+    client, experiment = study
+    from forgetlab.warehouse import export_warehouse
+
+    export_warehouse()
+    for rank in (1, 4):  # logged after the export, as a sweep right before `fit` would
+        log_run(client, experiment, "code", "embedded-tiny", rank, 0, list(range(0, 301, 30)))
+    done = fit("--law", "linear")
+    assert isinstance(done.exception, UserError), done.output
+    assert "exported 8 runs (2 new" in done.output  # the fit saw the new runs: it exported first
+    message = done.exception.message
+    assert "\n" not in message and "model = embedded, embedded-tiny" in message and "--param model=embedded" in message
+    kept = fit("--law", "linear", "--param", "model=embedded")
+    assert kept.exit_code == 0, kept.output
+    assert "6 runs" in kept.output
+
+
+def test_smoke_sized_runs_name_the_min_step_cut_not_a_shortage_of_ranks(study):
+    client, experiment = study
+    for rank in (1, 4, 16):
+        log_run(client, experiment, "smoke", "embedded", rank, 0, [0, 5, 10])
+    done = fit("--dataset", "smoke")
+    assert isinstance(done.exception, UserError)
+    message = done.exception.message
+    assert "min_step=50" in message and "3 runs whose steps end at N=10" in message and "--param min_step=0" in message
+    assert "distinct values of P" not in message
+
+
+def test_min_step_minus_one_leaks_no_warnings_and_says_why_laws_are_skipped(study):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        done = fit("--param", "min_step=-1", "--no-validation", "-B", "5")
+    assert done.exit_code == 0, done.output
+    leaked = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert leaked == [] and "Warning" not in done.output
+    assert "N has values ≤ 0" in done.output  # step 0 (the base) cannot enter a law in ln N: said, not hidden
+
+
+def test_one_run_says_no_interval_and_why_in_the_singular(study):
+    client, experiment = study
+    log_run(client, experiment, "solo", "embedded", 4, 0, list(range(0, 301, 30)))
+    done = fit("--law", "linear", "--dataset", "solo")
+    assert done.exit_code == 0, done.output
+    assert "1 run," in done.output and "1 runs" not in done.output
+    assert "no interval" in done.output and "fewer than two independent runs per rank" in done.output
+    assert "every parameter is determined by the data" not in done.output
+
+
+def test_predict_max_forgetting_with_the_default_variant_explains_a_threshold_below_the_data(study):
+    import json
+
+    from forgetlab.cli import app
+
+    runner = CliRunner()
+    done = runner.invoke(app, ["fit", "--law", "power-additive", "-B", "20", "--no-validation", "--json", "fits.json"])
+    assert done.exit_code == 0, done.output
+    fit_id = json.loads(open("fits.json").read())["fits"][0]["fit_id"]
+    below = runner.invoke(app, ["predict", "--fit", fit_id, "--rank", "4", "--max-forgetting", "0.9"])
+    assert below.exit_code == 0, below.output
+    said = " ".join(below.output.split())  # rich wraps long lines
+    assert "already" in said and "choose a threshold in or above" in said
+    low, high = json.loads(open("fits.json").read())["fits"][0]["data"]["L_f_range"]
+    within = runner.invoke(app, ["predict", "--fit", fit_id, "--rank", "4", "--max-forgetting", f"{(low + high) / 2:.4f}"])
+    assert within.exit_code == 0 and "after N ≈" in within.output
+
+
+def test_numbers_never_print_minus_zero():
+    from forgetlab.laws.text import fixed, interval, number, plural
+
+    assert number(-0.0) == "0" and fixed(-0.00001, 4) == "0.0000" and fixed(-0.00001, 3, sign=True) == "0.000"
+    assert interval(None, 1.0) == "no interval" and plural(1, "point") == "1 point" and plural(2, "run") == "2 runs"
+
+
+def test_a_fit_records_the_base_model_and_settings_its_runs_share(study):
+    import json
+
+    done = fit("--law", "linear", "--no-validation", "--json", "fits.json")
+    assert done.exit_code == 0, done.output
+    [result] = json.loads(open("fits.json").read())["fits"]
+    assert result["extra"]["comparability"] == {
+        "model": "embedded", "base_fingerprint": "embedded-fp", "context_length": 128, "lr": 3e-4, "steps": 300,
+    }  # fmt: skip

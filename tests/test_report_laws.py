@@ -1,0 +1,69 @@
+"""`forgetlab report DIR`: the results tables and figures regenerated from a points file alone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from forgetlab.laws.simulation import StudyDesign, simulate_study
+
+
+def study_points(model: str = "embedded") -> pd.DataFrame:
+    """A tiny synthetic study in the points view's layout: 3 ranks × 2 seeds × 7 steps, one data set."""
+    rng = np.random.default_rng(0)
+    points = simulate_study(replace(StudyDesign(), ranks=(1, 4, 16), seeds=2, steps=tuple(range(0, 301, 50))), rng)
+    frame = pd.DataFrame({
+        "dataset": "code", "run_id": points.run_id, "rank": points.rank, "P": points.P, "N": points.N, "L_ft": points.L_ft,
+        "L_f_hard": points.L_f, "L_f_soft": points.L_f + 2.0, "L_f_kl": points.L_f - 0.3, "seed": points.seed,
+        "model": model, "lr": 3e-4, "steps": 300, "context_length": 128,
+    })  # fmt: skip
+    frame["L_f_data"] = frame["L_f_soft"] + 0.1
+    return frame
+
+
+def test_report_regenerates_tables_and_figures_from_the_points_file(workdir):
+    from typer.testing import CliRunner
+
+    from forgetlab.cli import app
+
+    folder = workdir / "study"
+    folder.mkdir()
+    study_points().to_parquet(folder / "points.parquet")
+    done = CliRunner().invoke(app, ["report", str(folder), "-B", "12", "--laws", "linear,linear-rank,log-steps,power-additive"])
+    assert done.exit_code == 0, done.output
+    text = (folder / "results.md").read_text()
+    for heading in ("## 1. The laws", "## 2. Does rank", "## 3. Sensitivity", "## 4. The end of training", "## Figures"):
+        assert heading in text
+    fits = json.loads((folder / "fits.json").read_text())
+    linear = next(f["fit"] for f in fits if (f["law"], f["variant"], f["min_step"]) == ("linear", "hard", 50))
+    c, (low, high) = linear["params"]["c"], linear["intervals"]["c"]
+    assert f"{c:.3f} [{low:.3f}, {high:.3f}]" in text  # the table is read from the fit, not typed
+    assert abs(c - 1.2) < 0.1 and low < c < high  # near the simulated truth (coverage: test_statistics.py)
+    assert "| code | hard | 100 |" in text and "| code | kl | 0 |" in text  # every cut, every variant
+    assert "| code | 16 | 2 | 300 |" in text  # end of training: 2 seeds at rank 16, N = 300
+    assert {p.name for p in (folder / "figures").glob("*.png")} >= {"code-linear-rank-hard-forgetting_vs_ft.png", "code-power-additive-hard-vs_steps.png"}
+    assert "-0.000" not in text
+
+
+def test_report_splits_runs_that_cannot_share_a_law_and_refuses_a_missing_file(workdir):
+    """A long-N arm (another step budget) or another base model is its own set, never pooled."""
+    from typer.testing import CliRunner
+
+    from forgetlab.cli import app
+    from forgetlab.errors import UserError
+
+    folder = workdir / "mixed"
+    folder.mkdir()
+    long_arm = study_points().assign(run_id=lambda d: "long-" + d["run_id"], steps=3000)
+    pd.concat([study_points(), long_arm]).to_parquet(folder / "points.parquet")
+    done = CliRunner().invoke(app, ["report", str(folder), "-B", "5", "--laws", "linear"])
+    assert done.exit_code == 0, done.output
+    text = (folder / "results.md").read_text()
+    assert "| code · steps=300 | linear |" in text and "| code · steps=3000 | linear |" in text
+    fits = json.loads((folder / "fits.json").read_text())
+    assert {f["fit"]["data"]["n_runs"] for f in fits if f["law"] == "linear" and f["min_step"] == 50} == {6}
+    missing = CliRunner().invoke(app, ["report", str(workdir / "nothing"), "-B", "5"])
+    assert isinstance(missing.exception, UserError) and "--format parquet --output" in missing.exception.message
