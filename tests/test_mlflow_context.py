@@ -151,8 +151,9 @@ def points_csv(path, run_ids: list[str]) -> pd.DataFrame:
     for number, run_id in enumerate(run_ids):
         for step in range(60, 110, 10):
             L_ft = 2.0 - 0.002 * step - 0.05 * number
+            L_f = 3.0 - 0.4 * L_ft + 0.001 * ((step + number) % 3)
             rows.append({"dataset": "code", "run_id": run_id, "rank": 4 * (number + 1), "P": 1000 * (number + 1), "N": step,
-                         "L_ft": L_ft, "L_f_soft": 3.0 - 0.4 * L_ft + 0.001 * ((step + number) % 3), "L_f_hard": 3.0})  # fmt: skip
+                         "L_ft": L_ft, "L_f_soft": L_f, "L_f_hard": L_f + 0.2})  # fmt: skip
     frame = pd.DataFrame(rows)
     frame.to_csv(path, index=False)
     return frame
