@@ -270,10 +270,11 @@ def test_a_real_run_logs_probe_metrics_and_artifacts(workdir, monkeypatch):
     for key in ("probe_mc_acc", "probe_mc_acc_norm", "probe_mc_agree", "probe_mc_agree_norm"):
         assert sorted(history(key)) == [0, 5, 10], key
     assert history("probe_mc_agree")[0] == 1.0 and history("probe_mc_agree_norm")[0] == 1.0
-    # Every metric the run logged has its column in the warehouse's curves (one list of names).
+    # Every metric the run logged has its column in the warehouse's curves (one list of names), or is a run's one measurement.
     from forgetlab.metric_names import CURVE_METRICS
+    from forgetlab.tracking.names import RUN_METRICS
 
-    assert set(client.get_run(result.run_id).data.metrics) <= set(CURVE_METRICS)
+    assert set(client.get_run(result.run_id).data.metrics) <= set(CURVE_METRICS) | set(RUN_METRICS)
     # The summary a user reads at the end shows the probes' first and last values too.
     summary_row = next(line for line in summary_text(result).splitlines() if "probe_mc_agree " in line)
     assert "1.0000" in summary_row and f"{history('probe_mc_agree')[10]:.4f}" in summary_row
@@ -284,7 +285,7 @@ def test_a_real_run_logs_probe_metrics_and_artifacts(workdir, monkeypatch):
     artifacts = {entry.path for entry in client.list_artifacts(result.run_id, "probes")}
     assert artifacts == {
         "probes/multiple_choice_step0.json", "probes/multiple_choice_step5.json", "probes/multiple_choice_step10.json",
-        "probes/refusal_step0.json", "probes/refusal_step10.json", "probes/samples.json", "probes/samples.md",
+        "probes/refusal_step0.json", "probes/refusal_step10.json", "probes/samples.json",
         "probes/timing.json",
     }  # fmt: skip
     refusal = json.loads(Path(client.download_artifacts(result.run_id, "probes/refusal_step10.json")).read_text())
@@ -292,8 +293,9 @@ def test_a_real_run_logs_probe_metrics_and_artifacts(workdir, monkeypatch):
     assert history("probe_refusal_rate") == {0: 0.25, 10: 0.25}
     assert refusal["judge"] == "test_probe_judges:refuses_cars" and refusal["prompt_format"] == "plain"
     assert set(refusal["items"][0]) == {"prompt", "base_answer", "base_refused", "tuned_answer", "tuned_refused", "lost"}
-    samples = json.loads(Path(client.download_artifacts(result.run_id, "probes/samples.json")).read_text())
-    assert [item["prompt"] for item in samples["items"]] == ["Return the", "Create a"] and samples["step"] == 10
+    samples = json.loads(Path(client.download_artifacts(result.run_id, "probes/samples.json")).read_text())  # an MLflow table
+    rows = [dict(zip(samples["columns"], row)) for row in samples["data"]]
+    assert [row["prompt"] for row in rows] == ["Return the", "Create a"] and {row["step"] for row in rows} == {10}
     mc = json.loads(Path(client.download_artifacts(result.run_id, "probes/multiple_choice_step10.json")).read_text())
     assert mc["metrics"]["probe_mc_agree"] == history("probe_mc_agree")[10]
     assert mc["metrics"]["probe_mc_agree"] == sum(i["base"] == i["tuned"] for i in mc["items"]) / 24

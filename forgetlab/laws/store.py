@@ -77,11 +77,17 @@ def fit_metrics(result: FitResult) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")}
 
 
-def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[str], group: str) -> FitResult:
-    """Create the fit's MLflow run and return the result carrying its id (the fit id)."""
+def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[str], group: str, points=None) -> FitResult:
+    """Create the fit's MLflow run and return the result carrying its id (the fit id).
+
+    With the fitted `points`, the run is linked to them (tracking/fits.py): source experiments,
+    sweep parent (and nested under it), a digest of the points.
+    """
     from forgetlab.tracking import RunTracker, scrub_secrets
+    from forgetlab.tracking.fits import FitRunContext, fit_run_context
 
     tracker = RunTracker(tracking_uri, EXPERIMENT)
+    links = fit_run_context(tracker.client, points.run_id, vars(points)) if points is not None else FitRunContext()
     # A fit of one group of `forgetlab fit --by` says which group in its name and tags.
     by, group_label = result.extra.get("by"), result.extra.get("group")
     grouped = {"forgetlab.by": str(by), "forgetlab.by_value": str(group_label)} if by is not None else {}
@@ -89,6 +95,7 @@ def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[s
         f"{result.law}-{result.dataset}-{result.variant}" + (f"-{by}={group_label}" if by is not None else ""),
         tags={
             **grouped,
+            **links.tags,
             "forgetlab.kind": "fit",
             "forgetlab.dataset": result.dataset,
             "forgetlab.law": result.law,
@@ -103,6 +110,7 @@ def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[s
         spec = dict(result.spec)
         query = spec.pop("query", {}) or {}
         params = flatten(spec, join_lists=False)
+        params.update(links.params)
         params.update({"query.path": query.get("path"), **{f"query.params.{k}": v for k, v in (query.get("params") or {}).items()}})
         tracker.log_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in params.items()})
         tracker.log_metrics(fit_metrics(result), step=0)

@@ -249,7 +249,7 @@ def _record(request: FitRequest, item: Planned, result, scratch: Path, group: st
     pictures = write_figures(item.law, item.points, result, base / f"{item.points.dataset}-{item.law.name}-{request.variant}{suffix}")
     location = None
     if request.store:
-        result = log_fit_run(result, pictures, request.tracking_uri, group)
+        result = log_fit_run(result, pictures, request.tracking_uri, group, item.points)
         write_fit_rows([result], request.db_path)
         location = artifact_folder(result.fit_id, request.tracking_uri)
     print_fit(result, console, location)

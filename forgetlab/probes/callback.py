@@ -4,7 +4,7 @@
 file or a bad judge is a `UserError` before any MLflow run is created. `ProbeCallback` runs each
 probe at step 0, every `every` updates and at the last step (samples: the last step only), logs
 its metrics through the run's `log_metrics` (the same buffer as the forgetting curve), writes its
-artifacts and flushes. Only global rank 0 probes.
+artifacts (text, or an MLflow table when a probe gives {column: values}) and flushes. Only global rank 0 probes.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from forgetlab.tracking.sink import MetricsSink
 
 @dataclass
 class ScheduledProbe:
-    probe: object  # has .name and .run(model, device, autocast_factory, step) -> (metrics, {artifact path: text})
+    probe: object  # has .name and .run(model, device, autocast_factory, step) -> (metrics, {artifact path: text or table})
     schedule: EvaluationSchedule
 
 
@@ -127,8 +127,11 @@ class ProbeCallback(L.Callback):
         self.seconds[scheduled.probe.name] = self.seconds.get(scheduled.probe.name, 0.0) + time.perf_counter() - started
         if metrics:
             self.sink.log(metrics, step)
-        for path, text in artifacts.items():
-            self.sink.log_text(text, path)
+        for path, content in artifacts.items():
+            if isinstance(content, dict):  # {column: values}: an MLflow table (probes/samples.py)
+                self.sink.log_table(content, path)
+            else:
+                self.sink.log_text(content, path)
         self.sink.flush()
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:

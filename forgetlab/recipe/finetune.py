@@ -44,6 +44,31 @@ class TextBlocks:
     fingerprint: str
 
 
+def describe_run(config: RunConfig) -> str:
+    """The run's one-line description in the MLflow UI: 'LoRA r4 on code, base embedded, 300 steps, seed 0'."""
+    mitigation = config.mitigation
+    parts = [f"LoRA r{config.lora.rank} on {config.data.label()}", f"base {config.model.name}", f"{config.train.steps} steps"]
+    parts.append(f"seed {config.seed}")
+    on = {"replay": mitigation.replay, "KL to base": mitigation.kl_to_base, "L2 to base": mitigation.l2_to_base}
+    parts.extend(f"{label} {value:g}" for label, value in on.items() if value > 0)
+    return ", ".join(parts)
+
+
+def _location(source: str) -> str:
+    """Where a configured source is read from: 'embedded', 'local' or 'hub' (as forgetlab.data reads it)."""
+    from forgetlab.data import EMBEDDED_SCHEME, SUFFIX_TO_BUILDER
+    from forgetlab.utils.paths import is_local_path
+
+    if source.startswith(EMBEDDED_SCHEME):
+        return "embedded"
+    return "local" if is_local_path(source, SUFFIX_TO_BUILDER) else "hub"
+
+
+def _label(source: str) -> str:
+    """A source's short name, derived as a data set's label is ('embedded:forget' -> 'forget', 'a/b.jsonl' -> 'b')."""
+    return DataConfig(source=source).label()
+
+
 class FineTuningRecipe:
     """Fine-tunes LoRA adapters and logs L_ft and forgetting per evaluation step to MLflow.
 
@@ -168,17 +193,24 @@ class FineTuningRecipe:
             already_logged = tracker.resume(self.resume_run_id)
         else:
             already_logged = set()
-            tracker.start(self.config.run_name(), self._tags())
+            tracker.start(self.config.run_name(), self._tags(), describe_run(self.config))
             tracker.log_params(self._params())
+            if self.base.heldout_loss is not None:  # a measurement: a metric, absent when unknown
+                tracker.log_metrics({names.BASE_HELDOUT_LOSS: self.base.heldout_loss}, step=0)
+                tracker.flush()
             tracker.log_text(to_yaml(self.config), "config.yaml")
+        # On a resume too: a run stopped before its inputs were written gets them; one that has them gets nothing twice.
+        tracker.log_inputs(self._datasets())
         # Processes Lightning launches for the other devices inherit the environment: they
         # learn the run id here and never open a run of their own.
         os.environ[names.RUN_ID_ENV] = tracker.run_id
         return tracker, MetricsSink(tracker, already_logged)
 
     def _tags(self) -> dict[str, str]:
+        from forgetlab.tracking.context import source_commit
+
         tags = {names.KIND: "run", names.DATASET: self.data.label, names.COMMAND: " ".join(sys.argv), **self.extra_tags}
-        commit = runtime.source_commit()
+        commit = source_commit()
         if commit:
             tags[names.SOURCE_COMMIT] = commit
         return tags
@@ -196,14 +228,49 @@ class FineTuningRecipe:
             "data.validation_sequences": len(self.validation),
             "fingerprint.base": self.base.fingerprint,
             "fingerprint.data": self.data.fingerprint,
+            "fingerprint.validation": self.validation_fingerprint,
             "fingerprint.forget_text": self.forget_text.fingerprint,
             **replay,
-            "base.heldout_loss": self.base.heldout_loss if self.base.heldout_loss is not None else "",
             "runtime.precision": runtime.precision(self.config.train, self.on_gpu),
             "runtime.device": torch.cuda.get_device_name(0) if self.on_gpu else "cpu",
             "runtime.threads": torch.get_num_threads(),
             **{f"version.{name}": value for name, value in runtime.software_versions().items()},
         }
+
+    @property
+    def validation_fingerprint(self) -> str:
+        """A digest of exactly the blocks L_ft is measured on (the first `ft_eval_sequences` of the held-out split)."""
+        import hashlib
+
+        digest = hashlib.sha256(self.validation.input_ids.cpu().numpy().tobytes())
+        digest.update(self.validation.labels.cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def _datasets(self) -> list:
+        """The data the run reads, as MLflow dataset inputs; each digest is the `fingerprint.*` param of the same data."""
+        from forgetlab.tracking.datasets import RunDataset
+
+        data, forget, mitigation = self.config.data, self.config.forget, self.config.mitigation
+        datasets = [
+            RunDataset("training", self.data.label, self.data.fingerprint, data.source, _location(data.source), data.hub_config, data.train_split),
+            RunDataset(
+                "validation", self.data.label, self.validation_fingerprint, data.source, _location(data.source),
+                data.hub_config, data.validation_split or data.train_split,
+            ),
+            RunDataset(
+                "forgetting", _label(forget.source), self.forget_text.fingerprint, forget.source, _location(forget.source),
+                forget.hub_config, forget.split,
+            ),
+        ]  # fmt: skip
+        if self.replay_text is not None:
+            source = mitigation.replay_source
+            datasets.append(
+                RunDataset(
+                    "replay", _label(source), self.replay_text.fingerprint, source, _location(source),
+                    mitigation.replay_hub_config, mitigation.replay_split,
+                )  # fmt: skip
+            )
+        return datasets
 
     # -- 4. Lightning ---------------------------------------------------------------------------
 

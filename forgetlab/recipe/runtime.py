@@ -1,13 +1,10 @@
-"""Facts about the process a run executes in: its rank, device, precision, source commit; quiet libraries."""
+"""Facts about the process a run executes in: its rank, device, precision; quiet libraries."""
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import warnings
-from pathlib import Path
-from typing import Optional
 
 from forgetlab.config import LightningTrainerConfig, TrainingConfig
 from forgetlab.utils.versions import package_versions
@@ -46,16 +43,6 @@ def quiet_libraries() -> None:
 
 def software_versions() -> dict[str, str]:
     return package_versions(RECORDED_PACKAGES)
-
-
-def source_commit() -> Optional[str]:
-    """forgetlab's own git commit, when it runs from a checkout (part of 'how to reproduce')."""
-    try:
-        here = Path(__file__).resolve().parent
-        result = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        return result.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def wants_gpu(trainer: LightningTrainerConfig) -> bool:

@@ -4,6 +4,9 @@
 - `run`: one run's tracker (owner, heartbeat, resume bookkeeping, batched metrics) and its
   do-nothing twin for ranks other than 0;
 - `names`: every tag and metric name;
+- `context`: MLflow's context tags (user, source, git commit) as `mlflow.start_run` resolves them;
+- `datasets`: the data a run reads, as MLflow dataset inputs (digest = fingerprint, role as context);
+- `fits`: what links a fit run to the runs, sweep and points it was fitted to;
 - `secrets`: scrubbing credentials from anything logged.
 """
 

@@ -18,6 +18,21 @@ DATASET = "forgetlab.dataset"
 COMMAND = "forgetlab.command"  # the command line that started the run (secrets scrubbed)
 SOURCE_COMMIT = "forgetlab.source_commit"  # forgetlab's git commit, when run from a checkout
 FAILURE = "forgetlab.failure"  # why a run ended FAILED or KILLED
+# MLflow's own tags (mlflow.utils.mlflow_tags), set as `mlflow.start_run` sets them (tracking/context.py).
+MLFLOW_USER = "mlflow.user"
+MLFLOW_SOURCE_NAME = "mlflow.source.name"
+MLFLOW_SOURCE_TYPE = "mlflow.source.type"
+MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
+MLFLOW_GIT_BRANCH = "mlflow.source.git.branch"
+MLFLOW_GIT_REPO_URL = "mlflow.source.git.repoURL"
+MLFLOW_RUN_NOTE = "mlflow.note.content"  # the run's one-line description in the UI
+MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
+# The role of a dataset input of a run (MLflow's input tag `mlflow.data.context`; tracking/datasets.py).
+DATASET_CONTEXT = "mlflow.data.context"
+# Fit runs: what they were fitted to (tracking/fits.py).
+SOURCE_EXPERIMENTS = "forgetlab.source_experiments"  # names of the experiments the fitted runs are in, comma-joined
+SWEEP_PARENT = "forgetlab.sweep_parent"  # the sweep parent run shared by every fitted run
+POINTS_DIGEST = "forgetlab.points_digest"  # sha256 of the fitted points (run, rank, P, N, L_ft, L_f)
 # Ownership of a RUNNING run: which process writes it, and when it last wrote (tracking/run.py).
 HOST = "forgetlab.host"
 PID = "forgetlab.pid"
@@ -26,6 +41,10 @@ HEARTBEAT_MS = "forgetlab.heartbeat_ms"
 SWEEP = "forgetlab.sweep"
 SWEEP_FILE = "forgetlab.sweep_file"
 POINT = "forgetlab.point"
+
+# Measured once per run, logged at step 0 (absent when unknown): held-out loss of the base (embedded bases only).
+BASE_HELDOUT_LOSS = "base.heldout_loss"
+RUN_METRICS: tuple[str, ...] = (BASE_HELDOUT_LOSS,)
 
 # Processes Lightning launches for the other devices learn the run id from this variable.
 RUN_ID_ENV = "FORGETLAB_RUN_ID"

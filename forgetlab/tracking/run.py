@@ -19,14 +19,18 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import forgetlab.tracking.names as names
 from forgetlab.mlflow_ui import mark_training_experiment
 from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_path
+from forgetlab.tracking.context import context_tags
 from forgetlab.tracking.secrets import scrub_secrets
 from forgetlab.tracking.store import client
 from forgetlab.utils.processes import process_alive
+
+if TYPE_CHECKING:
+    from forgetlab.tracking.datasets import RunDataset
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 PARAMS_PER_BATCH = 100  # MLflow's limit on params in one log_batch
@@ -67,9 +71,13 @@ class RunTracker:
             # Another process of a sweep created it between our lookup and our create.
             return self.client.get_experiment_by_name(name).experiment_id
 
-    def start(self, run_name: str, tags: dict[str, str]) -> str:
-        """Create the run, owned by this process; returns its id."""
-        tags = {**tags, **owner_tags()}
+    def start(self, run_name: str, tags: dict[str, str], description: Optional[str] = None) -> str:
+        """Create the run, owned by this process, with MLflow's context tags and `description`; returns its id.
+
+        The context (user, source, git commit: `context_tags`) comes first, so a caller's tag wins.
+        """
+        note = {names.MLFLOW_RUN_NOTE: description} if description else {}
+        tags = {**context_tags(), **tags, **note, **owner_tags()}
         run = self.client.create_run(
             self.experiment_id, run_name=scrub_secrets(run_name), tags={k: scrub_secrets(str(v)) for k, v in tags.items()}
         )
@@ -93,9 +101,10 @@ class RunTracker:
         }
 
     def log_params(self, params: dict[str, Any]) -> None:
+        """Log params; a None value is left out (absent, not the text "None": docs/tracking-contract.md)."""
         from mlflow.entities import Param
 
-        entries = [Param(key, scrub_secrets(str(value))[:MAX_PARAM_LENGTH]) for key, value in params.items()]
+        entries = [Param(key, scrub_secrets(str(value))[:MAX_PARAM_LENGTH]) for key, value in params.items() if value is not None]
         for start in range(0, len(entries), PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=entries[start : start + PARAMS_PER_BATCH])
 
@@ -121,8 +130,26 @@ class RunTracker:
                 self.client.log_batch(self.run_id, metrics=self._buffer[start : start + METRICS_PER_BATCH], tags=heartbeat)
             self._buffer = []
 
+    def log_inputs(self, datasets: list[RunDataset]) -> None:
+        """Log the run's datasets as MLflow inputs, each once: those the run already holds (a resume) are skipped."""
+        from dataclasses import replace
+
+        from forgetlab.tracking.datasets import dataset_input, input_key
+
+        held = {input_key(held) for held in self.client.get_run(self.run_id).inputs.dataset_inputs}
+        # A name or source is user text (a label, a URL with credentials): scrubbed like every other text.
+        scrubbed = [replace(dataset, name=scrub_secrets(dataset.name), source=scrub_secrets(dataset.source)) for dataset in datasets]
+        fresh = [entry for entry in map(dataset_input, scrubbed) if input_key(entry) not in held]
+        if fresh:
+            self.client.log_inputs(self.run_id, datasets=fresh)
+
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, scrub_secrets(text), artifact_file)
+
+    def log_table(self, columns: dict[str, list], artifact_file: str) -> None:
+        """An MLflow table (`mlflow.load_table` reads it; the UI compares it across runs); text cells scrubbed."""
+        scrubbed = {key: [scrub_secrets(v) if isinstance(v, str) else v for v in values] for key, values in columns.items()}
+        self.client.log_table(self.run_id, scrubbed, artifact_file)
 
     def log_file(self, path: Path, artifact_path: Optional[str] = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
@@ -154,7 +181,7 @@ class NullTracker:
     def resume(self, run_id: str) -> set[tuple[str, int]]:
         return set()
 
-    def start(self, run_name: str, tags: dict[str, str]) -> str:
+    def start(self, run_name: str, tags: dict[str, str], description: Optional[str] = None) -> str:
         return self.run_id
 
     def log_params(self, params: dict[str, Any]) -> None:
@@ -169,7 +196,13 @@ class NullTracker:
     def flush(self) -> None:
         pass
 
+    def log_inputs(self, datasets: list[RunDataset]) -> None:
+        pass
+
     def log_text(self, text: str, artifact_file: str) -> None:
+        pass
+
+    def log_table(self, columns: dict[str, list], artifact_file: str) -> None:
         pass
 
     def log_file(self, path: Path, artifact_path: Optional[str] = None) -> None:

@@ -40,6 +40,9 @@ class MetricsSink:
     def log_text(self, text: str, artifact_file: str) -> None:
         self.tracker.log_text(text, artifact_file)
 
+    def log_table(self, columns: dict[str, list], artifact_file: str) -> None:
+        self.tracker.log_table(columns, artifact_file)
+
     def flush(self) -> None:
         """Write what is buffered; called before a checkpoint, so what it covers is in the store."""
         self.tracker.flush()
