@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import lightning as L
 import torch
 
-THROUGHPUT_METRICS = ("tokens_per_s", "step_time_s", "peak_rss_mb", "gpu_peak_allocated_mb")
+from forgetlab.tracking.names import THROUGHPUT_METRICS  # noqa: F401 (the names this module logs)
 
 
 def peak_rss_mb() -> float:

@@ -65,6 +65,9 @@ def test_run_lands_in_store_with_a_curve(finished_run):
         assert sorted(history(mlflow_client, run.info.run_id, key)) == [0, 5, 10, 15, 20, 25, 30]
     train_loss = history(mlflow_client, run.info.run_id, "train_loss")
     assert sorted(train_loss) == [5, 10, 15, 20, 25, 30]  # no training loss before any update
+    for key in ("tokens_per_s", "step_time_s", "peak_rss_mb"):  # throughput, at every evaluation after step 0
+        values = history(mlflow_client, run.info.run_id, key)
+        assert sorted(values) == [5, 10, 15, 20, 25, 30] and all(value > 0 for value in values.values())
     kl = history(mlflow_client, run.info.run_id, "forget_kl")
     agree = history(mlflow_client, run.info.run_id, "forget_agree")
     hard = history(mlflow_client, run.info.run_id, "forget_hard")

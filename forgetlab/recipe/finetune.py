@@ -275,21 +275,24 @@ class FineTuningRecipe:
     # -- 4. Lightning ---------------------------------------------------------------------------
 
     def _setup_callbacks(self, train: TrainingConfig) -> list:
-        """In order: the curve, then the probes (same steps, after it), the extras, the bar, the checkpoint.
+        """In order: throughput, the curve, then the probes (same steps, after it), the extras, the bar, the checkpoint.
 
-        The checkpoint comes after every evaluation of its step, so what it covers is in the store.
+        Throughput comes first so the update times it reports end before any evaluation of the step;
+        the checkpoint comes after every evaluation of its step, so what it covers is in the store.
+        MLflow's system metrics stay off: their sampler thread would write to the store beside the run.
         """
         from forgetlab.checkpoints import EvaluationCheckpoint
         from forgetlab.curves import ForgettingCurveCallback
         from forgetlab.forgetting import ForgettingEvaluator
         from forgetlab.paths import checkpoint_root
         from forgetlab.probes.callback import ProbeCallback
+        from forgetlab.throughput import ThroughputCallback
 
         forget = self.config.forget
         vocab_size = self.base.model.config.vocab_size
         evaluator = ForgettingEvaluator(self.forget_text.blocks, forget.batch_size, forget.base_cache_mb, vocab_size)
         self.curve = ForgettingCurveCallback(evaluator, self.validation, train.eval_every, forget.batch_size, self.metrics)
-        callbacks: list = [self.curve]
+        callbacks: list = [ThroughputCallback(self.metrics.log, train.eval_every), self.curve]
         if self.probes:
             callbacks.append(ProbeCallback(self.probes, self.metrics))
         callbacks.extend(self.extra_callbacks)

@@ -46,6 +46,10 @@ POINT = "forgetlab.point"
 BASE_HELDOUT_LOSS = "base.heldout_loss"
 RUN_METRICS: tuple[str, ...] = (BASE_HELDOUT_LOSS,)
 
+# Throughput of the training updates since the last evaluation (throughput.py), at every evaluation step
+# after 0: tokens/s, seconds per update, peak RSS; peak GPU memory allocated on a GPU.
+THROUGHPUT_METRICS: tuple[str, ...] = ("tokens_per_s", "step_time_s", "peak_rss_mb", "gpu_peak_allocated_mb")
+
 # Processes Lightning launches for the other devices learn the run id from this variable.
 RUN_ID_ENV = "FORGETLAB_RUN_ID"
 
