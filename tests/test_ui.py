@@ -110,5 +110,16 @@ def test_ui_of_a_sweep_opens_on_its_runs_nested_under_the_parent(workdir):
     children = {name for name, run_tags in tags.items() if run_tags.get("mlflow.parentRunId") == parent_id}
     assert children == {"r1-code-s0", "r2-code-s0"} and len(runs) == 3
     assert all(run["info"]["status"] == "FINISHED" for run in runs)
-    # TODO(issue 15 item 2): once runs log MLflow datasets and context tags, assert here on
-    # run["inputs"]["dataset_inputs"] and on mlflow.source.name / mlflow.user.
+    # What the UI's Dataset, Source and User columns read: every run (the parent too) has its
+    # context tags, and each point its data sets with their roles.
+    assert all(run_tags.get("mlflow.user") and run_tags.get("mlflow.source.name") for run_tags in tags.values())
+    for run in runs:
+        if run["info"]["run_name"] == parent_name:
+            continue
+        roles = {
+            tag["value"]
+            for dataset_input in run["inputs"]["dataset_inputs"]
+            for tag in dataset_input.get("tags", [])
+            if tag["key"] == "mlflow.data.context"
+        }
+        assert {"training", "validation", "forgetting"} <= roles

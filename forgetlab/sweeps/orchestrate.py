@@ -131,10 +131,13 @@ def find_or_create_parent(client: Any, experiment_id: str, sweep: SweepConfig, s
     if found:
         client.update_run(found[0].info.run_id, status="RUNNING")
         return found[0].info.run_id
+    from forgetlab.tracking.context import context_tags
+
     run = client.create_run(
         experiment_id,
         run_name=scrub_secrets(sweep.name),
-        tags={names.KIND: "sweep", names.SWEEP: sweep.name, names.SWEEP_FILE: scrub_secrets(source)},
+        # MLflow's own context (user, source, git commit), as every run forgetlab creates has.
+        tags={**context_tags(), names.KIND: "sweep", names.SWEEP: sweep.name, names.SWEEP_FILE: scrub_secrets(source)},
     )
     client.log_text(run.info.run_id, scrub_secrets(sweep.model_dump_json(indent=2)), "sweep.json")
     return run.info.run_id
