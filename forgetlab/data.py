@@ -270,10 +270,16 @@ def check_chat_template(config: DataConfig, tokenizer, kind: str, columns: list[
         )
 
 
+PROGRESS_MIN_EXAMPLES = 20_000
+
+
 def tokenize_examples(records, kind: str, config: DataConfig, tokenizer, progress: bool = False):
     """`records` tokenized by `datasets.map` (batched, `num_proc`, cached by fingerprint): input_ids, labels."""
     import datasets
 
+    # A bar only where tokenizing takes a while: on a small split it would be noise above the
+    # summary (or above a one-line error).
+    progress = progress and len(records) >= PROGRESS_MIN_EXAMPLES
     shown = datasets.utils.are_progress_bars_disabled() is False
     if progress and not shown:
         datasets.enable_progress_bars()

@@ -508,3 +508,34 @@ def test_docs_name_every_column_of_every_table_and_view(store):
                if f"`{column}`" not in docs and not column.endswith(("_last", "_min", "_at_last_step"))]
     assert missing == []
     assert all(f"`{table}`" in docs for table, _ in columns)
+
+
+def test_parallel_readers_of_a_wal_store_no_writer_has_open_do_not_collide(tmp_path):
+    # A store whose last writer closed cleanly has no -wal/-shm files; read-only connections opened
+    # at once then race to rebuild the index ("database is locked" without a busy timeout). This is
+    # the state right after `forgetlab run` ends, so every export after a run starts here.
+    import sqlite3
+
+    from forgetlab.warehouse.sources.sqlite import SqliteSource
+
+    db = tmp_path / "mlflow.db"
+    connection = sqlite3.connect(db)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("CREATE TABLE metrics (key TEXT, value REAL, timestamp INTEGER, step INTEGER, is_nan INTEGER, run_uuid TEXT)")
+    connection.executemany(
+        "INSERT INTO metrics VALUES (?, ?, 0, ?, 0, ?)", [("ft_loss", 1.0, step, f"run{step % 3}") for step in range(300)]
+    )
+    connection.execute("CREATE TABLE runs (run_uuid TEXT)")
+    for index in range(40):  # a schema the size of MLflow's widens the race window
+        connection.execute(f"CREATE TABLE other{index} (a TEXT, b INTEGER, c REAL)")
+        connection.execute(f"CREATE INDEX other{index}_a ON other{index} (a, b)")
+    connection.commit()
+    connection.close()
+    for attempt in range(20):
+        for leftover in (tmp_path / "mlflow.db-wal", tmp_path / "mlflow.db-shm"):
+            leftover.unlink(missing_ok=True)
+        source = SqliteSource.__new__(SqliteSource)
+        source._uri = f"{db.as_uri()}?mode=ro"
+        source._run_count, source._max_rowid = 3, 300
+        table = source.read_metrics(["run0", "run1", "run2"])
+        assert table.num_rows == 300, attempt

@@ -36,6 +36,9 @@ _METRIC_SELECT = "SELECT run_uuid AS run_id, key, step, value, timestamp, is_nan
 _WATERMARK_ROW = "SELECT rowid, run_uuid, key, step, timestamp FROM metrics"
 
 
+BUSY_TIMEOUT_MS = 5000  # what Python's sqlite3 waits for a lock by default
+
+
 class SqliteSource:
     """A read-only view of one `mlflow.db`."""
 
@@ -153,6 +156,14 @@ class SqliteSource:
 
         database = adbc_driver_sqlite.connect(self._uri)
         connection = adbc_driver_manager.AdbcConnection(database)
+        # Read-only connections opened at once on a WAL store that no writer has open race to
+        # recover its index ("database is locked"): wait for the lock as sqlite3 does (5 s).
+        pragma = adbc_driver_manager.AdbcStatement(connection)
+        try:
+            pragma.set_sql_query(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            pragma.execute_update()
+        finally:
+            pragma.close()
         statement = adbc_driver_manager.AdbcStatement(connection)
         try:
             statement.set_sql_query(sql)
