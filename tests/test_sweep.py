@@ -176,3 +176,27 @@ def test_dry_run_inside_a_slurm_array_lists_only_that_tasks_shard(workdir, capsy
 
     code, out, _ = invoke(["sweep", "--config", str(STUDY), "--dry-run", "--shard", "1/3"], capsys, monkeypatch)
     assert code == 0 and "(shard 1/3)" in out  # an explicit --shard wins
+
+
+def test_launches_that_race_for_the_parent_keep_one(tmp_path, monkeypatch):
+    # Two array tasks start together: both search, find no parent, both create one. The later one
+    # must see the earlier parent, delete its own and use the earlier one.
+    from forgetlab import tracking
+    from forgetlab.sweeps import orchestrate
+
+    client = tracking.client(f"sqlite:///{tmp_path / 'mlflow.db'}", prepare=True)
+    experiment_id = client.create_experiment("race")
+    sweep_config, _ = load_sweep(SMOKE)
+    first = orchestrate.find_or_create_parent(client, experiment_id, sweep_config, str(SMOKE))
+    real_search = orchestrate._sweep_parents
+    calls = []
+
+    def blind_first_search(*args):
+        calls.append(1)
+        return [] if len(calls) == 1 else real_search(*args)  # the other task's parent not yet visible
+
+    monkeypatch.setattr(orchestrate, "_sweep_parents", blind_first_search)
+    second = orchestrate.find_or_create_parent(client, experiment_id, sweep_config, str(SMOKE))
+    assert second == first
+    active = client.search_runs([experiment_id], filter_string="tags.`forgetlab.kind` = 'sweep'")
+    assert [run.info.run_id for run in active] == [first]

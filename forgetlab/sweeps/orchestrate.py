@@ -120,27 +120,41 @@ def plan_sweep(request: SweepRequest) -> SweepPlan:
 
 
 def find_or_create_parent(client: Any, experiment_id: str, sweep: SweepConfig, source: str) -> str:
-    """The parent run of a sweep: found by its tags, so rerunning the sweep reuses it."""
-    from forgetlab.tracking import scrub_secrets
+    """The parent run of a sweep: found by its tags, so rerunning the sweep reuses it.
 
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`forgetlab.kind` = 'sweep' and tags.`forgetlab.sweep` = '{sweep.name}'",
-        max_results=1,
-    )
+    Launches of one sweep that start together (the tasks of an array job) may each create a parent;
+    each then looks again and the earliest parent wins, the others deleting their own, so the sweep
+    keeps one parent (start times come from each machine's clock: best effort across machines).
+    """
+    from forgetlab.tracking import scrub_secrets
+    from forgetlab.tracking.context import context_tags
+
+    found = _sweep_parents(client, experiment_id, sweep)
     if found:
         client.update_run(found[0].info.run_id, status="RUNNING")
         return found[0].info.run_id
-    from forgetlab.tracking.context import context_tags
-
     run = client.create_run(
         experiment_id,
         run_name=scrub_secrets(sweep.name),
         # MLflow's own context (user, source, git commit), as every run forgetlab creates has.
         tags={**context_tags(), names.KIND: "sweep", names.SWEEP: sweep.name, names.SWEEP_FILE: scrub_secrets(source)},
     )
+    winner = _sweep_parents(client, experiment_id, sweep)[0].info.run_id
+    if winner != run.info.run_id:
+        client.delete_run(run.info.run_id)
+        return winner
     client.log_text(run.info.run_id, scrub_secrets(sweep.model_dump_json(indent=2)), "sweep.json")
     return run.info.run_id
+
+
+def _sweep_parents(client: Any, experiment_id: str, sweep: SweepConfig) -> list[Any]:
+    """The sweep's (active) parent runs, earliest first."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{names.KIND}` = 'sweep' and tags.`{names.SWEEP}` = '{sweep.name}'",
+        max_results=100,
+    )
+    return sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
 
 
 def _prebuild_bases(states: list[PointState]) -> None:

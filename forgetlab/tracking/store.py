@@ -74,8 +74,18 @@ def is_locked_error(error: BaseException) -> bool:
     return "database is locked" in text or "database is busy" in text or "database table is locked" in text
 
 
+def is_concurrent_dataset_insert(error: BaseException) -> bool:
+    """Two runs logging the same new dataset at once: MLflow checks, then inserts, so one insert loses.
+
+    Retrying is right: the second attempt finds the dataset the other run inserted and only links it.
+    """
+    text = str(error)
+    return "datasets" in text and ("UNIQUE constraint failed" in text or "duplicate key value" in text)
+
+
 def with_retry(call, *args, **kwargs):
-    """`call(*args, **kwargs)`, retried with jittered backoff while SQLite says the store is locked.
+    """`call(*args, **kwargs)`, retried with jittered backoff while SQLite says the store is locked
+    (or while another run's identical dataset insert wins a race, `is_concurrent_dataset_insert`).
 
     MLflow waits up to 20 s for a lock (busy_timeout), but SQLite refuses some conflicts at once
     (a transaction that read and then wants to write after another process wrote), so writers
@@ -87,7 +97,8 @@ def with_retry(call, *args, **kwargs):
         try:
             return call(*args, **kwargs)
         except Exception as error:
-            if not is_locked_error(error) or time.monotonic() > deadline:
+            retryable = is_locked_error(error) or is_concurrent_dataset_insert(error)
+            if not retryable or time.monotonic() > deadline:
                 raise
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
