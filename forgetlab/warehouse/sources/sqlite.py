@@ -120,8 +120,11 @@ class SqliteSource:
         row = self._db.execute(f"{_WATERMARK_ROW} WHERE rowid = ?", (int(rowid),)).fetchone()
         if row is None or "|".join(map(str, row)) != watermark:
             return None, 0
+        # `+run_uuid` keeps SQLite off MLflow's run_uuid index: grouping by it, the planner scans
+        # that whole index (0.19 s at 1.2 M points, growing with the store) instead of reading only
+        # the rows above the watermark by rowid (0.1 ms when nothing is new).
         counts = self._db.execute(
-            "SELECT run_uuid, count(*) FROM metrics WHERE rowid > ? GROUP BY run_uuid", (int(rowid),)
+            "SELECT run_uuid, count(*) FROM metrics WHERE rowid > ? GROUP BY +run_uuid", (int(rowid),)
         ).fetchall()
         changed = {run_id for run_id, _ in counts if run_id in run_ids}
         return changed, sum(count for run_id, count in counts if run_id not in run_ids)
