@@ -81,7 +81,10 @@ def command():
 def main() -> None:
     """Console entry point: run the app, turning a `UserError` into one line and its exit code."""
     try:
-        command()(standalone_mode=False)
+        # Outside standalone mode click returns a `typer.Exit`'s code instead of exiting with it.
+        code = command()(standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except UserError as error:
         typer.secho(f"error: {error.message}", err=True, fg=typer.colors.RED)
         sys.exit(error.exit_code)
