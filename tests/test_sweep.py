@@ -51,10 +51,18 @@ def test_sweep_runs_every_point_once_and_a_second_call_runs_nothing(workdir):
     assert len(sweep_runs) == 1 and sweep_runs[0][1] == "FINISHED"
     assert parents == [(sweep_runs[0][0],)]
 
-    second = sweep("--jobs", "2", cwd=workdir)
-    assert second.returncode == 0
-    assert "nothing to run (4 done)" in second.stdout
+    # The second call: `nothing to run` comes from the store alone, so torch, Lightning and
+    # transformers (seconds to import) stay out of the process.
+    second = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "forgetlab", "sweep", "--config", str(SMOKE), "--jobs", "2"],
+        cwd=workdir, capture_output=True, text=True, timeout=300,
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "sweep smoke: nothing to run (4 done)" in second.stdout
     assert len(child_runs(workdir)) == 4
+    imported = {line.rsplit("|", 1)[-1].strip() for line in second.stderr.splitlines() if line.startswith("import time:")}
+    assert "mlflow" in imported  # the measurement works
+    assert not imported & {"torch", "lightning", "transformers"}
 
 
 def test_killed_sweep_is_finished_by_running_it_again(workdir):
@@ -84,6 +92,29 @@ def test_killed_sweep_is_finished_by_running_it_again(workdir):
     assert all(finished[key] == run_id for key, run_id in before.items())  # done points were not rerun
     keys = [key for key, status, _ in child_runs(workdir) if status == "FINISHED"]
     assert len(keys) == len(set(keys))
+
+
+def test_a_failing_point_is_reported_with_its_log_and_the_others_finish(workdir):
+    """Points fork from one warm process on a CPU machine: each still has its own exit code and log."""
+    from tiny import R4, TINY_BASE
+
+    (workdir / "r4.yaml").write_text(R4.read_text())
+    overrides = "".join(f"  {item.split('=')[0]}: {item.split('=')[1]}\n" for item in TINY_BASE)
+    (workdir / "diverge.yaml").write_text(
+        f"name: diverge\nbase: r4.yaml\noverrides:\n{overrides}  train.steps: 6\n  train.eval_every: 3\n"
+        "  train.max_grad_norm: null\n  train.warmup_steps: 0\ngrid:\n  train.lr: [1.0e-3, 1.0e30]\n"
+    )
+    done = subprocess.run([sys.executable, "-m", "forgetlab", "sweep", "--config", "diverge.yaml", "--jobs", "2"],
+                          cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "1 finished, 1 failed" in done.stdout and "run the same command again" in done.stdout
+    assert "FAILED (exit 2, see" in done.stdout
+    logs = {path.name: path.read_text() for path in (workdir / "mlruns" / "sweeps" / "diverge").glob("*.log")}
+    assert len(logs) == 2
+    [failed_log] = [text for text in logs.values() if "error:" in text]
+    assert "diverged (loss became nan at step" in failed_log and "Traceback" not in failed_log, failed_log
+    statuses = sorted(status for _, status, _ in child_runs(workdir))
+    assert statuses == ["FAILED", "FINISHED"]
 
 
 def test_shards_together_cover_every_point_exactly_once():
@@ -129,21 +160,6 @@ def test_bad_sweep_file_is_one_clear_error(tmp_path, text, expected):
 def test_bad_shard_is_rejected():
     with pytest.raises(UserError, match="expected i/n"):
         select_shard([], "3/2")
-
-
-def test_a_sweep_with_nothing_to_do_loads_no_training_library(workdir):
-    """`nothing to run` comes from the store alone: torch and Lightning (seconds to import) stay out."""
-    first = sweep("--jobs", "2", cwd=workdir)
-    assert first.returncode == 0, first.stderr[-3000:]
-    again = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "forgetlab", "sweep", "--config", str(SMOKE)],
-        cwd=workdir, capture_output=True, text=True, timeout=300,
-    )
-    assert again.returncode == 0
-    assert "sweep smoke: nothing to run (4 done)" in again.stdout
-    imported = {line.rsplit("|", 1)[-1].strip() for line in again.stderr.splitlines() if line.startswith("import time:")}
-    assert "mlflow" in imported  # the measurement works
-    assert not imported & {"torch", "lightning", "transformers"}
 
 
 @pytest.mark.parametrize(

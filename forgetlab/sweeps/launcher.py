@@ -1,8 +1,10 @@
 """Running a sweep's points: K worker processes on one machine, each with its share of the CPU.
 
-Each point runs in its own process (`python -m forgetlab.sweeps.worker SPEC`), so a crash,
-a kill or a memory spike takes one point down, not the sweep. On CPU, K jobs split the cores
-(`torch.set_num_threads`): two processes each asking for every core run many times slower.
+Each point runs in its own process, so a crash, a kill or a memory spike takes one point down,
+not the sweep: on a CPU-only machine it is forked from a process that imported the training
+libraries once (`warm_start`), elsewhere it is a fresh `python -m forgetlab.sweeps.worker SPEC`.
+On CPU, K jobs split the cores (`torch.set_num_threads`): two processes each asking for every
+core run many times slower.
 With several GPUs, job slot i gets GPU i. Worker output goes to `mlruns/sweeps/<name>/<run>.log`.
 """
 
@@ -17,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from forgetlab.config import LightningTrainerConfig
 from forgetlab.paths import store_folder
 from forgetlab.sweeps.spec import SweepConfig
 from forgetlab.sweeps.state import PointState
+from forgetlab.sweeps.warm_start import WarmPoint, warm_start_enabled
 from forgetlab.tracking import names
 
 TO_RUN = ("new", "rerun", "resumable")
@@ -36,6 +40,10 @@ class PointOutcome:
 
 def threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _single_device(trainer: LightningTrainerConfig) -> bool:
+    return trainer.devices in (1, "1") and trainer.num_nodes == 1 and trainer.strategy in ("auto", "single_device")
 
 
 def _gpu_count() -> int:
@@ -60,7 +68,7 @@ def run_points(
     log_folder = store_folder() / "sweeps" / sweep.name
     log_folder.mkdir(parents=True, exist_ok=True)
     gpus, threads = _gpu_count(), threads_per_job(jobs)
-    active: dict[int, tuple[subprocess.Popen, PointState, float, Path]] = {}
+    active: dict[int, tuple[subprocess.Popen | WarmPoint, PointState, float, Path]] = {}
     outcomes: list[PointOutcome] = []
     try:
         while queue or active:
@@ -108,9 +116,12 @@ def _launch(state: PointState, sweep: SweepConfig, parent_run_id: str, slot: int
     log = log_folder / f"{state.point.run_name}.log"
     spec_file = log_folder / f"{state.point.run_name}.spec.json"
     point_threads = _write_spec(state, sweep, parent_run_id, threads, spec_file)
-    environment = dict(os.environ, OMP_NUM_THREADS=str(point_threads), MLFLOW_DISABLE_TELEMETRY="true")
+    point_environment = {"OMP_NUM_THREADS": str(point_threads), "MLFLOW_DISABLE_TELEMETRY": "true"}
     if gpus > 1:
-        environment["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+        point_environment["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+    if gpus == 0 and _single_device(state.point.config.trainer) and warm_start_enabled():
+        return WarmPoint(spec_file, log, point_environment), state, time.time(), log
+    environment = dict(os.environ, **point_environment)
     handle = open(log, "a")
     process = subprocess.Popen(
         [sys.executable, "-m", "forgetlab.sweeps.worker", str(spec_file)],
