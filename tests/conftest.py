@@ -17,8 +17,17 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 @pytest.fixture(scope="session")
 def forgetlab_cache(tmp_path_factory) -> str:
-    """One cache for the whole session, so the tiny embedded base is built once."""
-    path = tmp_path_factory.mktemp("forgetlab-cache")
+    """One cache for the whole session, so the tiny embedded base is built once.
+
+    Under pytest-xdist every worker has its own temporary folder; the cache sits one level up,
+    shared, so the base is built by one worker while the others wait on forgetlab's own build lock
+    (the lock concurrent sweep jobs rely on, so this also exercises it).
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.getbasetemp().parent / "forgetlab-cache"
+        path.mkdir(exist_ok=True)
+    else:
+        path = tmp_path_factory.mktemp("forgetlab-cache")
     os.environ["FORGETLAB_CACHE"] = str(path)
     return str(path)
 
