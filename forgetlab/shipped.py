@@ -42,6 +42,15 @@ def find_shipped(name: str) -> Path:
     raise UserError(f"no shipped config or query named '{name}'; one of: {known} (see `forgetlab configs list`)")
 
 
+def given_or_shipped(path: Path, kind: str) -> Path:
+    """`path` as given when it exists; else, for a relative path like `queries/curves.sql`, the
+    shipped copy (the checkout's or the wheel's), so what forgetlab prints works from any folder."""
+    if path.exists() or path.is_absolute():
+        return path
+    shipped = shipped_folder(kind).parent / path
+    return shipped if shipped.exists() else path
+
+
 def shipped_query_path(name: str) -> Path:
     """A shipped query file, e.g. `shipped_query_path("laws.sql")` (the default points of `fit`)."""
     path = shipped_folder("queries") / name

@@ -94,6 +94,20 @@ def test_run_records_what_reproduces_it(finished_run):
     assert run.data.tags["forgetlab.kind"] == "run" and run.data.tags["forgetlab.dataset"] == "code"
 
 
+def test_the_printed_query_command_works_in_the_runs_folder(finished_run, capsys, monkeypatch):
+    """The run's closing hint names `queries/curves.sql`; typed where the run was (not the checkout), it works."""
+    from cli_helpers import invoke
+
+    workdir, result = finished_run
+    assert "query queries/curves.sql" in " ".join(result.stdout.split())
+    monkeypatch.chdir(workdir)
+    code, out, err = invoke(["query", "queries/curves.sql", "--format", "csv"], capsys, monkeypatch)
+    assert code == 0, err
+    rows = out.strip().splitlines()
+    assert rows[0].startswith('"dataset",') and '"forget_hard"' in rows[0]
+    assert len(rows) == 1 + 7 and all("r4-code-s0" in row for row in rows[1:])  # steps 0, 5, ..., 30
+
+
 def test_same_config_and_seed_give_the_same_metrics(finished_run, tmp_path, forgetlab_cache):
     workdir, _ = finished_run
     result = forgetlab("run", "--config", str(R4), *TINY, "train.steps=30", "train.eval_every=5", "--quiet", cwd=tmp_path)

@@ -16,19 +16,15 @@ import numpy as np
 
 from forgetlab.errors import UserError
 from forgetlab.laws.forms import FORGETTING_VARIANTS, LawForm
-from forgetlab.shipped import shipped_folder
+from forgetlab.shipped import given_or_shipped
 
 DEFAULT_QUERY = Path("queries") / "laws.sql"
 MIN_DISTINCT = 3  # a power term c·x^(−α) plus a constant needs 3 distinct x to be determined
 
 
 def resolve_query_path(path: Optional[Union[str, Path]]) -> Path:
-    """The query file: as given, else relative to the repository (for the default query)."""
-    candidate = Path(path) if path is not None else DEFAULT_QUERY
-    if candidate.exists() or candidate.is_absolute():
-        return candidate
-    beside_package = shipped_folder("queries").parent / candidate  # the checkout's queries/, or the wheel's copy
-    return beside_package if beside_package.exists() else candidate
+    """The query file: as given (default: the shipped `queries/laws.sql`), else the shipped copy."""
+    return given_or_shipped(Path(path) if path is not None else DEFAULT_QUERY, "queries")
 
 
 def load_points(sql: str, params: Optional[Mapping[str, Any]], db_path: Union[str, Path]):

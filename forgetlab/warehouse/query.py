@@ -63,7 +63,10 @@ def parse_query(sql: str) -> QueryFile:
 
 
 def load_query(path: Union[str, Path]) -> QueryFile:
-    path = Path(path)
+    """A query file as given, else the shipped one of that name (`queries/curves.sql` from any folder)."""
+    from forgetlab.shipped import given_or_shipped
+
+    path = given_or_shipped(Path(path), "queries")
     try:
         return parse_query(path.read_text())
     except FileNotFoundError:
