@@ -24,19 +24,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {
-    "model.name": "embedded-tiny",
-    "train.context_length": 32,
-    "train.batch_size": 4,
-    "train.ft_eval_sequences": 4,
-    "forget.num_sequences": 4,
-    "forget.batch_size": 4,
-}
+sys.path.insert(0, str(REPO / "tests"))
+from tiny import R4, TINY_BASE, overrides_block  # noqa: E402  (the overrides that make r4 a seconds-long run, as in the tests)
 
 
 def sweep_file(folder: Path, points: int, steps: int) -> Path:
-    (folder / "r4.yaml").write_text((REPO / "lightning_configs" / "r4.yaml").read_text())
-    overrides = "".join(f"  {key}: {value}\n" for key, value in {**TINY, "train.steps": steps, "train.eval_every": steps}.items())
+    (folder / "r4.yaml").write_text(R4.read_text())
+    items = [*TINY_BASE, f"train.steps={steps}", f"train.eval_every={steps}"]
+    overrides = overrides_block(items)
     path = folder / "bench.yaml"
     path.write_text(f"name: bench\nbase: r4.yaml\noverrides:\n{overrides}grid:\n  seed: {list(range(points))}\n")
     return path

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import invoke
-from tiny import R4, TINY_BASE
+from tiny import R4, TINY_BASE, overrides_block
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = list(TINY_BASE)
@@ -112,11 +112,10 @@ def test_four_writers_creating_one_new_store_at_once_lose_nothing(tmp_path):
 
 def test_sweep_with_four_jobs_logs_every_metric_of_every_run(tmp_path, forgetlab_cache):
     (tmp_path / "r4.yaml").write_text(R4.read_text())
-    overrides = "\n".join(f"  {item.split('=')[0]}: {item.split('=')[1]}" for item in TINY)
     steps = 6
     sweep = tmp_path / "four.yaml"
     sweep.write_text(
-        f"name: four\nbase: r4.yaml\noverrides:\n{overrides}\n  train.steps: {steps}\n  train.eval_every: 1\n"
+        f"name: four\nbase: r4.yaml\noverrides:\n{overrides_block(TINY)}  train.steps: {steps}\n  train.eval_every: 1\n"
         "grid:\n  lora.rank: [1, 2]\n  seed: [0, 1]\n"
     )
     assert not (tmp_path / "mlruns").exists()  # a new store: the sweep prepares it before its workers start

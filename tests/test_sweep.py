@@ -96,12 +96,11 @@ def test_killed_sweep_is_finished_by_running_it_again(workdir):
 
 def test_a_failing_point_is_reported_with_its_log_and_the_others_finish(workdir):
     """Points fork from one warm process on a CPU machine: each still has its own exit code and log."""
-    from tiny import R4, TINY_BASE
+    from tiny import R4, TINY_BASE, overrides_block
 
     (workdir / "r4.yaml").write_text(R4.read_text())
-    overrides = "".join(f"  {item.split('=')[0]}: {item.split('=')[1]}\n" for item in TINY_BASE)
     (workdir / "diverge.yaml").write_text(
-        f"name: diverge\nbase: r4.yaml\noverrides:\n{overrides}  train.steps: 6\n  train.eval_every: 3\n"
+        f"name: diverge\nbase: r4.yaml\noverrides:\n{overrides_block(TINY_BASE)}  train.steps: 6\n  train.eval_every: 3\n"
         "  train.max_grad_norm: null\n  train.warmup_steps: 0\ngrid:\n  train.lr: [1.0e-3, 1.0e30]\n"
     )
     done = subprocess.run([sys.executable, "-m", "forgetlab", "sweep", "--config", "diverge.yaml", "--jobs", "2"],

@@ -17,7 +17,7 @@ import pytest
 import test_warehouse as wh
 from mlflow_server import mlflow_server
 from postgres_server import postgres_bindir, postgres_server
-from tiny import R4, REPO, TINY_BASE
+from tiny import R4, REPO, TINY_BASE, overrides_block
 
 from forgetlab.warehouse.export import export_warehouse
 
@@ -70,7 +70,7 @@ def test_runs_sweeps_and_fits_log_through_the_server_and_no_point_is_lost(team, 
     (workdir / "r4.yaml").write_text(R4.read_text())
     (workdir / "shards.yaml").write_text(
         "name: shards\nbase: r4.yaml\noverrides:\n"
-        + "".join(f"  {item.replace('=', ': ', 1)}\n" for item in [*TINY_BASE, *STEPS])
+        + overrides_block([*TINY_BASE, *STEPS])
         + "grid:\n  lora.rank: [1, 2]\n  seed: [2]\n"
     )
     # (A single `forgetlab run` against a server: test_tracking_server.py; every point here is one.)

@@ -15,3 +15,8 @@ TINY_BASE = [
     "forget.batch_size=4",
     "train.warmup_steps=2",
 ]
+
+
+def overrides_block(items: list[str]) -> str:
+    """`key=value` overrides as the indented lines of a sweep file's `overrides:` section."""
+    return "".join(f"  {item.replace('=', ': ', 1)}\n" for item in items)
