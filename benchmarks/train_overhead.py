@@ -9,10 +9,13 @@ and of one L_ft evaluation in training steps, and the share of run time spent wr
 
 The forgetting evaluation's cost is also printed against one plain forward pass over the same
 tokens (`forgetting eval / forward`; the target is at most 1.2). `--eval-only` prints only that;
-`--vocab N` measures it on a random-initialised Llama (hidden 256, 4 layers) with an N-token
-vocabulary, as for 32k-150k vocabularies:
+`--vocab N` measures it on a random-initialised Llama (`--hidden`, default 256, `--layers`, default
+4) with an N-token vocabulary, as for 32k-150k vocabularies:
 
-    .venv/bin/python benchmarks/train_overhead.py --eval-only --vocab 128000
+    .venv/bin/python benchmarks/train_overhead.py --eval-only --vocab 128000 --hidden 1024
+
+The two are timed in alternation (`--pairs` of one forward and one evaluation) and the ratio is the
+median over pairs, so a machine whose load drifts moves both sides of each ratio alike.
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--eval-only", action="store_true", help="only the forgetting evaluation against a forward pass")
     parser.add_argument("--vocab", type=int, default=None, help="with --eval-only: a random Llama with this vocabulary")
+    parser.add_argument("--hidden", type=int, default=256, help="with --vocab: its hidden size")
+    parser.add_argument("--layers", type=int, default=4, help="with --vocab: its number of layers")
+    parser.add_argument("--pairs", type=int, default=7, help="with --eval-only: alternating (forward, evaluation) pairs")
     args = parser.parse_args()
 
     import torch
@@ -166,16 +172,6 @@ def main() -> None:
     print(f"whole forgetlab run of {args.steps} steps: {forgetlab_total:.1f} s")
 
 
-def median_seconds(function, repeats: int = 3) -> float:
-    function()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
 def forgetting_cost_against_forward(args) -> None:
     """All five forgetting metrics (base cached) against one forward pass over the same tokens."""
     import torch
@@ -191,8 +187,9 @@ def forgetting_cost_against_forward(args) -> None:
 
         torch.manual_seed(0)
         base_model = LlamaForCausalLM(LlamaConfig(
-            vocab_size=args.vocab, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
-            num_attention_heads=4, max_position_embeddings=config.train.context_length,
+            vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=(args.hidden * 8 // 3 + 63) // 64 * 64,
+            num_hidden_layers=args.layers, num_attention_heads=max(1, args.hidden // 64),
+            max_position_embeddings=config.train.context_length,
         ))  # fmt: skip
         ids = torch.randint(0, args.vocab, (config.forget.num_sequences, config.train.context_length))
         blocks = PackedBlocks(ids, ids.clone())
@@ -211,12 +208,21 @@ def forgetting_cost_against_forward(args) -> None:
         for start in range(0, len(blocks), batch):
             model(input_ids=blocks.input_ids[start : start + batch]).logits
 
-    forward = median_seconds(forward_only)
-    forgetting = median_seconds(lambda: evaluator.evaluate(model, device))
-    print(f"model={'random Llama' if args.vocab else args.model} vocab={vocab} tokens={blocks.input_ids.numel()} "
-          f"threads={torch.get_num_threads()}")
+    def seconds(function) -> float:
+        start = time.perf_counter()
+        function()
+        return time.perf_counter() - start
+
+    forward_only(), evaluator.evaluate(model, device)  # warm-up
+    pairs = [(seconds(forward_only), seconds(lambda: evaluator.evaluate(model, device))) for _ in range(args.pairs)]
+    forward = statistics.median(f for f, _ in pairs)
+    forgetting = statistics.median(e for _, e in pairs)
+    ratios = sorted(e / f for f, e in pairs)
+    shape = f"random Llama hidden {args.hidden}, {args.layers} layers" if args.vocab else args.model
+    print(f"model={shape} vocab={vocab} tokens={blocks.input_ids.numel()} threads={torch.get_num_threads()}")
     print(f"one forward pass            {forward * 1000:8.1f} ms")
-    print(f"forgetting eval, base cached {forgetting * 1000:8.1f} ms   forgetting eval / forward = {forgetting / forward:.2f}")
+    print(f"forgetting eval, base cached {forgetting * 1000:8.1f} ms   forgetting eval / forward = "
+          f"{statistics.median(ratios):.3f} (median of {len(pairs)} pairs; range {ratios[0]:.3f}-{ratios[-1]:.3f})")
 
 
 if __name__ == "__main__":

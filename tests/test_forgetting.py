@@ -136,16 +136,18 @@ def test_chunked_vocabulary_work_equals_unchunked():
     perturb_adapters(tuned)
     data = blocks(5, 12)
     results = {}
-    for label, chunk_elements in (("whole", 1 << 30), ("chunked", 11 * VOCAB)):  # one sequence (11 positions) per chunk
+    # one sequence (11 positions) per chunk, then 3 positions of one sequence per chunk (4 chunks, the last short)
+    for label, chunk_elements in (("whole", 1 << 30), ("chunked", 11 * VOCAB), ("positions", 3 * VOCAB)):
         for cache_mb in (1024, 0):
             evaluator = ForgettingEvaluator(data, 2, cache_mb, VOCAB, chunk_elements=chunk_elements)
             evaluator.prepare(tuned, torch.device("cpu"))
             results[label, cache_mb] = evaluator.evaluate(tuned, torch.device("cpu"))
         results[label, "ft"] = held_out_loss(tuned, data, 2, torch.device("cpu"), chunk_elements=chunk_elements)
-    for key in (1024, 0):
-        for name, value in results["whole", key].items():
-            assert results["chunked", key][name] == pytest.approx(value, rel=1e-6, abs=1e-7), (key, name)
-    assert results["chunked", "ft"] == pytest.approx(results["whole", "ft"], rel=1e-6)
+    for label in ("chunked", "positions"):
+        for key in (1024, 0):
+            for name, value in results["whole", key].items():
+                assert results[label, key][name] == pytest.approx(value, rel=1e-6, abs=1e-7), (label, key, name)
+        assert results[label, "ft"] == pytest.approx(results["whole", "ft"], rel=1e-6)
 
 
 def test_each_forward_pass_enters_a_fresh_precision_context():
