@@ -6,6 +6,11 @@ is logged under the run's `adapter/` artifact folder, so it can be evaluated, me
     base = AutoModelForCausalLM.from_pretrained(<the run's model.name>)
     tuned = PeftModel.from_pretrained(base, mlflow.artifacts.download_artifacts(f"runs:/{run_id}/adapter"))
 
+With `tracking.log_merged_model` the base with the adapter merged in is logged too (`merged/`: the
+model's config, safetensors weights and tokenizer), for tools that take a plain checkpoint:
+
+    tuned = AutoModelForCausalLM.from_pretrained(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/merged"))
+
 A finished run cannot be resumed, so its resume checkpoints (adapters, optimizer, step) are deleted.
 """
 
@@ -16,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 ADAPTER_ARTIFACT = "adapter"
+MERGED_ARTIFACT = "merged"
 
 
 def save_adapter(model, tracker) -> str:
@@ -23,6 +29,18 @@ def save_adapter(model, tracker) -> str:
     with tempfile.TemporaryDirectory(prefix="forgetlab-adapter-") as folder:
         model.save_pretrained(folder)  # adapter weights and config only, never the base
         return tracker.log_folder(Path(folder), ADAPTER_ARTIFACT)
+
+
+def save_merged_model(model, tokenizer, tracker) -> str:
+    """Merge the adapter into the base weights and log the whole model with its tokenizer; returns the URI.
+
+    Merging rewrites the base weights in place: call it last, when nothing else needs the PEFT model.
+    """
+    merged = model.merge_and_unload()
+    with tempfile.TemporaryDirectory(prefix="forgetlab-merged-") as folder:
+        merged.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return tracker.log_folder(Path(folder), MERGED_ARTIFACT)
 
 
 def prune_checkpoints(folder: Path) -> None:

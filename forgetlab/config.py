@@ -256,6 +256,16 @@ class TrackingConfig(Section):
     )
     experiment: str = Field("forgetlab", description="MLflow experiment name.")
     run_name: Optional[str] = Field(None, description="Run name; default r{rank}-{data}-s{seed}, plus each mitigation that is on (e.g. -replay0.05).")
+    system_metrics: bool = Field(
+        True,
+        description="Log MLflow's system metrics (CPU, memory, disk, network; GPU with NVML) every 10 s "
+        "while training, as system/* metrics, when psutil is importable.",
+    )
+    log_merged_model: bool = Field(
+        False,
+        description="Also log the base with the adapter merged in (a full model folder with its tokenizer, "
+        "artifact merged/, loadable without PEFT). As large as the base model.",
+    )
 
 
 PROMPT_FORMATS = Literal["auto", "chat", "template", "plain"]

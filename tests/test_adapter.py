@@ -20,7 +20,9 @@ def test_logged_adapter_reloads_onto_the_base_and_reproduces_the_last_ft_loss(wo
     from forgetlab.forgetting import held_out_loss
     from forgetlab.paths import checkpoint_root
 
-    config = load_run_config(R4, [*TINY_BASE, "train.lr=1e-2", "train.steps=10", "train.eval_every=5"])
+    config = load_run_config(
+        R4, [*TINY_BASE, "train.lr=1e-2", "train.steps=10", "train.eval_every=5", "tracking.log_merged_model=true"]
+    )
     result = execute_run(config, progress=False)
     assert result.status == "FINISHED"
     assert result.adapter_uri.endswith("/adapter")
@@ -44,4 +46,14 @@ def test_logged_adapter_reloads_onto_the_base_and_reproduces_the_last_ft_loss(wo
     loss = held_out_loss(tuned, validation, config.forget.batch_size, torch.device("cpu"))
     assert loss == pytest.approx(result.last["ft_loss"], rel=1e-5)
     assert loss < result.first["ft_loss"]  # it is the trained adapter, not the initial one
+
+    # The merged model: a plain checkpoint with its tokenizer, no PEFT needed, the same loss.
+    assert result.merged_uri.endswith("/merged")
+    merged_folder = mlflow.artifacts.download_artifacts(
+        f"runs:/{result.run_id}/merged", dst_path=str(workdir / "download"), tracking_uri=result.tracking_uri
+    )
+    merged = AutoModelForCausalLM.from_pretrained(merged_folder).eval()
+    assert AutoTokenizer.from_pretrained(merged_folder).get_vocab() == tokenizer.get_vocab()
+    merged_loss = held_out_loss(merged, validation, config.forget.batch_size, torch.device("cpu"))
+    assert merged_loss == pytest.approx(result.last["ft_loss"], rel=1e-4)
 

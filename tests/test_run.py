@@ -20,8 +20,11 @@ TINY = [
 METRICS = ("ft_loss", "forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree")
 
 
-def forgetlab(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "forgetlab", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def forgetlab(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "forgetlab", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
 
 
 def client(workdir: Path):
@@ -41,7 +44,11 @@ def history(mlflow_client, run_id: str, key: str) -> dict[int, float]:
 def finished_run(tmp_path_factory, forgetlab_cache):
     """One real `forgetlab run` through the CLI, as a user types it."""
     workdir = tmp_path_factory.mktemp("run")
-    result = forgetlab("run", "--config", str(R4), *TINY, "train.steps=30", "train.eval_every=5", "--quiet", cwd=workdir)
+    # MLflow's system metrics sampled every 0.3 s (default 10 s) so that a run of a few seconds has some.
+    result = forgetlab(
+        "run", "--config", str(R4), *TINY, "train.steps=30", "train.eval_every=5", "--quiet", cwd=workdir,
+        env={"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "0.3"},
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
 
@@ -76,6 +83,9 @@ def test_run_lands_in_store_with_a_curve(finished_run):
     assert kl[30] > kl[0] and hard[30] > hard[0] and soft[30] > soft[0]
     ft = history(mlflow_client, run.info.run_id, "ft_loss")
     assert min(value for step, value in ft.items() if step > 0) < ft[0]  # it learned the fine-tuning data
+    assert mlflow_client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")  # MLflow's sampler
+    artifacts = {artifact.path for artifact in mlflow_client.list_artifacts(run.info.run_id)}
+    assert "adapter" in artifacts and "merged" not in artifacts  # the merged model only when asked for
 
 
 def test_run_records_what_reproduces_it(finished_run):

@@ -68,6 +68,8 @@ def print_summary(result, console) -> None:
     console.print(f"tracking store: {result.tracking_uri}")
     if result.adapter_uri:
         console.print(f"adapter: {result.adapter_uri}")
+    if result.merged_uri:
+        console.print(f"merged model: {result.merged_uri}")
     command = command_name()
     console.print(f"see the curves: [bold]{command} ui[/bold]   query them: [bold]{command} query queries/curves.sql[/bold]")
 

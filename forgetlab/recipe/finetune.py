@@ -279,7 +279,6 @@ class FineTuningRecipe:
 
         Throughput comes first so the update times it reports end before any evaluation of the step;
         the checkpoint comes after every evaluation of its step, so what it covers is in the store.
-        MLflow's system metrics stay off: their sampler thread would write to the store beside the run.
         """
         from forgetlab.checkpoints import EvaluationCheckpoint
         from forgetlab.curves import ForgettingCurveCallback
@@ -292,7 +291,7 @@ class FineTuningRecipe:
         vocab_size = self.base.model.config.vocab_size
         evaluator = ForgettingEvaluator(self.forget_text.blocks, forget.batch_size, forget.base_cache_mb, vocab_size)
         self.curve = ForgettingCurveCallback(evaluator, self.validation, train.eval_every, forget.batch_size, self.metrics)
-        callbacks: list = [ThroughputCallback(self.metrics.log, train.eval_every), self.curve]
+        callbacks: list = [ThroughputCallback(self.metrics.log, train.eval_every, self._system_metrics_run()), self.curve]
         if self.probes:
             callbacks.append(ProbeCallback(self.probes, self.metrics))
         callbacks.extend(self.extra_callbacks)
@@ -305,6 +304,12 @@ class FineTuningRecipe:
         if train.checkpoint_every > 0 and self.tracker.run_id:
             callbacks.append(EvaluationCheckpoint(checkpoint_root() / self.tracker.run_id, train.checkpoint_every))
         return callbacks
+
+    def _system_metrics_run(self) -> Optional[tuple[str, str, bool]]:
+        """(run id, tracking URI, resumed) for MLflow's system-metrics sampler; None when off or not rank 0."""
+        if not (self.config.tracking.system_metrics and self.tracker.run_id):
+            return None
+        return self.tracker.run_id, self.tracker.tracking_uri, self.resume_run_id is not None
 
     def _setup_trainer(self, trainer: LightningTrainerConfig):
         import lightning as L
@@ -372,7 +377,7 @@ class FineTuningRecipe:
         except BaseException as error:
             self.tracker.finish("FAILED", f"{type(error).__name__}: {error}")
             raise
-        adapter_uri = self._keep_adapter() if status == "FINISHED" else ""
+        adapter_uri, merged_uri = self._keep_adapter() if status == "FINISHED" else ("", "")
         self.tracker.finish(status, failure)
         run_id = self.tracker.run_id
         if status == "FAILED":
@@ -387,14 +392,18 @@ class FineTuningRecipe:
             first=dict(self.metrics.first),
             last=dict(self.metrics.last),
             adapter_uri=adapter_uri,
+            merged_uri=merged_uri,
         )
 
-    def _keep_adapter(self) -> str:
-        """Log the trained adapter and drop the resume checkpoints (a FINISHED run is never resumed)."""
-        from forgetlab.adapter import prune_checkpoints, save_adapter
+    def _keep_adapter(self) -> tuple[str, str]:
+        """Log the trained adapter (and, if asked, the merged model) and drop the resume checkpoints
+        (a FINISHED run is never resumed)."""
+        from forgetlab.adapter import prune_checkpoints, save_adapter, save_merged_model
         from forgetlab.paths import checkpoint_root
 
-        adapter_uri = save_adapter(self.model, self.tracker)
+        adapter_uri, merged_uri = save_adapter(self.model, self.tracker), ""
+        if self.config.tracking.log_merged_model and self.rank == 0:
+            merged_uri = save_merged_model(self.model, self.base.tokenizer, self.tracker)
         if self.tracker.run_id:
             prune_checkpoints(checkpoint_root() / self.tracker.run_id)
-        return adapter_uri
+        return adapter_uri, merged_uri

@@ -16,3 +16,4 @@ class RunResult:
     first: dict[str, float] = field(default_factory=dict)  # every metric of the first evaluation
     last: dict[str, float] = field(default_factory=dict)  # each metric's latest value
     adapter_uri: str = ""  # where the trained adapter was logged (FINISHED runs, rank 0)
+    merged_uri: str = ""  # where the merged model was logged (tracking.log_merged_model), else ""
