@@ -44,6 +44,14 @@ def test_report_regenerates_tables_and_figures_from_the_points_file(workdir):
     assert abs(c - 1.2) < 0.1 and low < c < high  # near the simulated truth (coverage: test_statistics.py)
     assert "| code | hard | 100 |" in text and "| code | kl | 0 |" in text  # every cut, every variant
     assert "| code | 16 | 2 | 300 |" in text  # end of training: 2 seeds at rank 16, N = 300
+    # Saturation in N: the simulated law levels off, so the last doubling adds less than the one before.
+    saturation = text.split("## 5. Does forgetting keep rising in N?")[1].split("## Figures")[0]
+    ratios = [float(line.split("|")[7].split("±")[0]) for line in saturation.splitlines() if line.startswith("| code | ")
+              and line.count("|") == 8]  # fmt: skip
+    assert len(ratios) == 3 and all(0 < ratio < 1 for ratio in ratios)
+    additive = next(f["fit"] for f in fits if (f["law"], f["variant"], f["min_step"]) == ("power-additive", "hard", 50))
+    beta, (low, high) = additive["params"]["beta"], additive["intervals"]["beta"]
+    assert f"| code | {beta:.3f} [{low:.3f}, {high:.3f}] |" in saturation
     assert {p.name for p in (folder / "figures").glob("*.png")} >= {"code-linear-rank-hard-forgetting_vs_ft.png", "code-power-additive-hard-vs_steps.png"}
     assert "-0.000" not in text
 

@@ -96,7 +96,7 @@ def fit_one(frame, law_name: str, variant: str, dataset: str, cut: int, request:
 def run_report(request: ReportRequest, console) -> Path:
     """Fit, tabulate, draw; returns the path of results.md."""
     from forgetlab.laws.forms import law_names
-    from forgetlab.laws.study_tables import end_of_training, laws_table, sensitivity_table, terms_table
+    from forgetlab.laws.study_tables import end_of_training, laws_table, saturation_table, sensitivity_table, terms_table
 
     frame = read_points(request.folder)
     laws = request.laws or law_names()
@@ -119,6 +119,7 @@ def run_report(request: ReportRequest, console) -> Path:
         terms_table(fits, datasets, request.min_step),
         sensitivity_table(fits, datasets),
         end_of_training(frame, datasets),
+        saturation_table(frame, fits, datasets, request.min_step),
         "## Figures\n\n" + "\n".join(f"![{p.stem}](figures/{p.name})" for p in figures) + "\n",
     ]
     _write(request.folder, fits, sections)

@@ -112,3 +112,47 @@ def end_of_training(frame, datasets: list[str]) -> str:
             steps = "/".join(f"{n:g}" for n in sorted(runs["N"].unique()))
             lines.append(f"| {dataset} | {rank:g} | {len(runs)} | {steps} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _at_nearest(run, n: float) -> float:
+    """L_f (hard) at the evaluated step nearest to n."""
+    return float(run["L_f_hard"].to_numpy()[np.abs(run["N"].to_numpy(dtype=float) - n).argmin()])
+
+
+def saturation_table(frame, fits: dict, datasets: list[str], cut: int) -> str:
+    """Does hard forgetting keep rising in N? The rise over the last two doublings of each run, and the
+    saturating and non-saturating forms' N parameters with their intervals."""
+    lines = [
+        "## 5. Does forgetting keep rising in N?\n",
+        "Per run, the rise of hard L_f over the second-to-last doubling of the steps, Δ₁ = L_f(N/2) − L_f(N/4), and "
+        "over the last, Δ₂ = L_f(N) − L_f(N/2); mean ± standard deviation over seeds. If L_f grows like ln N, Δ₂ = Δ₁ "
+        "(ratio 1); if it saturates, Δ₂ < Δ₁ (for E − B·N^(−β), ratio 2^(−β)); a ratio above 1 grows faster than ln N.\n",
+        "| data set | rank | seeds | N | Δ₁ | Δ₂ | Δ₂/Δ₁ |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dataset in datasets:
+        mine = frame[frame["dataset"].astype(str) == dataset]
+        for rank, runs in mine.groupby("rank"):
+            first, second, ratio, ends = [], [], [], set()
+            for _, run in runs.groupby("run_id"):
+                end = float(run["N"].max())
+                quarter, half, last = (_at_nearest(run, n) for n in (end / 4, end / 2, end))
+                first.append(half - quarter)
+                second.append(last - half)
+                ratio.append((last - half) / (half - quarter) if half != quarter else np.nan)
+                ends.add(end)
+            cells = [_spread(np.asarray(values, dtype=float)) for values in (first, second, ratio)]
+            steps = "/".join(f"{n:g}" for n in sorted(ends))
+            lines.append(f"| {dataset} | {rank:g} | {len(first)} | {steps} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Fitted over every rank (hard L_f, 95% intervals as in §2): `power-additive` β, the exponent of N in "
+        "E − A·P^(−α) − B·N^(−β) (near its lower bound 1e-4: no saturation, the N term is a logarithm); "
+        "`log-steps` B, nats per e-fold of N in E + A·ln P + B·ln N.\n",
+        "| data set | power-additive β | power-additive E | log-steps B |",
+        "|---|---|---|---|",
+    ]
+    for dataset in datasets:
+        additive, log_steps = fits.get((dataset, "power-additive", "hard", cut)), fits.get((dataset, "log-steps", "hard", cut))
+        lines.append(f"| {dataset} | {_param(additive, 'beta')} | {_param(additive, 'E')} | {_param(log_steps, 'B')} |")
+    return "\n".join(lines) + "\n"
