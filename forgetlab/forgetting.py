@@ -69,7 +69,7 @@ def _chunks(logits: torch.Tensor, chunk_elements: int) -> list[ChunkKey]:
     sequences, positions, vocab = logits.shape
     rows = max(1, chunk_elements // max(1, vocab))
     if rows >= positions:
-        step = rows // positions
+        step = rows // max(1, positions)
         return [(slice(start, min(start + step, sequences)),) for start in range(0, sequences, step)]
     return [
         (sequence, slice(first, min(first + rows, positions)))
