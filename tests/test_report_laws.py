@@ -35,6 +35,7 @@ def test_report_regenerates_tables_and_figures_from_the_points_file(workdir):
     done = CliRunner().invoke(app, ["report", str(folder), "-B", "12", "--laws", "linear,linear-rank,log-steps,power-additive"])
     assert done.exit_code == 0, done.output
     text = (folder / "results.md").read_text()
+    assert f"`forgetlab report {folder.as_posix()} -B 12 --seed 0 --min-step 50 --laws linear,linear-rank,log-steps,power-additive`" in text
     for heading in ("## 1. The laws", "## 2. Does rank", "## 3. Sensitivity", "## 4. The end of training", "## Figures"):
         assert heading in text
     fits = json.loads((folder / "fits.json").read_text())
