@@ -94,8 +94,13 @@ def _chunk_log_probs(logits: torch.Tensor, key: ChunkKey) -> torch.Tensor:
 
 
 def _dot(probs: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
-    """Row-wise p·log q, read once each (no product tensor)."""
+    """Row-wise p·log q (on a CPU a product then a sum: the chunk-sized product stays in cache)."""
     return torch.linalg.vecdot(probs, log_probs)
+
+
+def _at(log_probs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """log_probs[..., index] for one index per row."""
+    return log_probs.gather(-1, index.to(log_probs.device).unsqueeze(-1)).squeeze(-1)
 
 
 def base_reference(logits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> BaseReference:
@@ -126,9 +131,9 @@ def batch_forgetting_sums(
     sums = {name: torch.zeros((), dtype=torch.float64, device=device) for name in FORGETTING_METRICS}
     for key in _chunks(ft_logits, chunk_elements):
         log_probs = _chunk_log_probs(ft_logits, key)
-        at_base_argmax = log_probs.gather(-1, base.argmax[key].to(device).unsqueeze(-1)).squeeze(-1)
+        at_base_argmax = _at(log_probs, base.argmax[key])
         soft = -_dot(base.probs[key].to(device), log_probs)  # cross-entropy: −Σ p_base log p_ft
-        at_next_token = log_probs.gather(-1, next_tokens[key].to(device).unsqueeze(-1)).squeeze(-1)
+        at_next_token = _at(log_probs, next_tokens[key])
         sums["forget_hard"] -= at_base_argmax.sum()
         sums["forget_soft"] += soft.sum()
         sums["forget_kl"] += (soft + base.neg_entropy[key].to(device)).sum()
@@ -221,10 +226,8 @@ def held_out_loss(
         targets = blocks.labels[start : start + batch_size, 1:].to(device)
         logits = _logits(model, input_ids, forward_context)
         for key in _chunks(logits, chunk_elements or chunk_elements_for(device)):
-            chunk_targets = targets[key]
-            scored = chunk_targets != -100
-            picked = _chunk_log_probs(logits, key).gather(-1, chunk_targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-            total -= float(picked[scored].sum())
-        tokens += int((targets != -100).sum())
+            scored = targets[key] != -100
+            total -= float(_at(_chunk_log_probs(logits, key), targets[key].clamp(min=0))[scored].sum())
+            tokens += int(scored.sum())
     model.train(was_training)
     return total / max(tokens, 1)
