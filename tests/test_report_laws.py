@@ -76,3 +76,23 @@ def test_report_splits_runs_that_cannot_share_a_law_and_refuses_a_missing_file(w
     assert {f["fit"]["data"]["n_runs"] for f in fits if f["law"] == "linear" and f["min_step"] == 50} == {6}
     missing = CliRunner().invoke(app, ["report", str(workdir / "nothing"), "-B", "5"])
     assert isinstance(missing.exception, UserError) and "--format parquet --output" in missing.exception.message
+
+
+def test_report_jobs_run_fits_in_parallel_with_the_same_results(workdir):
+    """--jobs only spreads the fits over processes: every number in fits.json is unchanged."""
+    from typer.testing import CliRunner
+
+    from forgetlab.cli import app
+
+    tables = {}
+    for jobs in ("1", "2"):
+        folder = workdir / f"jobs-{jobs}"
+        folder.mkdir()
+        study_points().to_parquet(folder / "points.parquet")
+        done = CliRunner().invoke(app, ["report", str(folder), "-B", "8", "--laws", "linear,log-steps", "--jobs", jobs])
+        assert done.exit_code == 0, done.output
+        fits = json.loads((folder / "fits.json").read_text())
+        tables[jobs] = [(f["law"], f["variant"], f["min_step"], f["fit"]["params"], f["fit"]["intervals"]) for f in fits]
+        if jobs == "2":
+            assert f"[{len(fits)}/{len(fits)}] fitted" in done.output
+    assert tables["1"] == tables["2"] and len(tables["1"]) == 3 * (2 + 3 * 4 - 1)

@@ -75,6 +75,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap's random draws."),
         min_step: int = typer.Option(50, "--min-step", help="Keep N > min-step in the main tables (the paper's 50)."),
         laws: Optional[str] = typer.Option(None, "--laws", help="Comma-separated laws of table 1 (default: every law)."),
+        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Fits to run at once, one process each (results do not change)."),
     ) -> None:
         """Regenerate every results table and figure of the README from a study's points.
 
@@ -90,7 +91,7 @@ def register(app: typer.Typer) -> None:
             get_law(name)  # an unknown name is refused before any fitting
         if bootstrap < 1:
             raise UserError(f"--bootstrap {bootstrap}: need at least 1 replicate (200 or more for the tables you publish)")
-        path = run_report(ReportRequest(folder, bootstrap, seed, min_step, chosen), _console())
+        path = run_report(ReportRequest(folder, bootstrap, seed, min_step, chosen, jobs), _console())
         _console().print(f"wrote {path}, {path.parent / 'fits.json'} and {path.parent / 'figures'}/")
 
     @app.command("predict")
