@@ -152,22 +152,22 @@ def _batch(catalog: Catalog, cleaned: "Cleaned", plan: _Plan, meta: dict[str, st
     """What the writer writes: the small tables, the cleaned rows, per-run state and the log row."""
     import pyarrow as pa
 
+    from forgetlab.warehouse.arrow_arrays import array_from_python
     from forgetlab.warehouse.writer import Batch
 
     to_read = plan.to_read
     now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
     written = _points_by_run(cleaned.table)
-    state = pa.table(
-        {
-            "run_id": to_read,
-            "signature": [catalog.signatures[r] for r in to_read],
-            "points": [written.get(r, 0) for r in to_read],
-            "duplicates": [cleaned.duplicates_by_run.get(r, 0) for r in to_read],
-            "nan_points": [cleaned.nan_by_run.get(r, 0) for r in to_read],
-            "exported_at": [now] * len(to_read),
-        },
-        schema=_state_schema(),
-    )
+    columns = {
+        "run_id": to_read,
+        "signature": [catalog.signatures[r] for r in to_read],
+        "points": [written.get(r, 0) for r in to_read],
+        "duplicates": [cleaned.duplicates_by_run.get(r, 0) for r in to_read],
+        "nan_points": [cleaned.nan_by_run.get(r, 0) for r in to_read],
+        "exported_at": [(now - _dt.datetime(1970, 1, 1)) // _dt.timedelta(microseconds=1)] * len(to_read),
+    }
+    schema = _state_schema()
+    state = pa.Table.from_arrays([array_from_python(columns[f.name], f.type) for f in schema], schema=schema)
     tables = catalog.tables()
     return Batch(
         experiments=tables["experiments"], runs=tables["runs"], params=tables["params"], tags=tables["tags"],

@@ -20,6 +20,7 @@ import pyarrow as pa
 from forgetlab.errors import UserError
 from forgetlab.utils.processes import local_process_alive
 from forgetlab.warehouse import schema
+from forgetlab.warehouse.arrow_arrays import array_from_python
 from forgetlab.warehouse.reader import connect_read_only, table_names  # noqa: F401 (connect_read_only: old import path)
 
 
@@ -117,7 +118,7 @@ def _fill(connection: duckdb.DuckDBPyConnection, batch: Batch) -> None:
     connection.register("_src_tags", batch.tags)
     connection.register("_src_metrics", batch.metrics)
     connection.register("_src_state", batch.state)
-    connection.register("_src_replace", pa.table({"run_id": pa.array(batch.replace_runs, pa.string())}))
+    connection.register("_src_replace", pa.table({"run_id": array_from_python(batch.replace_runs, pa.string())}))
 
     for table in ("experiments", "params", "tags"):
         connection.execute(f"DELETE FROM {table}")

@@ -141,13 +141,10 @@ def rows_to_table(rows: list[tuple], schema: "pa.Schema") -> "pa.Table":
     """Row tuples to a typed Arrow table; epoch-millisecond integers become timestamps."""
     import pyarrow as pa
 
+    from forgetlab.warehouse.arrow_arrays import array_from_python
+
     columns = list(zip(*rows)) if rows else [() for _ in schema]
-    arrays = []
-    for values, column in zip(columns, schema):
-        if pa.types.is_timestamp(column.type):
-            arrays.append(pa.array(list(values), pa.int64()).cast(column.type))
-        else:
-            arrays.append(pa.array(list(values), column.type))
+    arrays = [array_from_python(values, column.type) for values, column in zip(columns, schema)]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
