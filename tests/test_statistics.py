@@ -49,6 +49,23 @@ def test_few_successful_refits_withhold_the_intervals_and_say_how_many():
     assert withheld(BootstrapResult(np.zeros((90, 2)), 100, {"non_finite": 10}), options) is None
 
 
+def test_a_fit_that_did_not_converge_gets_no_interval_and_says_why():
+    """Refits around a point the optimiser had not finished with would measure the optimiser."""
+    from forgetlab.laws.fitting import FitOptions
+    from forgetlab.laws.points import points_for
+
+    frame = _study_frame(np.random.default_rng(2), shift_by_rank=0.0)
+    law = get_law("power-additive")
+    points = points_for(frame, law, "hard", "sim")
+    starved = fit_points(law, points, fit_options=FitOptions(max_nfev=3, starts=1),
+                         bootstrap_options=BootstrapOptions(B=20), run_validation=False)  # fmt: skip
+    assert starved.status == "not_converged"
+    assert all(interval == [None, None] for interval in starved.intervals.values())
+    assert "did not converge" in starved.bootstrap["withheld"] and starved.bootstrap["succeeded"] == 0
+    fitted = fit_points(law, points, bootstrap_options=BootstrapOptions(B=20), run_validation=False)
+    assert fitted.status in ("converged", "on_bound") and fitted.bootstrap["succeeded"] >= 16
+
+
 def _study_frame(rng, shift_by_rank: float, groups=("a",), seeds_of=lambda group: range(3)) -> pd.DataFrame:
     """Points in the points view's layout; `shift_by_rank` moves L_f off the line by d·ln(P/P0)."""
     rows = []

@@ -115,6 +115,12 @@ def _bootstrap(law, points: Points, design: Design, y, optimum, fit_options, opt
         return not_attempted(law, options, problem)
     if not np.all(np.isfinite(optimum.theta)):  # refitting replicates of a failed fit only repeats the failure
         return not_attempted(law, options, f"the full-data fit is {optimum.status}")
+    if optimum.status == "not_converged":
+        # The spread of refits around a point the optimiser was still moving from measures the
+        # optimiser, not the data; and each such refit spends its whole budget from every start
+        # (the KL variant's linear fits: minutes of a report for intervals that were withheld anyway).
+        return not_attempted(law, options, "the full-data fit did not converge (its evaluation budget ran out), so "
+                             "an interval around it would not mean anything; the form may not suit these points (compare --law or --variant)")
     return bootstrap(
         law, design, y, frame, optimum.theta, fit_options, options,
         problem=lambda index: unfittable(law, points.take(index)),
