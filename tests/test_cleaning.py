@@ -93,3 +93,5 @@ def test_arrow_helpers_round_trip_nulls_offsets_and_types():
     assert numpy_of(sliced).tolist() == [3, 4, 5, 6, 0, 1]
     assert numpy_of(array_of(np.arange(3), pa.timestamp("ms"))).tolist() == [0, 1, 2]
     assert numpy_of(masked).tolist()[0] == 1.5  # nulls: pyarrow's own converter
+    with pytest.raises(TypeError, match="not double"):
+        array_from_python([1.5], pa.float64())  # never truncated to an integer silently

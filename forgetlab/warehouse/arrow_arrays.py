@@ -66,5 +66,7 @@ def array_from_python(values: Sequence, type: pa.DataType) -> pa.Array:
         np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
         validity = None if valid.all() else _bits(valid)
         return pa.Array.from_buffers(type, len(encoded), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+    if not (pa.types.is_integer(type) or pa.types.is_timestamp(type)):
+        raise TypeError(f"array_from_python builds string, integer and timestamp arrays, not {type}")
     integers = np.fromiter((0 if value is None else int(value) for value in values), dtype=np.int64, count=len(values))
     return array_of(integers, type, valid)
