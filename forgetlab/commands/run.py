@@ -10,7 +10,6 @@ from typing import Optional
 import typer
 
 from forgetlab.errors import UserError
-from forgetlab.tracking.names import MULTIPLE_CHOICE_METRICS, PENALTY_METRICS, REFUSAL_METRICS
 
 FINAL_METRICS = ("ft_loss", "forget_hard", "forget_soft", "forget_kl", "forget_agree")
 
@@ -53,6 +52,8 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
 
 def print_summary(result, console) -> None:
     from rich.table import Table
+
+    from forgetlab.tracking.names import MULTIPLE_CHOICE_METRICS, PENALTY_METRICS, REFUSAL_METRICS
 
     console.print(f"run [bold]{result.run_name}[/bold] {result.run_id}: {result.status} after {result.steps_done} steps, P={result.P:,}")
     table = Table()
