@@ -160,3 +160,31 @@ def test_by_groups_are_paired_only_when_the_design_pairs_them(workdir, seeds_b, 
         assert 0.8 * base_width < width < 2.5 * base_width
     streams = {f["extra"]["group"]: f["bootstrap"]["stream"] for f in json.loads((workdir / "out.json").read_text())["fits"]}
     assert streams == ({"a": None, "b": None} if design == "paired" else {"a": "group=a", "b": "group=b"})
+
+
+def test_intervals_of_bounded_parameters_stay_within_their_bounds():
+    """Data that keep rising like a logarithm put a power-additive exponent on its lower bound
+    1e-4; its symmetric interval used to reach below 0 (β: [-0.040, 0.040] in the study)."""
+    from forgetlab.laws.forms import law_names
+    from forgetlab.laws.forms.base import Reference
+
+    for name in law_names():  # clipping relies on this: a public name shared with an internal one is that value
+        law = get_law(name)
+        theta = np.linspace(0.2, 0.9, len(law.params))
+        public = law.to_public(theta, Reference(3e5, 90.0))
+        assert all(public[p.name] == theta[i] for i, p in enumerate(law.params) if p.name in public), name
+    rows = [(f"r{rank}-s{seed}", rank, 1e5 * rank, float(n), float(seed))
+            for rank in (1, 4, 16, 64) for seed in range(3) for n in range(60, 601, 60)]  # fmt: skip
+    run, rank, P, N, seed = (np.array(c) for c in zip(*rows))
+    noise = np.random.default_rng(4).normal(0, 0.01, len(N))
+    rising = 1.0 + 0.02 * np.log(P / 1e6) + 0.08 * np.log(N / 300) + noise
+    result = fit_points(get_law("power-additive"), Points("sim", "hard", run, rank.astype(float), P, N, None, rising, seed),
+                        bootstrap_options=BootstrapOptions(B=40), run_validation=False)  # fmt: skip
+    assert result.on_bound  # an exponent at its lower bound (here α: P's effect is a logarithm too)
+    for name in result.on_bound:
+        low, high = result.intervals[name]
+        assert low == pytest.approx(1e-4) and high > low
+    for spec in get_law("power-additive").params:
+        if spec.name in result.intervals:
+            low, high = result.intervals[spec.name]
+            assert spec.lower <= low <= high <= spec.upper

@@ -152,9 +152,24 @@ def _uncertainty(law: LawForm, reference: Reference, theta: np.ndarray, boot: Bo
     public_draws = np.array([[p[n] for n in law.public_names] for p in converted]).reshape(-1, len(law.public_names))
     public = law.to_public(theta, reference)
     low, high = bootstrap_intervals(np.array([public[n] for n in law.public_names]), public_draws, options.level, boot.df)
+    low, high = clip_to_bounds(law, low, high)
     intervals = {name: as_list((lo, hi)) for name, lo, hi in zip(law.public_names, low, high)}
     internal_low, internal_high = bootstrap_intervals(theta, draws, options.level, boot.df)
     return Uncertainty(draws, internal_low, internal_high, intervals, reason)
+
+
+def clip_to_bounds(law: LawForm, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Clip the intervals of public parameters that are internal ones (same name, same value:
+    exponents, ρ) to those parameters' bounds. The symmetric t interval can reach past a bound
+    (β fitted at its lower bound 1e-4 gave [−0.040, 0.040]); no value outside the bounds is
+    possible under the form, so clipping never drops the truth and keeps the coverage."""
+    bounds = {spec.name: (spec.lower, spec.upper) for spec in law.params}
+    low, high = np.array(low, dtype=float), np.array(high, dtype=float)
+    for index, name in enumerate(law.public_names):
+        if name in bounds:
+            lower, upper = bounds[name]
+            low[index], high[index] = np.clip(low[index], lower, upper), np.clip(high[index], lower, upper)
+    return low, high
 
 
 def describe_bootstrap(boot: BootstrapResult, options: BootstrapOptions, withheld_reason: Optional[str]) -> dict[str, Any]:
