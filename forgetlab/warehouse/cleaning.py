@@ -71,7 +71,8 @@ def _order(run: np.ndarray, key: np.ndarray, step: np.ndarray, timestamp: np.nda
     # `seq` order within a (run, key, step), so only duplicated groups, rare, need their
     # timestamps compared. Half the time of sorting by all three keys.
     order = np.argsort(packed, kind="stable")
-    repeats = packed[order][1:] == packed[order][:-1]
+    sorted_keys = packed[order]
+    repeats = sorted_keys[1:] == sorted_keys[:-1]
     if repeats.any():
         in_group = np.zeros(len(order), dtype=bool)
         in_group[1:] |= repeats
