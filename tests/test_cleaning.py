@@ -79,8 +79,12 @@ def test_cleaning_skips_and_counts_rows_of_runs_not_asked_for():
 
 
 def test_arrow_helpers_round_trip_nulls_offsets_and_types():
-    strings = array_from_python(["a", None, "ünï", "", 7], pa.string())
-    assert strings.to_pylist() == ["a", None, "ünï", "", "7"]  # SQLite's loose typing: a number in a text column
+    strings = array_from_python(["a", None, "ünï", "", 7, b"blob"], pa.string())
+    assert strings.to_pylist() == ["a", None, "ünï", "", "7", "blob"]  # SQLite's loose typing: a number or a BLOB
+    with pytest.raises(OverflowError):
+        array_from_python([2**40], pa.int32())
+    with pytest.raises(TypeError):
+        array_from_python(["12"], pa.int64())  # never parsed from text silently
     stamps = array_from_python([0, None, 1_700_000_000_123], pa.timestamp("ms"))
     assert stamps.cast(pa.int64()).to_pylist() == [0, None, 1_700_000_000_123]
     values = np.array([1.5, 2.5, 3.5, 4.5])
@@ -93,5 +97,6 @@ def test_arrow_helpers_round_trip_nulls_offsets_and_types():
     assert numpy_of(sliced).tolist() == [3, 4, 5, 6, 0, 1]
     assert numpy_of(array_of(np.arange(3), pa.timestamp("ms"))).tolist() == [0, 1, 2]
     assert numpy_of(masked).tolist()[0] == 1.5  # nulls: pyarrow's own converter
+    assert numpy_of(stamps)[2] == 1_700_000_000_123  # with nulls too, timestamps stay epoch numbers
     with pytest.raises(TypeError, match="not double"):
         array_from_python([1.5], pa.float64())  # never truncated to an integer silently

@@ -135,14 +135,17 @@ class Uncertainty:
     internal_low: np.ndarray
     internal_high: np.ndarray
     public_intervals: dict[str, list[Optional[float]]]
+    """What the fit shows: clipped to the bounds of bounded parameters (see `clip_to_bounds`)."""
     withheld: Optional[str]
+    unclipped: dict[str, tuple[Optional[float], Optional[float]]] = field(default_factory=dict)
+    """The same intervals before clipping: identifiability judges widths on these, as before."""
 
     def public_estimate(self, law: LawForm, theta: np.ndarray, reference: Reference) -> dict[str, float]:
         public = law.to_public(theta, reference)
         return {name: public[name] for name in law.public_names}
 
     def public_pairs(self) -> dict[str, tuple[Optional[float], Optional[float]]]:
-        return {name: (v[0], v[1]) for name, v in self.public_intervals.items()}
+        return dict(self.unclipped) or {name: (v[0], v[1]) for name, v in self.public_intervals.items()}
 
 
 def _uncertainty(law: LawForm, reference: Reference, theta: np.ndarray, boot: BootstrapResult, options: BootstrapOptions) -> Uncertainty:
@@ -152,17 +155,20 @@ def _uncertainty(law: LawForm, reference: Reference, theta: np.ndarray, boot: Bo
     public_draws = np.array([[p[n] for n in law.public_names] for p in converted]).reshape(-1, len(law.public_names))
     public = law.to_public(theta, reference)
     low, high = bootstrap_intervals(np.array([public[n] for n in law.public_names]), public_draws, options.level, boot.df)
+    unclipped = {name: tuple(as_list((lo, hi))) for name, lo, hi in zip(law.public_names, low, high)}
     low, high = clip_to_bounds(law, low, high)
     intervals = {name: as_list((lo, hi)) for name, lo, hi in zip(law.public_names, low, high)}
     internal_low, internal_high = bootstrap_intervals(theta, draws, options.level, boot.df)
-    return Uncertainty(draws, internal_low, internal_high, intervals, reason)
+    return Uncertainty(draws, internal_low, internal_high, intervals, reason, unclipped)
 
 
 def clip_to_bounds(law: LawForm, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Clip the intervals of public parameters that are internal ones (same name, same value:
-    exponents, ρ) to those parameters' bounds. The symmetric t interval can reach past a bound
-    (β fitted at its lower bound 1e-4 gave [−0.040, 0.040]); no value outside the bounds is
-    possible under the form, so clipping never drops the truth and keeps the coverage."""
+    """Clip the shown intervals of public parameters that are internal ones (same name, same
+    value: exponents, ρ) to those parameters' bounds. The symmetric t interval can reach past a
+    bound (β fitted at its lower bound 1e-4 gave [−0.040, 0.040]), to values the form cannot
+    take; clipping drops none of the form's own values, so it keeps the coverage of any truth
+    the form can express. An exponent's bound 1e-4 stands for 0 (a logarithm), so a clipped
+    `[0.000, 0.040]` still includes "no power" and is read that way; the fit's `on_bound` says so."""
     bounds = {spec.name: (spec.lower, spec.upper) for spec in law.params}
     low, high = np.array(low, dtype=float), np.array(high, dtype=float)
     for index, name in enumerate(law.public_names):

@@ -17,6 +17,8 @@ mean and spread over seeds. Nothing is typed by hand: rerunning the command rege
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -31,7 +33,7 @@ POINTS_FILE = "points.parquet"
 
 @dataclass(frozen=True)
 class ReportRequest:
-    """What `forgetlab report` does; every field is recorded in results.md."""
+    """What `forgetlab report` does; every field but `jobs` (which changes no result) is recorded in results.md."""
 
     folder: Path
     bootstrap: int = 200
@@ -141,13 +143,36 @@ def fit_all(frame, planned: list[PlannedFit], request: ReportRequest, console) -
     # spawn, not fork: the parent may hold BLAS or torch threads that a forked child would inherit locked.
     context = multiprocessing.get_context("spawn")
     done: dict[tuple, Any] = {}
-    with ProcessPoolExecutor(request.jobs, mp_context=context, initializer=_hold_frame, initargs=(frame,)) as pool:
+    with _one_blas_thread_in_children(), ProcessPoolExecutor(
+        request.jobs, mp_context=context, initializer=_hold_frame, initargs=(frame,)
+    ) as pool:
         pending = {pool.submit(_fit_held, fit, request): fit for fit in planned}
-        for number, future in enumerate(as_completed(pending), 1):
-            fit = pending[future]
-            done[fit.key] = future.result()
-            console.print(f"[{number}/{len(planned)}] fitted {fit.law} to {fit.dataset} (L_f {fit.variant}, N > {fit.cut})")
+        try:
+            for number, future in enumerate(as_completed(pending), 1):
+                fit = pending[future]
+                done[fit.key] = future.result()
+                console.print(f"[{number}/{len(planned)}] fitted {fit.law} to {fit.dataset} (L_f {fit.variant}, N > {fit.cut})")
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # a failed fit (or Ctrl-C) stops the report now, not after the queue
+            raise
     return {fit.key: done[fit.key] for fit in planned}
+
+
+@contextmanager
+def _one_blas_thread_in_children():
+    """Workers start with one BLAS thread even where threadpoolctl (which fits use to limit it)
+    is missing: N workers x all cores' threads would oversubscribe the machine."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: "1" for name in names})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 _HELD_FRAME = None

@@ -9,6 +9,7 @@ else (dictionary encoding, casts, concatenation) stays pyarrow's.
 
 from __future__ import annotations
 
+import operator
 from typing import Optional, Sequence
 
 import numpy as np
@@ -30,10 +31,10 @@ def numpy_of(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """The values of a null-free integer, float or boolean column as numpy (a view where Arrow's
     layout allows). Columns with nulls, or of other types, go through pyarrow's own converter."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_timestamp(array.type):
+        array = array.view(pa.int64())  # epoch integers either way, nulls or not
     if array.null_count:
         return array.to_numpy(zero_copy_only=False)
-    if pa.types.is_timestamp(array.type):
-        array = array.view(pa.int64())
     if pa.types.is_boolean(array.type):
         bits = np.frombuffer(array.buffers()[1], dtype=np.uint8)
         return np.unpackbits(bits, bitorder="little")[array.offset:array.offset + len(array)].astype(bool)
@@ -61,12 +62,30 @@ def array_from_python(values: Sequence, type: pa.DataType) -> pa.Array:
     integer, or timestamp (from epoch integers in the timestamp's unit)."""
     valid = np.fromiter((value is not None for value in values), dtype=bool, count=len(values))
     if pa.types.is_string(type):
-        encoded = [b"" if value is None else (value if isinstance(value, str) else str(value)).encode() for value in values]
+        encoded = [_utf8(value) for value in values]
+        ends = np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)))
+        if len(ends) and ends[-1] >= 2**31:
+            raise ValueError("more than 2 GiB of text in one column: Arrow's string type cannot hold it")
         offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
-        np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+        offsets[1:] = ends
         validity = None if valid.all() else _bits(valid)
         return pa.Array.from_buffers(type, len(encoded), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
     if not (pa.types.is_integer(type) or pa.types.is_timestamp(type)):
         raise TypeError(f"array_from_python builds string, integer and timestamp arrays, not {type}")
-    integers = np.fromiter((0 if value is None else int(value) for value in values), dtype=np.int64, count=len(values))
+    integers = np.fromiter((0 if value is None else operator.index(value) for value in values), dtype=np.int64,
+                           count=len(values))  # fmt: skip
+    storage = pa.int64() if pa.types.is_timestamp(type) else type
+    info = np.iinfo(_NUMPY_TYPES[storage])
+    if len(integers) and (integers.min() < info.min or integers.max() > info.max):
+        raise OverflowError(f"a value does not fit {type}")
     return array_of(integers, type, valid)
+
+
+def _utf8(value) -> bytes:
+    """A string column's entry as UTF-8: SQLite's loose typing can hand back bytes (text stored as
+    a BLOB) or a number where text is declared; NULL becomes an empty slot under the validity bit."""
+    if value is None:
+        return b""
+    if isinstance(value, bytes):
+        return value
+    return (value if isinstance(value, str) else str(value)).encode()
