@@ -96,3 +96,14 @@ def test_report_jobs_run_fits_in_parallel_with_the_same_results(workdir):
         if jobs == "2":
             assert f"[{len(fits)}/{len(fits)}] fitted" in done.output
     assert tables["1"] == tables["2"] and len(tables["1"]) == 3 * (2 + 3 * 4 - 1)
+
+
+def test_tables_mark_an_estimate_the_optimiser_had_not_finished_with():
+    from types import SimpleNamespace
+
+    from forgetlab.laws.study_tables import _param
+
+    unfinished = SimpleNamespace(status="not_converged", params={"c": 0.6757}, intervals={"c": [None, None]})
+    assert _param(unfinished, "c") == "0.676 (not converged)"
+    finished = SimpleNamespace(status="converged", params={"c": 1.946}, intervals={"c": [1.902, 1.99]})
+    assert _param(finished, "c") == "1.946 [1.902, 1.990]"

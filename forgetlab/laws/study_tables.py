@@ -49,6 +49,8 @@ def laws_table(fits: dict, datasets: list[str], laws, cut: int) -> str:
 def _param(result, name: str) -> str:
     if result is None or name not in result.params:
         return "-"
+    if result.status == "not_converged":  # an estimate the optimiser had not finished with: no interval, said
+        return f"{fixed(result.params[name], 3)} (not converged)"
     low, high = result.intervals.get(name, [None, None])
     return f"{fixed(result.params[name], 3)} {interval(low, high, 3)}"
 
