@@ -137,7 +137,7 @@ class Uncertainty:
     public_intervals: dict[str, list[Optional[float]]]
     """What the fit shows: clipped to the bounds of bounded parameters (see `clip_to_bounds`)."""
     withheld: Optional[str]
-    unclipped: dict[str, tuple[Optional[float], Optional[float]]] = field(default_factory=dict)
+    unclipped: dict[str, tuple[Optional[float], Optional[float]]]
     """The same intervals before clipping: identifiability judges widths on these, as before."""
 
     def public_estimate(self, law: LawForm, theta: np.ndarray, reference: Reference) -> dict[str, float]:
@@ -145,7 +145,7 @@ class Uncertainty:
         return {name: public[name] for name in law.public_names}
 
     def public_pairs(self) -> dict[str, tuple[Optional[float], Optional[float]]]:
-        return dict(self.unclipped) or {name: (v[0], v[1]) for name, v in self.public_intervals.items()}
+        return dict(self.unclipped)
 
 
 def _uncertainty(law: LawForm, reference: Reference, theta: np.ndarray, boot: BootstrapResult, options: BootstrapOptions) -> Uncertainty:

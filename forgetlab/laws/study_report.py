@@ -135,7 +135,7 @@ def fit_all(frame, planned: list[PlannedFit], request: ReportRequest, console) -
         fits = {}
         for fit in planned:
             console.print(f"fitting {fit.law} to {fit.dataset} (L_f {fit.variant}, N > {fit.cut}) ...")
-            fits[fit.key] = fit_one(frame, fit.law, fit.variant, fit.dataset, fit.cut, request, fit.validation)
+            fits[fit.key] = _fit_planned(frame, fit, request)
         return fits
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -185,7 +185,11 @@ def _hold_frame(frame) -> None:
 
 
 def _fit_held(fit: PlannedFit, request: ReportRequest):
-    return fit_one(_HELD_FRAME, fit.law, fit.variant, fit.dataset, fit.cut, request, fit.validation)
+    return _fit_planned(_HELD_FRAME, fit, request)
+
+
+def _fit_planned(frame, fit: PlannedFit, request: ReportRequest):
+    return fit_one(frame, fit.law, fit.variant, fit.dataset, fit.cut, request, fit.validation)
 
 
 def run_report(request: ReportRequest, console) -> Path:

@@ -81,6 +81,12 @@ def array_from_python(values: Sequence, type: pa.DataType) -> pa.Array:
     return array_of(integers, type, valid)
 
 
+def table_from_python(columns: Sequence[Sequence], schema: pa.Schema) -> pa.Table:
+    """Columns of Python values (one sequence per field of `schema`) as a typed Arrow table."""
+    return pa.Table.from_arrays([array_from_python(values, field.type) for values, field in zip(columns, schema)],
+                                schema=schema)  # fmt: skip
+
+
 def _utf8(value) -> bytes:
     """A string column's entry as UTF-8: SQLite's loose typing can hand back bytes (text stored as
     a BLOB) or a number where text is declared; NULL becomes an empty slot under the validity bit."""

@@ -150,9 +150,7 @@ def update_meta_in_place(db: Path, meta: dict[str, str]) -> bool:
 def _batch(catalog: Catalog, cleaned: "Cleaned", plan: _Plan, meta: dict[str, str], report: ExportReport,
            started: float):
     """What the writer writes: the small tables, the cleaned rows, per-run state and the log row."""
-    import pyarrow as pa
-
-    from forgetlab.warehouse.arrow_arrays import array_from_python
+    from forgetlab.warehouse.arrow_arrays import table_from_python
     from forgetlab.warehouse.writer import Batch
 
     to_read = plan.to_read
@@ -167,7 +165,7 @@ def _batch(catalog: Catalog, cleaned: "Cleaned", plan: _Plan, meta: dict[str, st
         "exported_at": [(now - _dt.datetime(1970, 1, 1)) // _dt.timedelta(microseconds=1)] * len(to_read),
     }
     schema = _state_schema()
-    state = pa.Table.from_arrays([array_from_python(columns[f.name], f.type) for f in schema], schema=schema)
+    state = table_from_python([columns[field.name] for field in schema], schema)
     tables = catalog.tables()
     return Batch(
         experiments=tables["experiments"], runs=tables["runs"], params=tables["params"], tags=tables["tags"],

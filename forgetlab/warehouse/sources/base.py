@@ -139,13 +139,9 @@ def key_value_digests(rows: list[tuple]) -> dict[str, str]:
 
 def rows_to_table(rows: list[tuple], schema: "pa.Schema") -> "pa.Table":
     """Row tuples to a typed Arrow table; epoch-millisecond integers become timestamps."""
-    import pyarrow as pa
+    from forgetlab.warehouse.arrow_arrays import table_from_python
 
-    from forgetlab.warehouse.arrow_arrays import array_from_python
-
-    columns = list(zip(*rows)) if rows else [() for _ in schema]
-    arrays = [array_from_python(values, column.type) for values, column in zip(columns, schema)]
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return table_from_python(list(zip(*rows)) if rows else [() for _ in schema], schema)
 
 
 def quote_list(values: list[str]) -> str:
