@@ -71,6 +71,48 @@ def test_cleaning_keeps_the_latest_row_of_every_group_and_counts_the_rest(write_
     assert sum(cleaned.duplicates_by_run.values()) == cleaned.duplicates and set(cleaned.duplicates_by_run) <= runs
 
 
+def in_curve_order(rows: list[dict], chunks: int) -> pa.Table:
+    """The rows as a source reading curve by curve hands them over: sorted by (run, key, step) with
+    a step's rows in write order, codes in that order, no `seq` (see IN_CURVE_ORDER)."""
+    from forgetlab.warehouse.sources.base import raw_schema_in_curve_order
+
+    rows = sorted(rows, key=lambda r: (r["run_id"], r["key"], r["step"], r["seq"]))
+    runs, keys = sorted({r["run_id"] for r in rows}), sorted({r["key"] for r in rows})
+    schema = raw_schema_in_curve_order()
+    edges = np.linspace(0, len(rows), chunks + 1).astype(int)
+    return pa.Table.from_batches([
+        pa.record_batch([
+            pa.DictionaryArray.from_arrays(array_of(np.array([runs.index(r["run_id"]) for r in part]), pa.int32()),
+                                           array_from_python(runs, pa.string())),
+            pa.DictionaryArray.from_arrays(array_of(np.array([keys.index(r["key"]) for r in part]), pa.int32()),
+                                           array_from_python(keys, pa.string())),
+            array_from_python([r["step"] for r in part], pa.int64()),
+            array_of(np.array([r["value"] for r in part], dtype=float), pa.float64()),
+            array_from_python([r["timestamp"] for r in part], pa.timestamp("ms")),
+            array_of(np.array([bool(r["is_nan"]) for r in part]), pa.bool_()),
+        ], schema=schema)
+        for part in (rows[a:b] for a, b in zip(edges, edges[1:]))
+    ], schema=schema)
+
+
+@pytest.mark.parametrize("repeats", [True, False], ids=["steps-relogged", "each-step-once"])
+def test_cleaning_rows_read_curve_by_curve(repeats):
+    # A re-logged step falls back to the general path (timestamps decide, not the write order);
+    # without one, the rows go through as they are, chunk by chunk, and must still come out right.
+    rows = raw_rows(seed=4)
+    if not repeats:
+        rows = list({(r["run_id"], r["key"], r["step"]): r for r in rows}.values())
+    cleaned = clean_metrics(in_curve_order(rows, chunks=3), run_ids=[f"run{i}" for i in range(7)])
+    table = cleaned.table.set_column(4, "timestamp", cleaned.table.column("timestamp").cast(pa.int64())).to_pylist()
+    got = {(r["run_id"], r["key"], r["step"]): (r["value"], r["timestamp"], r["is_nan"]) for r in table}
+    expected = reference(rows)
+    assert got == expected
+    assert [(r["run_id"], r["key"], r["step"]) for r in table] == sorted(expected)
+    assert cleaned.duplicates == len(rows) - len(expected) and (cleaned.duplicates > 0) == repeats
+    assert cleaned.nan_points == sum(is_nan for _, _, is_nan in expected.values())
+    assert cleaned.points_by_run == {run: sum(g[0] == run for g in expected) for run in {g[0] for g in expected}}
+
+
 def test_cleaning_skips_and_counts_rows_of_runs_not_asked_for():
     rows = raw_rows(seed=3)
     cleaned = clean_metrics(as_table(rows, 2), run_ids=["run1", "run2"])

@@ -170,6 +170,63 @@ def test_every_point_exported_once_and_matches_mlflow(store):
                 assert (value is None) if is_nan else (value == expected)
 
 
+def _add_rows_of_no_run(uri: str, count: int, first_step: int = 0) -> None:
+    """Metric rows naming a run the store does not have (a half-deleted run, a hand-edited store)."""
+    import sqlite3
+
+    connection = sqlite3.connect(uri[len("sqlite:///"):])
+    connection.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, 0)",
+                           [("ft_loss", 1.0, T0 + step, "f" * 32, step) for step in range(first_step, first_step + count)])
+    connection.commit()
+    connection.close()
+
+
+def _warehouse_contents(db: Path) -> tuple:
+    return (_rows(db, "SELECT * FROM metrics ORDER BY run_id, key, step"),
+            _rows(db, "SELECT run_id, signature, points, duplicates, nan_points FROM _export_state ORDER BY run_id"),
+            _rows(db, "SELECT * FROM runs ORDER BY run_id"))
+
+
+def test_both_sqlite_read_paths_write_the_same_warehouse_and_count_rows_of_no_run_once(store, tmp_path):
+    # MLflow 3.11+ stores have a (run_uuid, key, step) index, read curve by curve; older stores
+    # are scanned with their run ids and keys. Same rows, same counts, from either.
+    from forgetlab.warehouse.sources.sqlite import SqliteSource
+
+    uri, db, ids = store
+    _add_rows_of_no_run(uri, 3)
+    old_store = tmp_path / "old" / "mlflow.db"
+    old_store.parent.mkdir()
+    shutil.copyfile(uri[len("sqlite:///"):], old_store)
+    import sqlite3
+
+    connection = sqlite3.connect(old_store)
+    connection.execute("DROP INDEX index_metrics_run_uuid_key_step")
+    connection.commit()
+    connection.close()
+    old_uri, old_db = f"sqlite:///{old_store}", old_store.parent / "forgetlab.duckdb"
+    paths = [SqliteSource(Path(u[len("sqlite:///"):])) for u in (uri, old_uri)]
+    assert [(p._curve_index, p._run_index) for p in paths] == [(True, True), (False, True)]
+    for path in paths:
+        path.close()
+
+    reports = [export_warehouse(uri, db), export_warehouse(old_uri, old_db)]
+    for report in reports:
+        assert (report.points_written, report.duplicates_dropped, report.nan_points, report.skipped) == (
+            reports[0].points_written, 1, 1, 3)
+        assert report.summary().count("3 metric rows belong to no run") == 1
+    assert _warehouse_contents(db) == _warehouse_contents(old_db)
+
+    # Incremental: new points of one run and more rows of no run, above the watermark.
+    for u in (uri, old_uri):
+        _log_curve(_client(Path(u[len("sqlite:///"):])), ids["rank1"], 1, [50], offset=5_000_000)
+        _add_rows_of_no_run(u, 2, first_step=100)
+    reports = [export_warehouse(uri, db), export_warehouse(old_uri, old_db)]
+    for report in reports:
+        assert (report.runs_changed, report.skipped) == (1, 2)
+    assert _warehouse_contents(db) == _warehouse_contents(old_db)
+    assert _rows(db, f"SELECT max(step) FROM metrics WHERE run_id = '{ids['rank1']}'") == [(50,)]
+
+
 def test_duplicates_keep_latest_and_are_counted(store):
     uri, db, ids = store
     report = export_warehouse(uri, db)
@@ -529,6 +586,7 @@ def test_parallel_readers_of_a_wal_store_no_writer_has_open_do_not_collide(tmp_p
         "INSERT INTO metrics VALUES (?, ?, 0, ?, 0, ?)", [("ft_loss", 1.0, step, f"run{step % 3}") for step in range(300)]
     )
     connection.execute("CREATE TABLE runs (run_uuid TEXT)")
+    connection.executemany("INSERT INTO runs VALUES (?)", [(f"run{index}",) for index in range(3)])
     for index in range(40):  # a schema the size of MLflow's widens the race window
         connection.execute(f"CREATE TABLE other{index} (a TEXT, b INTEGER, c REAL)")
         connection.execute(f"CREATE INDEX other{index}_a ON other{index} (a, b)")
@@ -539,6 +597,6 @@ def test_parallel_readers_of_a_wal_store_no_writer_has_open_do_not_collide(tmp_p
             leftover.unlink(missing_ok=True)
         source = SqliteSource.__new__(SqliteSource)
         source._uri = f"{db.as_uri()}?mode=ro"
-        source._run_count, source._max_rowid = 3, 300
+        source._run_count, source._max_rowid, source._curve_index = 3, 300, False
         table = source.read_metrics(["run0", "run1", "run2"])
         assert table.num_rows == 300, attempt

@@ -155,7 +155,7 @@ def _batch(catalog: Catalog, cleaned: "Cleaned", plan: _Plan, meta: dict[str, st
 
     to_read = plan.to_read
     now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
-    written = _points_by_run(cleaned.table)
+    written = cleaned.points_by_run
     columns = {
         "run_id": to_read,
         "signature": [catalog.signatures[r] for r in to_read],
@@ -202,10 +202,3 @@ def _meta(source: Source, catalog: Catalog) -> dict[str, str]:
         "metrics_watermark": catalog.watermark,
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _points_by_run(table: "pa.Table") -> dict[str, int]:
-    if table.num_rows == 0:
-        return {}
-    counts = table.column("run_id").combine_chunks().value_counts()
-    return {item["values"].as_py(): item["counts"].as_py() for item in counts}

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 # SQLite rowid, PostgreSQL's physical order, or arrival order from a server), so "keep the
 # latest" is deterministic. `run_id` and `key` may come dictionary-encoded.
 METRIC_COLUMNS = ("run_id", "key", "step", "value", "timestamp", "is_nan", "seq")
+# A source that reads curve by curve says so in the table's schema metadata instead: rows sorted by
+# (run_id, key, step) with the rows of one step in write order, run_id and key dictionary-encoded
+# with codes in that order, and no `seq` (the position is the write order).
+IN_CURVE_ORDER = b"forgetlab.in_curve_order"
 
 Progress = Callable[[int], None]  # advance a progress bar by n units
 ProgressFactory = Callable[[str, int], Optional[Progress]]  # (description, total) -> advance, or None
@@ -39,6 +43,20 @@ def metric_schema() -> "pa.Schema":
         ("is_nan", pa.bool_()),
         ("seq", pa.int64()),
     ])
+
+
+def raw_schema_in_curve_order() -> "pa.Schema":
+    """The raw rows of a source that reads curve by curve (see IN_CURVE_ORDER)."""
+    import pyarrow as pa
+
+    return pa.schema([
+        ("run_id", pa.dictionary(pa.int32(), pa.string())),
+        ("key", pa.dictionary(pa.int32(), pa.string())),
+        ("step", pa.int64()),
+        ("value", pa.float64()),
+        ("timestamp", pa.timestamp("ms")),
+        ("is_nan", pa.bool_()),
+    ], metadata={IN_CURVE_ORDER: b"1"})
 
 
 def experiment_schema() -> "pa.Schema":
