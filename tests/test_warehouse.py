@@ -205,7 +205,7 @@ def test_both_sqlite_read_paths_write_the_same_warehouse_and_count_rows_of_no_ru
     connection.close()
     old_uri, old_db = f"sqlite:///{old_store}", old_store.parent / "forgetlab.duckdb"
     paths = [SqliteSource(Path(u[len("sqlite:///"):])) for u in (uri, old_uri)]
-    assert [(p._curve_index, p._run_index) for p in paths] == [(True, True), (False, True)]
+    assert [(bool(p._curve_index), bool(p._run_index)) for p in paths] == [(True, True), (False, True)]
     for path in paths:
         path.close()
 
@@ -597,6 +597,6 @@ def test_parallel_readers_of_a_wal_store_no_writer_has_open_do_not_collide(tmp_p
             leftover.unlink(missing_ok=True)
         source = SqliteSource.__new__(SqliteSource)
         source._uri = f"{db.as_uri()}?mode=ro"
-        source._run_count, source._max_rowid, source._curve_index = 3, 300, False
+        source._run_count, source._max_rowid, source._curve_index = 3, 300, None
         table = source.read_metrics(["run0", "run1", "run2"])
         assert table.num_rows == 300, attempt
