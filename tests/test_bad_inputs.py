@@ -179,7 +179,7 @@ CASES = [
     Case("shard out of range", ["sweep", "--config", "{files}/sweep_good.yaml", "--shard", "5/4"], ["--shard '5/4'", "e.g. --shard 1/4"]),
     Case("shard not i/n", ["sweep", "--config", "{files}/sweep_good.yaml", "--shard", "half"], ["--shard 'half'", "expected i/n"]),
     Case("shard zero", ["sweep", "--config", "{files}/sweep_good.yaml", "--shard", "0/4"], ["--shard '0/4'"]),
-    Case("jobs zero", ["sweep", "--config", "{files}/sweep_good.yaml", "--jobs", "0"], ["--jobs", "greater than or equal to 1", "--help"]),
+    Case("jobs zero", ["sweep", "--config", "{files}/sweep_good.yaml", "--jobs", "0"], ["--jobs", "0 is not in the range x>=1", "--help"]),
     Case("sweep file missing", ["sweep", "--config", "nope.yaml"], ["config file not found"]),
     # --------------------------------------------------------------- SQL
     Case("SQL syntax error", ["query", "-e", "SELECT * FRM points"], ["SQL error", "syntax error"]),
@@ -201,7 +201,7 @@ CASES = [
     Case("query nothing", ["query"], ["exactly one of"]),
     Case("query format unknown", ["query", "-e", "SELECT 1", "--format", "xml"], ["--format 'xml'", "choose one of"]),
     Case("query parquet to terminal", ["query", "-e", "SELECT 1", "--format", "parquet"], ["add --output"]),
-    Case("query rows not a number", ["query", "-e", "SELECT 1", "--max-rows", "many"], ["--max-rows", "valid integer"]),
+    Case("query rows not a number", ["query", "-e", "SELECT 1", "--max-rows", "many"], ["--max-rows", "'many' is not a valid int"]),
     Case("query a missing warehouse", ["query", "--no-export", "--db", "mlruns/none.duckdb", "-e", "SELECT 1"], ["no warehouse at", "run `forgetlab export` first"]),
     Case("query the SQLite store as warehouse", ["query", "--db", "mlruns/mlflow.db", "-e", "SELECT 1"], ["cannot open the warehouse", "pass --db"]),
     Case("export into a folder", ["export", "--db", "mlruns", "--no-progress"], ["cannot open the warehouse mlruns", "pass --db"]),
@@ -232,7 +232,7 @@ CASES = [
     Case("export unknown scheme", ["export", "--tracking-uri", "ftp://example.org/store"], ["cannot export from tracking URI", "pass --tracking-uri"]),
     Case("export not a store", ["export", "--tracking-uri", "sqlite:///{files}/empty.jsonl"], ["not an MLflow tracking store"]),
     Case("ui of a server", ["ui", "--tracking-uri", "http://127.0.0.1:9"], ["is a server already", "open it in a browser"]),
-    Case("ui port not a number", ["ui", "--port", "eighty"], ["--port", "valid integer"]),
+    Case("ui port not a number", ["ui", "--port", "eighty"], ["--port", "'eighty' is not a valid int"]),
     Case("base unknown", ["base", "build", "--name", "embedded-huge"], ["unknown embedded base", "use one of"]),
 ]
 

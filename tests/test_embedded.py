@@ -121,6 +121,13 @@ def test_model_and_tokenizer_load_with_auto_classes(cache):
     assert float(loss) < math.log(TINY_SPEC.vocab)
 
 
+def test_base_build_help_names_every_embedded_base():
+    from forgetlab.commands.base import EMBEDDED_BASE_NAMES
+    from forgetlab.embedded import BASE_SPECS
+
+    assert EMBEDDED_BASE_NAMES == tuple(BASE_SPECS)
+
+
 def test_unknown_base_name_is_a_user_error():
     with pytest.raises(UserError, match="embedded-tiny"):
         ensure_embedded_base("embedded-huge", progress=False)
