@@ -207,10 +207,7 @@ class SqliteSource:
         The driver's batches are kept as the table's chunks, not concatenated: on this VM a page
         of fresh memory costs about 14 us, and the copy would touch 50 MB per million points.
         """
-        import numpy as np
         import pyarrow as pa
-
-        from forgetlab.warehouse.arrow_arrays import array_from_python, array_of, numpy_of
 
         parts = [run_ids[len(run_ids) * part // READ_THREADS:len(run_ids) * (part + 1) // READ_THREADS]
                  for part in range(READ_THREADS)]
@@ -221,33 +218,10 @@ class SqliteSource:
 
         # Runs are coded in `run_ids` order and keys in name order, and the parts are consecutive
         # runs, so (run code, key code, step) never decreases along the rows.
-        run_code = {run_id: code for code, run_id in enumerate(run_ids)}
         key_names = sorted({key for curves, _ in read for key in curves.column("key").to_pylist()})
-        key_code = {key: code for code, key in enumerate(key_names)}
-        run_dictionary = array_from_python(run_ids, pa.string())
-        key_dictionary = array_from_python(key_names, pa.string())
+        codes = _Codes(run_ids, key_names)
         schema = raw_schema_in_curve_order()
-        batches = []
-        for part, (curves, rows) in zip(parts, read):
-            lengths = numpy_of(curves.column("n")) if curves.num_rows else np.zeros(0, dtype=np.int64)
-            if int(lengths.sum()) != rows.num_rows:  # one snapshot per connection: cannot happen
-                raise RuntimeError(f"{rows.num_rows} metric rows read where the index counted {lengths.sum()}")
-            run_of_row = np.repeat(np.array([run_code[part[i]] for i in numpy_of(curves.column("run"))]
-                                            if curves.num_rows else [], dtype=np.int32), lengths)
-            key_of_row = np.repeat(np.array([key_code[key] for key in curves.column("key").to_pylist()],
-                                            dtype=np.int32), lengths)
-            start = 0
-            for batch in rows.to_batches():
-                end = start + batch.num_rows
-                batches.append(pa.record_batch([
-                    pa.DictionaryArray.from_arrays(array_of(run_of_row[start:end], pa.int32()), run_dictionary),
-                    pa.DictionaryArray.from_arrays(array_of(key_of_row[start:end], pa.int32()), key_dictionary),
-                    batch.column("step"),
-                    batch.column("value"),
-                    batch.column("timestamp").view(pa.timestamp("ms")),
-                    array_of(numpy_of(batch.column("is_nan")) != 0, pa.bool_()),
-                ], schema=schema))
-                start = end
+        batches = [batch for part, (curves, rows) in zip(parts, read) for batch in _batches(part, curves, rows, codes, schema)]
         return pa.Table.from_batches(batches, schema=schema)
 
     def _curves_of(self, run_ids: list[str], advance) -> "tuple[pa.Table, pa.Table]":
@@ -322,6 +296,53 @@ class SqliteSource:
         finally:
             connection.close()
             database.close()
+
+
+class _Codes:
+    """Dictionary codes of runs (in the order asked for) and keys (in name order), with their
+    Arrow dictionaries."""
+
+    def __init__(self, run_ids: list[str], key_names: list[str]):
+        import pyarrow as pa
+
+        from forgetlab.warehouse.arrow_arrays import array_from_python
+
+        self.run = {run_id: code for code, run_id in enumerate(run_ids)}
+        self.key = {key: code for code, key in enumerate(key_names)}
+        self.run_dictionary = array_from_python(run_ids, pa.string())
+        self.key_dictionary = array_from_python(key_names, pa.string())
+
+
+def _batches(run_ids: list[str], curves: "pa.Table", rows: "pa.Table", codes: _Codes, schema: "pa.Schema"
+             ) -> "list[pa.RecordBatch]":
+    """One part's rows as raw record batches in curve order: each row's run and key codes repeat
+    its curve's codes for the curve's length (the curves and rows of one snapshot)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from forgetlab.warehouse.arrow_arrays import array_of, numpy_of
+
+    lengths = numpy_of(curves.column("n")) if curves.num_rows else np.zeros(0, dtype=np.int64)
+    if int(lengths.sum()) != rows.num_rows:  # one read transaction per part: not expected
+        raise UserError(f"the tracking store changed while it was read ({rows.num_rows} metric rows where its index "
+                        f"counted {int(lengths.sum())}): run the export again")
+    run_of_curve = [codes.run[run_ids[i]] for i in curves.column("run").to_pylist()]
+    key_of_curve = [codes.key[key] for key in curves.column("key").to_pylist()]
+    run_of_row = np.repeat(np.array(run_of_curve, dtype=np.int32), lengths)
+    key_of_row = np.repeat(np.array(key_of_curve, dtype=np.int32), lengths)
+    batches, start = [], 0
+    for batch in rows.to_batches():
+        end = start + batch.num_rows
+        batches.append(pa.record_batch([
+            pa.DictionaryArray.from_arrays(array_of(run_of_row[start:end], pa.int32()), codes.run_dictionary),
+            pa.DictionaryArray.from_arrays(array_of(key_of_row[start:end], pa.int32()), codes.key_dictionary),
+            batch.column("step"),
+            batch.column("value"),
+            batch.column("timestamp").view(pa.timestamp("ms")),
+            array_of(numpy_of(batch.column("is_nan")) != 0, pa.bool_()),
+        ], schema=schema))
+        start = end
+    return batches
 
 
 def _query(connection, sql: str, parameters: "Optional[pa.Table]" = None) -> "pa.Table":
