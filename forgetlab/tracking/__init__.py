@@ -10,18 +10,27 @@
 - `secrets`: scrubbing credentials from anything logged.
 """
 
-from forgetlab.tracking.run import NullTracker, RunTracker, owner_alive, owner_tags, run_tracker
-from forgetlab.tracking.secrets import SECRET_ENV_VARS, scrub_secrets
-from forgetlab.tracking.store import (
-    LOCKED_RETRY_SECONDS,
-    RetryingClient,
-    client,
-    is_locked_error,
-    prepare_local_store,
-    with_retry,
-)
+from __future__ import annotations
 
-__all__ = [
-    "LOCKED_RETRY_SECONDS", "NullTracker", "RetryingClient", "RunTracker", "SECRET_ENV_VARS", "client",
-    "is_locked_error", "owner_alive", "owner_tags", "prepare_local_store", "run_tracker", "scrub_secrets", "with_retry",
-]  # fmt: skip
+import importlib
+from typing import Any
+
+# Each public name and the submodule that defines it, imported on first use (PEP 562): the
+# warehouse's export and queries need only `names`, and `run` (with its MLflow plumbing) cost them
+# 20 ms of start-up.
+_HOMES = {
+    "NullTracker": "run", "RunTracker": "run", "owner_alive": "run", "owner_tags": "run", "run_tracker": "run",
+    "SECRET_ENV_VARS": "secrets", "scrub_secrets": "secrets",
+    "LOCKED_RETRY_SECONDS": "store", "RetryingClient": "store", "client": "store", "is_locked_error": "store",
+    "prepare_local_store": "store", "with_retry": "store",
+}  # fmt: skip
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'forgetlab.tracking' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"forgetlab.tracking.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
