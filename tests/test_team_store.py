@@ -143,6 +143,30 @@ def test_direct_postgres_export_matches_the_rest_and_sqlite_paths(team, tmp_path
     assert (local.duplicates_dropped, local.nan_points) == (1, 1)
 
 
+@pytest.mark.slow
+def test_direct_postgres_export_keeps_unlisted_keys_and_breaks_ties_by_write_order(team, tmp_path):
+    # The direct reader codes keys from MLflow's latest_metrics; a row whose key is not listed
+    # there still comes through. Two rows of one (run, key, step) with the same timestamp: the
+    # one written last wins, as in SQLite (rowid) and on the server.
+    import psycopg
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    database, url = team
+    client = MlflowClient(url)
+    run = client.create_run(client.create_experiment("unlisted-keys")).info.run_id
+    client.log_batch(run, metrics=[Metric("ft_loss", 3.0 - step, wh.T0 + step, step) for step in range(3)])
+    with psycopg.connect(database) as connection:
+        insert = "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (%s, %s, %s, %s, %s, false)"
+        connection.execute(insert, ("unlisted", 1.5, wh.T0, run, 0))
+        for value in (7.0, 8.0):  # same run, key, step and timestamp: the later row is what the run ended with
+            connection.execute(insert, ("ft_loss", value, wh.T0 + 99, run, 5))
+    report = export_warehouse(database, tmp_path / "direct.duckdb")
+    assert report.duplicates_dropped >= 1
+    assert _rows(tmp_path / "direct.duckdb", f"SELECT key, step, value FROM metrics WHERE run_id = '{run}' ORDER BY ALL") == [
+        ("ft_loss", 0, 3.0), ("ft_loss", 1, 2.0), ("ft_loss", 2, 1.0), ("ft_loss", 5, 8.0), ("unlisted", 0, 1.5)]
+
+
 def test_export_from_an_unreachable_postgres_store_is_one_line(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "forgetlab", "export", "--tracking-uri", "postgresql://nobody@127.0.0.1:1/mlflow",
