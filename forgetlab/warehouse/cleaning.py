@@ -34,7 +34,7 @@ class Cleaned:
     duplicates_by_run: dict[str, int]
     nan_by_run: dict[str, int]
     points_by_run: dict[str, int]  # rows written per run
-    skipped: int = 0  # rows of runs not asked for (rows of no run, from a read of the whole table)
+    skipped: int = 0  # rows of runs not asked for (a guard: every source leaves rows of no run out, the catalog counts them)
 
     @property
     def duplicates(self) -> int:
@@ -137,8 +137,8 @@ def clean_metrics(raw: pa.Table, run_ids: Optional[Iterable[str]] = None) -> Cle
     nan_kept = np.bincount(run[kept][is_nan[kept]], minlength=len(names))
     return Cleaned(
         _table(run[kept], run_names, key[kept], key_names, step[kept], value[kept], timestamp[kept], is_nan[kept]),
-        {name: int(n) for name, n in zip(names, dropped) if n},
-        {name: int(n) for name, n in zip(names, nan_kept) if n},
+        _by_name(names, dropped),
+        _by_name(names, nan_kept),
         _by_name(names, np.bincount(run[kept], minlength=len(names))),
         skipped,
     )

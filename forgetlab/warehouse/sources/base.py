@@ -45,6 +45,16 @@ def metric_schema() -> "pa.Schema":
     ])
 
 
+def coded_metric_schema() -> "pa.Schema":
+    """`metric_schema()` with run_id and key as dictionary codes (int32 indices)."""
+    import pyarrow as pa
+
+    schema = metric_schema()
+    for name in ("run_id", "key"):
+        schema = schema.set(schema.get_field_index(name), pa.field(name, pa.dictionary(pa.int32(), pa.string())))
+    return schema
+
+
 def raw_schema_in_curve_order() -> "pa.Schema":
     """The raw rows of a source that reads curve by curve (see IN_CURVE_ORDER)."""
     import pyarrow as pa

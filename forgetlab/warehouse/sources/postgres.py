@@ -28,7 +28,9 @@ import re
 from typing import TYPE_CHECKING, Optional
 
 from forgetlab.errors import UserError
-from forgetlab.warehouse.sources.base import Catalog, ProgressFactory, digest, key_value_digests, quote_list
+from forgetlab.warehouse.sources.base import (
+    Catalog, ProgressFactory, coded_metric_schema, digest, key_value_digests, quote_list,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -160,6 +162,7 @@ class PostgresSource:
         run_dictionary = array_from_python(run_ids, pa.string())
         key_dictionary = array_from_python(keys + strays, pa.string())
         stray_code = {key: len(keys) + index for index, key in enumerate(strays)}
+        schema = coded_metric_schema()
         batches, position = [], 0
         for batch in rows.to_batches():
             key_code = batch.column("key_code")
@@ -174,20 +177,9 @@ class PostgresSource:
                 pa.DictionaryArray.from_arrays(key_code, key_dictionary),
                 batch.column("step"), batch.column("value"), batch.column("timestamp"), batch.column("is_nan"),
                 array_of(np.arange(position, position + batch.num_rows, dtype=np.int64), pa.int64()),
-            ], schema=_raw_schema()))
+            ], schema=schema))
             position += batch.num_rows
-        return pa.Table.from_batches(batches, schema=_raw_schema())
-
-
-def _raw_schema() -> "pa.Schema":
-    """METRIC_COLUMNS with run and key as dictionary codes, as this reader returns them."""
-    import pyarrow as pa
-
-    return pa.schema([
-        ("run_id", pa.dictionary(pa.int32(), pa.string())), ("key", pa.dictionary(pa.int32(), pa.string())),
-        ("step", pa.int64()), ("value", pa.float64()), ("timestamp", pa.int64()), ("is_nan", pa.bool_()),
-        ("seq", pa.int64()),
-    ])
+        return pa.Table.from_batches(batches, schema=schema)
 
 
 def _first_line(error: Exception) -> str:
