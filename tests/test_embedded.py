@@ -34,13 +34,12 @@ from forgetlab.errors import UserError  # noqa: E402
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    """A private cache for this module, holding one tiny base; yields (cache folder, base, build seconds)."""
+    """A private cache for this module, holding one tiny base; yields (cache folder, base)."""
     folder = tmp_path_factory.mktemp("embedded-cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FORGETLAB_CACHE", str(folder))
-        started = time.perf_counter()
         built = ensure_embedded_base("embedded-tiny", progress=False)
-        yield folder, built, time.perf_counter() - started
+        yield folder, built
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -48,7 +47,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def test_heldout_docstrings_never_in_pretraining_text(cache):
-    _, built, _ = cache
+    _, built = cache
     corpus = collect_docstrings()
     assert len(corpus.heldout) > 100 and len(corpus.pretrain) > 20 * len(corpus.heldout)
     pretrain_text = corpus.pretrain_text
@@ -64,16 +63,15 @@ def test_heldout_docstrings_never_in_pretraining_text(cache):
 
 
 def test_corpus_fingerprint_is_stable(cache):
-    _, built, _ = cache
+    _, built = cache
     first = collect_docstrings()
     again = collect_docstrings.__wrapped__()  # bypass the in-process memo: really read the stdlib again
     assert again.fingerprint == first.fingerprint == built.corpus_fingerprint
     assert again.heldout == first.heldout
 
 
-def test_tiny_base_builds_fast_and_learns(cache):
-    _, built, seconds = cache
-    assert seconds < 60
+def test_tiny_base_builds_and_learns(cache):
+    _, built = cache
     info = built.info()
     assert info["tokens_seen"] == TINY_SPEC.steps * TINY_SPEC.batch_size * TINY_SPEC.context
     assert built.heldout_loss < math.log(TINY_SPEC.vocab) - 1.0
@@ -82,21 +80,19 @@ def test_tiny_base_builds_fast_and_learns(cache):
 
 
 def test_second_call_is_a_cache_hit(cache, monkeypatch):
-    folder, built, _ = cache
+    folder, built = cache
     monkeypatch.setenv("FORGETLAB_CACHE", str(folder))
 
     def must_not_build(*args, **kwargs):
         raise AssertionError("a cached base was rebuilt")
 
     monkeypatch.setattr(base_module, "_build", must_not_build)
-    started = time.perf_counter()
     again = ensure_embedded_base("embedded-tiny", progress=False)
-    assert time.perf_counter() - started < 2.0
     assert again == built
 
 
 def test_same_spec_gives_identical_weights(cache, tmp_path, monkeypatch):
-    _, built, _ = cache
+    _, built = cache
     monkeypatch.setenv("FORGETLAB_CACHE", str(tmp_path))
     rebuilt = ensure_embedded_base("embedded-tiny", progress=False)
     assert rebuilt.folder != built.folder
@@ -108,7 +104,7 @@ def test_model_and_tokenizer_load_with_auto_classes(cache):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    _, built, _ = cache
+    _, built = cache
     model = AutoModelForCausalLM.from_pretrained(built.model_dir)
     tokenizer = AutoTokenizer.from_pretrained(built.model_dir)
     assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token) == ("<s>", "</s>", "<pad>")
@@ -135,7 +131,7 @@ def test_unknown_base_name_is_a_user_error():
 
 @pytest.mark.parametrize("name", EMBEDDED_DATASETS)
 def test_embedded_datasets_have_disjoint_nonempty_splits(cache, monkeypatch, name):
-    folder, _, _ = cache
+    folder, _ = cache
     monkeypatch.setenv("FORGETLAB_CACHE", str(folder))
     dataset = ensure_embedded_dataset(name)
     train, validation = _read_jsonl(dataset.train_path), _read_jsonl(dataset.validation_path)
@@ -149,7 +145,7 @@ def test_embedded_datasets_have_disjoint_nonempty_splits(cache, monkeypatch, nam
 
 
 def test_code_dataset_holds_no_docstrings(cache, monkeypatch):
-    folder, _, _ = cache
+    folder, _ = cache
     monkeypatch.setenv("FORGETLAB_CACHE", str(folder))
     code = ensure_embedded_dataset("code").train_path.read_text(encoding="utf-8")
     corpus = collect_docstrings()
@@ -185,7 +181,7 @@ def test_cli_base_build_and_info(cache, monkeypatch):
 
     from forgetlab.cli import app
 
-    folder, built, _ = cache
+    folder, built = cache
     monkeypatch.setenv("FORGETLAB_CACHE", str(folder))
     runner = CliRunner(env={"COLUMNS": "400"})  # rich wraps tables at 80 columns otherwise
     result = runner.invoke(app, ["base", "build", "--name", "embedded-tiny", "--quiet"])

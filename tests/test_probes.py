@@ -272,9 +272,12 @@ def test_a_real_run_logs_probe_metrics_and_artifacts(workdir, monkeypatch):
     assert history("probe_mc_agree")[0] == 1.0 and history("probe_mc_agree_norm")[0] == 1.0
     # Every metric the run logged has its column in the warehouse's curves (one list of names), or is a run's one measurement.
     from forgetlab.metric_names import CURVE_METRICS
-    from forgetlab.tracking.names import RUN_METRICS, THROUGHPUT_METRICS
+    from forgetlab.tracking.names import RUN_METRICS, SYSTEM_METRIC_PREFIX, THROUGHPUT_METRICS
 
-    assert set(client.get_run(result.run_id).data.metrics) <= set(CURVE_METRICS) | set(RUN_METRICS) | set(THROUGHPUT_METRICS)
+    # system/* metrics (MLflow's sampler) appear only once a run lasts longer than the sampling interval:
+    # whether they are there depends on the machine's speed, so they are left out of this check.
+    logged = {key for key in client.get_run(result.run_id).data.metrics if not key.startswith(SYSTEM_METRIC_PREFIX)}
+    assert logged <= set(CURVE_METRICS) | set(RUN_METRICS) | set(THROUGHPUT_METRICS)
     # The summary a user reads at the end shows the probes' first and last values too.
     summary_row = next(line for line in summary_text(result).splitlines() if "probe_mc_agree " in line)
     assert "1.0000" in summary_row and f"{history('probe_mc_agree')[10]:.4f}" in summary_row

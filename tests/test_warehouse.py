@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import duckdb
@@ -549,14 +548,12 @@ def test_query_path_imports_no_torch_and_no_mlflow(store):
         heavy = [m for m in ("torch", "lightning", "transformers", "peft", "mlflow") if m in sys.modules]
         print("HEAVY", heavy)
     """)
-    started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout, done.stdout
     assert "PANDAS AFTER EXPORT False" in done.stdout, done.stdout
     quick = _cli(["query", "-e", "SELECT count(*) FROM runs", "--db", str(db), "--no-export"], cwd=db.parent)
     assert quick.returncode == 0, quick.stderr
-    assert time.perf_counter() - started < 30
 
 
 def test_docs_name_every_column_of_every_table_and_view(store):

@@ -50,6 +50,10 @@ RUN_METRICS: tuple[str, ...] = (BASE_HELDOUT_LOSS,)
 # after 0: tokens/s, seconds per update, peak RSS; peak GPU memory allocated on a GPU.
 THROUGHPUT_METRICS: tuple[str, ...] = ("tokens_per_s", "step_time_s", "peak_rss_mb", "gpu_peak_allocated_mb")
 
+# MLflow's system-metrics sampler (tracking.system_metrics) logs its keys under this prefix, every 10 s of a
+# run: how many a run gets depends on how long it ran, so nothing may expect them or their absence.
+SYSTEM_METRIC_PREFIX = "system/"
+
 # Processes Lightning launches for the other devices learn the run id from this variable.
 RUN_ID_ENV = "FORGETLAB_RUN_ID"
 
