@@ -33,7 +33,8 @@ class ModelConfig(Section):
     name: str = Field(
         "embedded",
         description="Base model: 'embedded' (forgetlab's own small Llama, built and cached on first use), "
-        "'embedded-tiny' (for tests), a local checkpoint folder, or a hub name (e.g. meta-llama/Llama-2-7b-chat-hf).",
+        "'embedded-tiny' (for tests), a local checkpoint folder, a GGUF file (llama.cpp/Ollama; converted once "
+        "into the cache, needs forgetlab[gguf]), or a hub name (e.g. meta-llama/Llama-2-7b-chat-hf).",
     )
     revision: Optional[str] = Field(None, description="Hub revision (branch, tag or commit) for a hub model.")
     trust_remote_code: bool = Field(

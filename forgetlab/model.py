@@ -1,7 +1,7 @@
 """Loading the base model and tokenizer, and putting LoRA adapters on it.
 
-The base is the embedded Llama (built and cached on first use), a local checkpoint folder, or a
-hub name. The adapted model is a PEFT model: the base behaviour is the same network with the
+The base is the embedded Llama (built and cached on first use), a local checkpoint folder, a GGUF
+file (converted once into the cache, see `gguf_base.py`), or a hub name. The adapted model is a PEFT model: the base behaviour is the same network with the
 adapters disabled, so forgetting needs no second copy of the weights.
 """
 
@@ -17,6 +17,7 @@ import torch
 
 from forgetlab.config import LoraConfig, ModelConfig
 from forgetlab.errors import UserError
+from forgetlab.gguf_base import ensure_gguf_checkpoint, is_gguf_file
 from forgetlab.utils.paths import is_local_path
 
 EMBEDDED_PREFIX = "embedded"
@@ -71,6 +72,9 @@ def load_base(config: ModelConfig, on_gpu: bool = False, progress: bool = True) 
         forget_text_path = embedded.forget_text_path
         heldout_loss = embedded.heldout_loss
         trust_remote_code = False
+    elif is_gguf_file(config.name):
+        converted = ensure_gguf_checkpoint(Path(config.name), progress=progress)
+        location, fingerprint, trust_remote_code = str(converted.folder), converted.fingerprint, False
     else:
         location = str(Path(config.name).expanduser()) if is_local_path(config.name) else config.name
         if is_local_path(config.name) and not Path(location).exists():
