@@ -113,7 +113,7 @@ def take_screenshots(address: str) -> None:
         shoot(page, "sweep-charts.png")
         _view_mode(page, "TABLE")
         time.sleep(2)
-        page.get_by_role("link", name="r4-code-s0", exact=True).first.click()
+        page.get_by_role("link", name="embedded-tiny-r4-code-s0", exact=True).first.click()
         time.sleep(2)
         # Keep the training view: without workflowType the run page falls back to the GenAI one.
         page.goto(page.url.split("?")[0].rstrip("/") + "/model-metrics?workflowType=machine_learning")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from forgetlab.errors import UserError
 from forgetlab.utils.mappings import flatten  # noqa: F401  (re-exported: callers read config.flatten)
@@ -43,6 +43,12 @@ class ModelConfig(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype: auto = bfloat16 on a GPU that supports it, float32 on CPU."
     )
+
+    def label(self) -> str:
+        """The base model's short name, as run names show it: the last part of a path or hub name, without a
+        file suffix ('meta-llama/Llama-2-7b-chat-hf' -> 'Llama-2-7b-chat-hf', '/m/tiny.Q8_0.gguf' -> 'tiny.Q8_0')."""
+        last = Path(self.name.rstrip("/")).name
+        return (last.removesuffix(".gguf") if last.endswith(".gguf") else last) or "model"
 
 
 class LoraConfig(Section):
@@ -189,7 +195,7 @@ class TrainingConfig(Section):
     optimizer: Literal["adamw", "adafactor"] = Field("adamw", description="adamw, or adafactor (the paper's).")
     weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay on the adapters.")
     schedule: Literal["constant", "cosine"] = Field("constant", description="After warm-up: constant, or cosine to zero.")
-    warmup_steps: int = Field(20, ge=0, description="Linear warm-up updates.")
+    warmup_steps: int = Field(20, ge=0, description="Linear warm-up updates; at most train.steps.")
     max_grad_norm: Optional[float] = Field(1.0, gt=0, description="Gradient clipping by norm; null disables.")
     eval_every: int = Field(10, gt=0, description="Evaluate L_ft and forgetting every this many updates (and at step 0).")
     ft_eval_sequences: int = Field(32, gt=0, description="Held-out fine-tuning sequences used for L_ft.")
@@ -201,6 +207,15 @@ class TrainingConfig(Section):
         1, ge=0, description="Save a resumable checkpoint (adapters, optimizer, scheduler, step) every this many "
         "evaluations; the last two are kept. 0 = never (the run cannot be resumed)."
     )
+
+    @field_validator("warmup_steps")
+    @classmethod
+    def _warmup_within_the_run(cls, warmup_steps: int, info: ValidationInfo) -> int:
+        # A longer warm-up never reaches the peak lr, while the run's params (and runs.lr) say it did.
+        steps = info.data.get("steps")  # absent when steps itself was invalid: that error is reported instead
+        if steps is not None and warmup_steps > steps:
+            raise ValueError(f"exceeds train.steps = {steps}, so the peak lr is never reached; set train.warmup_steps to at most {steps}")
+        return warmup_steps
 
 
 class MitigationConfig(Section):
@@ -256,7 +271,10 @@ class TrackingConfig(Section):
         "current folder. An http://host:port server works too.",
     )
     experiment: str = Field("forgetlab", description="MLflow experiment name.")
-    run_name: Optional[str] = Field(None, description="Run name; default r{rank}-{data}-s{seed}, plus each mitigation that is on (e.g. -replay0.05).")
+    run_name: Optional[str] = Field(
+        None, description="Run name; default {model}-r{rank}-{data}-s{seed} (model: the last part of model.name), plus each "
+        "mitigation that is on (e.g. -replay0.05).",
+    )
     system_metrics: bool = Field(
         True,
         description="Log MLflow's system metrics (CPU, memory, disk, network; GPU with NVML) every 10 s "
@@ -408,13 +426,14 @@ class RunConfig(Section):
     probes: ProbesConfig = Field(default_factory=ProbesConfig)
 
     def run_name(self) -> str:
-        """`tracking.run_name`, else r{rank}-{data}-s{seed}, plus each mitigation that is on
-        (`-replay0.05`, `-kl0.1`, `-l2w0.01`), so runs that differ only in a mitigation are told apart in the UI."""
+        """`tracking.run_name`, else {model}-r{rank}-{data}-s{seed}, plus each mitigation that is on
+        (`-replay0.05`, `-kl0.1`, `-l2w0.01`), so runs of different base models, or that differ only in a
+        mitigation, are told apart in the UI (`embedded-r4-code-s0`, `embedded-tiny-r4-code-s0`)."""
         if self.tracking.run_name:
             return self.tracking.run_name
         mitigations = {"replay": self.mitigation.replay, "kl": self.mitigation.kl_to_base, "l2w": self.mitigation.l2_to_base}
         suffix = "".join(f"-{label}{value:g}" for label, value in mitigations.items() if value > 0)
-        return f"r{self.lora.rank}-{self.data.label()}-s{self.seed}{suffix}"
+        return f"{self.model.label()}-r{self.lora.rank}-{self.data.label()}-s{self.seed}{suffix}"
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

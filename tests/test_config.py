@@ -26,6 +26,7 @@ def write(tmp_path: Path, text: str) -> Path:
         ("lora:\n  rank: 0\n", "lora.rank: Input should be greater than 0"),
         ("lora:\n  rank: four\n", "lora.rank: Input should be a valid integer"),
         ("train:\n  steps: 0\n", "train.steps: Input should be greater than 0"),
+        ("train:\n  steps: 10\n  warmup_steps: 11\n", "train.warmup_steps: exceeds train.steps = 10, so the peak lr is never reached"),
         ("train:\n  optimizer: sgd\n", "train.optimizer: Input should be 'adamw' or 'adafactor'"),
         ("lora:\n  layers: [-1]\n", "lora.layers: layer indices must be >= 0"),
         ("colour: blue\n", "unknown key 'colour'"),
@@ -83,9 +84,29 @@ def test_shipped_configs_validate(path):
 
 def test_run_name_is_derived_from_config(tmp_path):
     config = load_run_config(write(tmp_path, "seed: 3\nlora:\n  rank: 8\ndata:\n  source: embedded:instruct\n"))
-    assert config.run_name() == "r8-instruct-s3"
+    assert config.run_name() == "embedded-r8-instruct-s3"
     mitigated = load_run_config(None, ["mitigation.replay=0.05", "mitigation.kl_to_base=0.1"])
-    assert mitigated.run_name() == "r4-code-s0-replay0.05-kl0.1"
+    assert mitigated.run_name() == "embedded-r4-code-s0-replay0.05-kl0.1"
+
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        ("embedded-tiny", "embedded-tiny-r4-code-s0"),
+        ("meta-llama/Llama-2-7b-chat-hf", "Llama-2-7b-chat-hf-r4-code-s0"),
+        ("/models/llama-2-7b-chat-hf/", "llama-2-7b-chat-hf-r4-code-s0"),
+        ("/models/SmolLM2-135M.Q8_0.gguf", "SmolLM2-135M.Q8_0-r4-code-s0"),
+    ],
+)
+def test_default_run_names_tell_base_models_apart(model, expected):
+    # Two runs that differ only in their base model were both r4-code-s0.
+    assert load_run_config(None, [f"model.name={model}"]).run_name() == expected
+
+
+def test_a_warm_up_longer_than_the_run_is_blamed_on_its_override():
+    with pytest.raises(UserError, match=r"^override 'train.warmup_steps=50': train.warmup_steps: exceeds train.steps = 30.*at most 30 \(got 50\)$"):
+        load_run_config(REPO / "lightning_configs" / "r4.yaml", ["train.steps=30", "train.warmup_steps=50"])
+    assert load_run_config(REPO / "lightning_configs" / "r4.yaml", ["train.steps=20"]).train.warmup_steps == 20  # equal is fine
 
 
 def test_override_error_is_blamed_on_the_override_not_the_file(capsys, monkeypatch):

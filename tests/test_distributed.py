@@ -37,7 +37,7 @@ def test_ddp_on_two_cpu_processes_logs_one_run(workdir):
         [
             sys.executable, "-m", "forgetlab", "run", "--config", str(REPO / "lightning_configs" / "r4.yaml"),
             "model.name=embedded-tiny", "train.context_length=32", "train.batch_size=4", "train.ft_eval_sequences=4",
-            "forget.num_sequences=4", "forget.batch_size=4", "train.steps=10", "train.eval_every=5",
+            "forget.num_sequences=4", "forget.batch_size=4", "train.steps=10", "train.eval_every=5", "train.warmup_steps=2",
             "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "--quiet",
         ],
         cwd=workdir, capture_output=True, text=True, timeout=600,

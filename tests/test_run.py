@@ -67,7 +67,7 @@ def test_run_lands_in_store_with_a_curve(finished_run):
     experiment = mlflow_client.get_experiment_by_name("forgetlab")
     [run] = mlflow_client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "r4-code-s0"
+    assert run.info.run_name == "embedded-tiny-r4-code-s0"
     for key in METRICS:
         assert sorted(history(mlflow_client, run.info.run_id, key)) == [0, 5, 10, 15, 20, 25, 30]
     train_loss = history(mlflow_client, run.info.run_id, "train_loss")
@@ -115,7 +115,7 @@ def test_the_printed_query_command_works_in_the_runs_folder(finished_run, capsys
     assert code == 0, err
     rows = out.strip().splitlines()
     assert rows[0].startswith('"dataset",') and '"forget_hard"' in rows[0]
-    assert len(rows) == 1 + 7 and all("r4-code-s0" in row for row in rows[1:])  # steps 0, 5, ..., 30
+    assert len(rows) == 1 + 7 and all("embedded-tiny-r4-code-s0" in row for row in rows[1:])  # steps 0, 5, ..., 30
 
 
 def test_same_config_and_seed_give_the_same_metrics(finished_run, tmp_path, forgetlab_cache):
@@ -172,11 +172,11 @@ def test_sigkilled_run_resumes_into_the_same_run_with_identical_values(tmp_path,
     )
     database = killed / "mlruns" / "mlflow.db"
     deadline = time.time() + 240
-    while time.time() < deadline and max(_ft_loss_steps(database, "r4-code-s0"), default=-1) < 15:
+    while time.time() < deadline and max(_ft_loss_steps(database, "embedded-tiny-r4-code-s0"), default=-1) < 15:
         time.sleep(0.1)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    logged_before_kill = max(_ft_loss_steps(database, "r4-code-s0"))
+    logged_before_kill = max(_ft_loss_steps(database, "embedded-tiny-r4-code-s0"))
     assert 15 <= logged_before_kill < 80, "the run was not killed mid-way"
 
     mlflow_client = client(killed)

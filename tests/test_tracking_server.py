@@ -17,7 +17,7 @@ from forgetlab.commands.ui import exposure_warning
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "model.name=embedded-tiny", "train.context_length=32", "train.batch_size=4", "train.ft_eval_sequences=4",
-    "forget.num_sequences=4", "forget.batch_size=4", "train.steps=10", "train.eval_every=5",
+    "forget.num_sequences=4", "forget.batch_size=4", "train.steps=10", "train.eval_every=5", "train.warmup_steps=2",
 ]
 
 

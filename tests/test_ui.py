@@ -108,7 +108,7 @@ def test_ui_of_a_sweep_opens_on_its_runs_nested_under_the_parent(workdir):
     [parent_name] = [name for name, run_tags in tags.items() if run_tags.get("forgetlab.kind") == "sweep"]
     parent_id = next(run["info"]["run_id"] for run in runs if run["info"]["run_name"] == parent_name)
     children = {name for name, run_tags in tags.items() if run_tags.get("mlflow.parentRunId") == parent_id}
-    assert children == {"r1-code-s0", "r2-code-s0"} and len(runs) == 3
+    assert children == {"embedded-tiny-r1-code-s0", "embedded-tiny-r2-code-s0"} and len(runs) == 3
     assert all(run["info"]["status"] == "FINISHED" for run in runs)
     # What the UI's Dataset, Source and User columns read: every run (the parent too) has its
     # context tags, and each point its data sets with their roles.
