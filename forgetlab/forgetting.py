@@ -7,7 +7,10 @@ next-token distribution and p_ft the fine-tuned model's:
 - `forget_soft` = mean of -sum_v p_base(v) log p_ft(v) = H(p_base) + KL       (the "soft" reading)
 - `forget_kl`   = mean of KL(p_base || p_ft)                                    (0 before any update)
 - `forget_data` = mean of -log p_ft(x_{t+1})                                    (plain LM loss on the text)
-- `forget_agree`= share of positions where argmax p_ft = argmax p_base         (1 before any update)
+- `forget_agree`= mean over positions of |T_ft ∩ T_base| / |T_ft ∪ T_base|, T the set of tokens at a
+                  model's highest probability: 1 where both have the same unique top token, 0 where their
+                  top tokens differ, and a fraction where there are ties (1 before any update; a model
+                  collapsed to uniform predictions scores |T_base| / vocab, about 1/vocab, not 1)
 
 All five come from the same two forward passes. The base pass is the same network with the
 LoRA adapters disabled (PEFT `disable_adapter()`), and since the evaluation text is fixed, it is
@@ -23,6 +26,7 @@ at a time (`CHUNK_ELEMENTS`: whole sequences, or a few positions of one), so mem
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, ContextManager, Optional
@@ -54,6 +58,7 @@ class BaseReference:
     probs: torch.Tensor  # [batch, positions, vocab], float32
     neg_entropy: torch.Tensor  # [batch, positions]: sum_v p log p, computed once
     argmax: torch.Tensor  # [batch, positions]
+    top_count: torch.Tensor  # [batch, positions]: how many tokens share the highest probability (1 but for ties)
 
 
 def _logits(model, input_ids: torch.Tensor, forward_context: ForwardContext) -> torch.Tensor:
@@ -109,6 +114,7 @@ def base_reference(logits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -
     probs = torch.empty((sequences, positions, vocab), dtype=torch.float32, device=logits.device)
     neg_entropy = torch.empty((sequences, positions), dtype=torch.float32, device=logits.device)
     argmax = torch.empty((sequences, positions), dtype=torch.long, device=logits.device)
+    top_count = torch.empty((sequences, positions), dtype=torch.long, device=logits.device)
     for key in _chunks(logits, chunk_elements):
         log_probs = _chunk_log_probs(logits, key)
         probs[key] = log_probs.exp()
@@ -116,7 +122,48 @@ def base_reference(logits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -
         # equal logits give KL exactly 0.
         neg_entropy[key] = _dot(probs[key], log_probs)
         argmax[key] = log_probs.argmax(dim=-1)  # once per run: the base is cached
-    return BaseReference(probs, neg_entropy, argmax)
+        top_count[key] = _top_set(log_probs).sum(dim=-1)
+    return BaseReference(probs, neg_entropy, argmax, top_count)
+
+
+def _top_set(log_probs: torch.Tensor) -> torch.Tensor:
+    """[..., vocab] bool: the tokens at each row's highest probability (more than one where there are ties)."""
+    return log_probs == log_probs.amax(dim=-1, keepdim=True)
+
+
+def _agreement(
+    log_probs: torch.Tensor, base_argmax: torch.Tensor, at_base_argmax: torch.Tensor, base_probs: torch.Tensor, base_ties: torch.Tensor
+) -> torch.Tensor:
+    """Per position, |T_ft ∩ T_base| / |T_ft ∪ T_base| (T: the tokens at a model's highest probability).
+
+    Ties do not count as agreement: a model collapsed to uniform predictions agrees on about 1/vocab
+    of the positions, not all. Where the base's top token is unique (almost every position) the
+    overlap is 1/|T_ft| if that token is among the fine-tuned model's top tokens, else 0. Whether
+    another token shares the fine-tuned maximum is read from a second maximum with the base's token
+    masked out (two fast reductions; counting ties at every position would double the metric work),
+    and ties are counted only where there are some. Where the base itself has k > 1 tokens tied (rare:
+    their count is cached, found in log-probabilities like the fine-tuned side's), its top set is the
+    k most probable tokens. Masks `log_probs` in place: call it last.
+    """
+    agreement = torch.zeros(at_base_argmax.shape, dtype=torch.float64, device=log_probs.device)
+    base_tied = base_ties > 1
+    if bool(base_tied.any()):
+        rows = base_tied.nonzero(as_tuple=True)
+        counts = base_ties[rows]
+        base_top = base_probs[rows].topk(int(counts.max()), dim=-1).indices
+        in_base_top = torch.arange(base_top.shape[-1], device=counts.device) < counts.unsqueeze(-1)
+        ft_top = _top_set(log_probs[rows])
+        shared = (ft_top.gather(-1, base_top) & in_base_top).sum(dim=-1)
+        agreement[rows] = shared / (ft_top.sum(dim=-1) + counts - shared).to(torch.float64)
+    top = log_probs.amax(dim=-1)
+    agrees = (at_base_argmax >= top) & ~base_tied
+    log_probs.scatter_(-1, base_argmax.unsqueeze(-1), -math.inf)
+    tied = agrees & (log_probs.amax(dim=-1) >= top)
+    agreement[agrees] = 1.0
+    if bool(tied.any()):
+        rows = tied.nonzero(as_tuple=True)
+        agreement[rows] = 1.0 / (1 + (log_probs[rows] == top[rows].unsqueeze(-1)).sum(dim=-1)).to(torch.float64)
+    return agreement
 
 
 def batch_forgetting_sums(
@@ -132,15 +179,15 @@ def batch_forgetting_sums(
     for key in _chunks(ft_logits, chunk_elements):
         log_probs = _chunk_log_probs(ft_logits, key)
         at_base_argmax = _at(log_probs, base.argmax[key])
-        soft = -_dot(base.probs[key].to(device), log_probs)  # cross-entropy: −Σ p_base log p_ft
+        base_probs = base.probs[key].to(device)
+        soft = -_dot(base_probs, log_probs)  # cross-entropy: −Σ p_base log p_ft
         at_next_token = _at(log_probs, next_tokens[key])
         sums["forget_hard"] -= at_base_argmax.sum()
         sums["forget_soft"] += soft.sum()
         sums["forget_kl"] += (soft + base.neg_entropy[key].to(device)).sum()
         sums["forget_data"] -= at_next_token.sum()
-        # argmax p_ft = argmax p_base  ⇔  the base's top token has the largest fine-tuned log-probability
-        # (ties agree). amax, not argmax: on CPU the index-returning reductions cost more.
-        sums["forget_agree"] += (at_base_argmax >= log_probs.amax(dim=-1)).sum()
+        base_argmax, base_ties = base.argmax[key].to(device), base.top_count[key].to(device)
+        sums["forget_agree"] += _agreement(log_probs, base_argmax, at_base_argmax, base_probs, base_ties).sum()  # last: masks log_probs
     return {name: value.cpu() for name, value in sums.items()}
 
 
@@ -185,7 +232,7 @@ class ForgettingEvaluator:
         with model.disable_adapter():
             for input_ids in self.batches:
                 reference = base_reference(_logits(model, input_ids.to(device), forward_context), self._chunk_elements(device))
-                cache.append(BaseReference(reference.probs.cpu(), reference.neg_entropy.cpu(), reference.argmax.cpu()))
+                cache.append(BaseReference(reference.probs.cpu(), reference.neg_entropy.cpu(), reference.argmax.cpu(), reference.top_count.cpu()))
         self._base_cache = cache
         model.train(was_training)
 

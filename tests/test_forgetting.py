@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -58,9 +60,16 @@ def reference_metrics(base: torch.nn.Module, tuned: torch.nn.Module, data: Packe
             totals["forget_soft"] += -float((p * tuned_lp[b, t]).sum())
             totals["forget_kl"] += float((p * (base_lp[b, t] - tuned_lp[b, t])).sum())
             totals["forget_data"] += -float(tuned_lp[b, t, int(data.input_ids[b, t + 1])])
-            totals["forget_agree"] += float(int(tuned_lp[b, t].argmax()) == target)
+            totals["forget_agree"] += top_set_overlap(base_lp[b, t], tuned_lp[b, t])
             count += 1
     return {key: value / count for key, value in totals.items()}
+
+
+def top_set_overlap(base_lp: torch.Tensor, tuned_lp: torch.Tensor) -> float:
+    """|T_tuned ∩ T_base| / |T_tuned ∪ T_base|, T the set of tokens at a model's highest probability."""
+    base_top = set(torch.nonzero(base_lp == base_lp.max()).flatten().tolist())
+    tuned_top = set(torch.nonzero(tuned_lp == tuned_lp.max()).flatten().tolist())
+    return len(base_top & tuned_top) / len(base_top | tuned_top)
 
 
 @pytest.mark.parametrize("base_cache_mb", [1024, 0], ids=["base-cached", "base-recomputed"])
@@ -168,3 +177,59 @@ def test_each_forward_pass_enters_a_fresh_precision_context():
     assert len(entered) == 2 * 3
     held_out_loss(tuned, data, 2, torch.device("cpu"), forward_context)
     assert len(entered) == 2 * 3 + 3
+
+
+class GivenPredictions(torch.nn.Module):
+    """A stand-in for a PEFT model whose base and adapted logits are functions of the input ids."""
+
+    def __init__(self, base, tuned):
+        super().__init__()
+        self.base, self.tuned, self.adapted = base, tuned, True
+
+    @contextmanager
+    def disable_adapter(self):
+        self.adapted = False
+        try:
+            yield
+        finally:
+            self.adapted = True
+
+    def forward(self, input_ids):
+        return SimpleNamespace(logits=(self.tuned if self.adapted else self.base)(input_ids))
+
+
+def predicts_next(input_ids, ties: int = 1, offset: int = 1):
+    """Logits whose top tokens are input + offset .. input + offset + ties - 1 (mod VOCAB), all equally likely."""
+    logits = torch.zeros(*input_ids.shape, VOCAB)
+    for shift in range(offset, offset + ties):
+        logits += 5.0 * F.one_hot((input_ids + shift) % VOCAB, VOCAB)
+    return logits
+
+
+@pytest.mark.parametrize("base_cache_mb", [1024, 0], ids=["base-cached", "base-recomputed"])
+def test_a_model_collapsed_to_uniform_predictions_does_not_agree_with_its_base(base_cache_mb):
+    """Uniform predictions tie every token at the top: that is not agreement (it read 1 when ties counted)."""
+    model = GivenPredictions(base=predicts_next, tuned=lambda ids: torch.zeros(*ids.shape, VOCAB))
+    evaluator = ForgettingEvaluator(blocks(), batch_size=2, base_cache_mb=base_cache_mb, vocab_size=VOCAB)
+    evaluator.prepare(model, torch.device("cpu"))
+    measured = evaluator.evaluate(model, torch.device("cpu"))
+    assert measured["forget_agree"] == pytest.approx(1 / VOCAB)
+    assert measured["forget_hard"] == pytest.approx(math.log(VOCAB))
+
+
+@pytest.mark.parametrize(
+    "tuned, expected",
+    [
+        (lambda ids: predicts_next(ids, ties=2), 1.0),  # the same two tied tokens: the same prediction
+        (lambda ids: predicts_next(ids, ties=1), 0.5),  # one of the base's two
+        (lambda ids: predicts_next(ids, ties=2, offset=2), 1 / 3),  # {x+2, x+3} against {x+1, x+2}
+        (lambda ids: predicts_next(ids, ties=1, offset=3), 0.0),  # none of them
+    ],
+    ids=["same-ties", "one-of-two", "overlapping-ties", "disjoint"],
+)
+def test_agreement_where_the_base_itself_has_ties_compares_the_top_sets(tuned, expected):
+    model = GivenPredictions(base=lambda ids: predicts_next(ids, ties=2), tuned=tuned)
+    data = blocks()
+    evaluator = ForgettingEvaluator(data, batch_size=2, base_cache_mb=1024, vocab_size=VOCAB, chunk_elements=3 * VOCAB)
+    evaluator.prepare(model, torch.device("cpu"))
+    assert evaluator.evaluate(model, torch.device("cpu"))["forget_agree"] == pytest.approx(expected)
