@@ -4,6 +4,12 @@
 warehouse, groups its rows by the colour column, and at each x draws the mean of y over the runs
 of that group with a band from the lowest to the highest run (the spread over seeds); the legend
 says how many runs each line averages. Any query works as long as it returns the three columns.
+
+A line averages runs only when they could share a curve: the same data set, and the same base
+model, context length, peak lr and step budget (the rule `forgetlab fit` applies to a law's
+points, `laws.selection.mixed_column`). A line that would mix them is refused in one line naming
+what differs and how to draw them apart; a band over three base models is not a spread over seeds.
+The runs are looked up by the query's `run_id` column; a query without one is drawn as it is.
 """
 
 from __future__ import annotations
@@ -13,6 +19,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from forgetlab.errors import UserError
+from forgetlab.laws.selection import COMPARABILITY, mixed_column, value_to_keep
+
+# What the runs of one line must share: a fit's rule, plus the data set (a fit takes one at a time).
+LINE_COMPARABILITY = ("dataset", *COMPARABILITY)
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,36 @@ def summarise(frame, x: str, y: str, color: Optional[str]) -> list[Line]:
     return lines
 
 
+def check_lines_comparable(frame, color: Optional[str], settings, query_name: str, query_params: set[str]) -> None:
+    """UserError when a line would average runs that cannot share a curve (`settings`: the runs table's
+    run_id and LINE_COMPARABILITY columns); the message names the line, what differs and the fix."""
+    if "run_id" not in frame.columns:
+        return  # the rows are not runs (an aggregate the query made): nothing to tell apart
+    runs = frame.assign(_line=frame[color] if color else None)[["run_id", "_line"]].drop_duplicates()
+    runs = runs.merge(settings, on="run_id", how="left")
+    for value, group in sorted(runs.groupby("_line", dropna=False, sort=False), key=lambda item: _sort_key(item[0])):
+        mixed = mixed_column(group, LINE_COMPARABILITY, skip=color)
+        if mixed is None:
+            continue
+        column, values = mixed
+        fixes = [f"draw them apart with --color {column}"] if column in frame.columns else []
+        if column in query_params:
+            fixes.append(f"keep one with --param {column}={value_to_keep(values)}")
+        fixes = fixes or [f"keep one {column} in the query (WHERE runs.{column} = ...)"]
+        line = f"the line {color}={value}" if color else "the plot's one line"
+        raise UserError(
+            f"{query_name}: {line} would average runs that cannot share a curve: {column} = {', '.join(values)}; "
+            f"{', or '.join(fixes)}"
+        )
+
+
+def run_settings(db: Path):
+    """Each run's values of the columns the runs of one line must share, from the warehouse's runs table."""
+    from forgetlab.warehouse.query import run_query
+
+    return run_query(f"SELECT run_id, {', '.join(LINE_COMPARABILITY)} FROM runs", {}, db).to_pandas()
+
+
 def draw(lines: list[Line], request: PlotRequest) -> Path:
     """Write the figure as PNG; return its path."""
     import matplotlib
@@ -95,6 +135,7 @@ def plot_query(request: PlotRequest) -> list[Line]:
     check_query(query.sql, request.params)
     frame = run_query(query.sql, request.params, request.db).to_pandas()
     lines = summarise(frame, request.x, request.y, request.color)
+    check_lines_comparable(frame, request.color, run_settings(request.db), request.query.name, set(query.defaults))
     draw(lines, request)
     return lines
 

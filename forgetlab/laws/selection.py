@@ -50,19 +50,36 @@ def label(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def check_comparable(rows, where: str, by: Optional[str]) -> None:
-    """UserError naming the first comparability column whose values differ within `rows`."""
-    for column in COMPARABILITY:
-        if column == by or column not in rows.columns:
+def mixed_column(rows, columns: tuple[str, ...] = COMPARABILITY, skip: Optional[str] = None) -> Optional[tuple[str, list[str]]]:
+    """The first of `columns` whose values differ within `rows`, with those values as labels; None when all agree.
+
+    The one rule for "these runs may be pooled": `fit` applies it to a law's points, `plot` to the
+    runs it would average into one line.
+    """
+    for column in columns:
+        if column == skip or column not in rows.columns:
             continue
         values = sorted({label(v) for v in rows[column].tolist()})
-        if len(values) < 2:
-            continue
-        keep = next((v for v in values if v != "NULL"), values[0])
-        raise UserError(
-            f"{where}: the points mix runs that cannot share one law: {column} = {', '.join(values)}; "
-            f"fit one with --param {column}={keep}, or fit them apart with --by {column}"
-        )
+        if len(values) >= 2:
+            return column, values
+    return None
+
+
+def value_to_keep(values: list[str]) -> str:
+    """The value a refusal suggests keeping: the first that is not NULL."""
+    return next((v for v in values if v != "NULL"), values[0])
+
+
+def check_comparable(rows, where: str, by: Optional[str]) -> None:
+    """UserError naming the first comparability column whose values differ within `rows`."""
+    mixed = mixed_column(rows, skip=by)
+    if mixed is None:
+        return
+    column, values = mixed
+    raise UserError(
+        f"{where}: the points mix runs that cannot share one law: {column} = {', '.join(values)}; "
+        f"fit one with --param {column}={value_to_keep(values)}, or fit them apart with --by {column}"
+    )
 
 
 def shared_keys(rows) -> dict[str, Any]:
