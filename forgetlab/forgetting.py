@@ -206,6 +206,7 @@ class ForgettingEvaluator:
         positions = blocks.input_ids.shape[1] - 1
         cache_bytes = len(blocks) * positions * vocab_size * 4
         self.keep_base_in_memory = cache_bytes <= base_cache_mb * 1024 * 1024
+        self.vocab_size = vocab_size
         self.chunk_elements = chunk_elements
         self._base_cache: Optional[list[BaseReference]] = None
 

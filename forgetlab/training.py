@@ -31,10 +31,11 @@ REPLAY_SEED_MODULUS = 2**62 // 1_000_003
 
 
 class DivergedError(RuntimeError):
-    """The training loss became NaN or infinite; the run is stopped and marked FAILED."""
+    """The training loss became NaN or infinite, or the model collapsed (`forgetlab.curves`); the run is
+    stopped and marked FAILED."""
 
-    def __init__(self, step: int, value: float):
-        super().__init__(f"loss became {value} at step {step}")
+    def __init__(self, step: int, value: float, what: str = ""):
+        super().__init__(what or f"loss became {value} at step {step}")
         self.step = step
 
 

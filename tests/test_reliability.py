@@ -11,6 +11,7 @@ code unasked, unpickling arbitrary objects, and credentials reaching the store.
 from __future__ import annotations
 
 import ast
+import math
 import os
 import sqlite3
 import subprocess
@@ -66,6 +67,43 @@ def test_diverging_run_is_failed_with_its_reason_and_left_out_of_fits(tmp_path, 
     code, out, err = invoke(["fit", "--law", "linear", "-B", "5", "--no-validation"], capsys, monkeypatch)
     assert "excluded 1 run that did not finish (FAILED/KILLED)" in out
     assert code == 2 and "the query returned no points" in err  # the only run is not a point
+
+
+def test_a_run_whose_model_collapses_is_failed_with_its_reason(tmp_path, forgetlab_cache):
+    """At lr 1e4 the tiny base falls to uniform predictions (ft_loss = ln 512) with a finite loss: it
+    used to finish, with forget_agree 1 at every step. It is stopped there, the point that shows it logged."""
+    from mlflow.tracking import MlflowClient
+
+    done = forgetlab("run", "--config", str(R4), *TINY, "train.lr=1e4", "train.steps=10", "train.eval_every=5", "--quiet", cwd=tmp_path)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "collapsed to uniform predictions at step 5" in lines[0] and "ln 512" in lines[0] and "marked FAILED" in lines[0], lines[0]
+
+    client = MlflowClient(store_uri(tmp_path))
+    [run] = client.search_runs([client.get_experiment_by_name("forgetlab").experiment_id])
+    assert run.info.status == "FAILED" and "collapsed" in run.data.tags["forgetlab.failure"]
+    history = {key: [point.value for point in client.get_metric_history(run.info.run_id, key)] for key in ("ft_loss", "forget_agree")}
+    assert history["ft_loss"][-1] == pytest.approx(math.log(512), rel=1e-3) and len(history["ft_loss"]) == 2
+    assert history["forget_agree"] == [1.0, pytest.approx(1 / 512)]
+
+
+@pytest.mark.parametrize(
+    "ft_loss, start_loss, collapsed",
+    [
+        (math.log(512), 4.1, True),  # fell to uniform predictions
+        (math.log(512) + 0.5, 4.1, True),  # worse than uniform
+        (5.0, 4.1, False),  # worse, but still better than guessing
+        (math.log(512), math.log(512) + 0.01, False),  # an untrained base starts there: nothing to collapse from
+        (math.log(512), None, False),
+        (math.nan, 4.1, True),
+        (math.inf, None, True),
+    ],
+)
+def test_collapse_is_a_loss_at_uniform_after_a_start_below_it(ft_loss, start_loss, collapsed):
+    from forgetlab.curves import collapse
+
+    assert (collapse(ft_loss, start_loss, 512, 5) is not None) == collapsed
 
 
 # ---------------------------------------------------------------------------- concurrent writers
