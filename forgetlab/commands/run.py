@@ -38,8 +38,9 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
         raise UserError(f"--resume: '{run_id}' is a {kind} run, not a fine-tuning run")
     if run.info.status == "FINISHED":
         raise UserError(f"--resume: run '{run_id}' is FINISHED already; nothing to resume (start a new run instead)")
-    if run.info.status == "RUNNING" and tracking.owner_alive(run.data.tags):
-        raise UserError(f"--resume: run '{run_id}' is still running (pid {run.data.tags.get(names.PID)}); wait for it or stop it first")
+    liveness = tracking.run_liveness(run)  # the sweep's rule too: its process here, else its heartbeat
+    if liveness.alive:
+        raise UserError(f"--resume: run '{run_id}' is still running: {liveness.why}; wait for it or stop it first")
     try:
         local = client.download_artifacts(run_id, "config.yaml")
     except MlflowException:

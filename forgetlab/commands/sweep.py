@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from forgetlab.tracking.liveness import STALE_MINUTES
+
 
 def register(app: typer.Typer) -> None:
     @app.command("sweep")
@@ -17,7 +19,7 @@ def register(app: typer.Typer) -> None:
             None, "--shard", help="Run only shard i of n, e.g. 1/4. Default: the SLURM array task's (sbatch --array), else all."
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="List the points and which are done; run nothing."),
-        stale_minutes: float = typer.Option(30.0, help="A RUNNING point from another machine silent this long is resumed."),
+        stale_minutes: float = typer.Option(STALE_MINUTES, help="A RUNNING point from another machine silent this long is resumed."),
         tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="Override the points' tracking.uri."),
     ) -> None:
         """Run every point of a sweep that is not FINISHED yet; rerunning finishes an interrupted sweep.

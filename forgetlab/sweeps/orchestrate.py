@@ -18,6 +18,7 @@ from forgetlab.errors import UserError
 from forgetlab.sweeps.launcher import TO_RUN, PointOutcome, run_points
 from forgetlab.sweeps.spec import SweepConfig, SweepPoint, load_sweep, select_shard, shard_from_slurm
 from forgetlab.tracking import names
+from forgetlab.tracking.liveness import STALE_MINUTES
 from forgetlab.sweeps.state import PointState, classify, count_states, summary_line
 
 DEFAULT_EXPERIMENT = "forgetlab"
@@ -30,7 +31,7 @@ class SweepRequest:
     config: Path  # the sweep file
     jobs: int = 1  # points run at once
     shard: Optional[str] = None  # "i/n"; None: the SLURM array task's, else every point
-    stale_minutes: float = 30.0  # a RUNNING point from another machine silent this long is resumed
+    stale_minutes: float = STALE_MINUTES  # a RUNNING point from another machine silent this long is resumed
     tracking_uri: Optional[str] = None  # overrides every point's tracking.uri
 
 

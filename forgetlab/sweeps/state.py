@@ -2,8 +2,8 @@
 
 Running the same sweep again skips points already FINISHED, resumes points whose process died
 (RUNNING with a dead process, or KILLED) from their last checkpoint, and reruns FAILED or
-missing ones. A RUNNING point owned by another machine counts as alive until its heartbeat is
-older than `stale_minutes`.
+missing ones. Whether a RUNNING point is alive is `forgetlab.tracking.liveness` (the rule
+`run --resume` applies too): its process on this machine, else its heartbeat, within `stale_minutes`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from forgetlab.sweeps.spec import SweepPoint
 from forgetlab.tracking import names
-from forgetlab.tracking.run import owner_alive
+from forgetlab.tracking.liveness import run_liveness
 
 STATES = ("done", "running", "resumable", "rerun", "new")
 
@@ -23,13 +23,6 @@ class PointState:
     point: SweepPoint
     state: str  # one of STATES
     run_id: Optional[str] = None
-
-
-def _still_running(run: Any, stale_minutes: float, now_ms: int) -> bool:
-    alive = owner_alive(run.data.tags)
-    heartbeat = run.data.tags.get(names.HEARTBEAT_MS)
-    quiet_for = (now_ms - int(heartbeat)) / 60000 if heartbeat and heartbeat.isdigit() else None
-    return bool(alive) or (alive is None and (quiet_for is None or quiet_for < stale_minutes))
 
 
 def _has_checkpoint(run_id: str) -> bool:
@@ -50,7 +43,7 @@ def _classify_point(point: SweepPoint, candidates: list[Any], stale_minutes: flo
     latest = candidates[0]
     status = latest.info.status
     if status == "RUNNING":
-        if _still_running(latest, stale_minutes, now_ms):
+        if run_liveness(latest, stale_minutes, now_ms).alive:
             return PointState(point, "running", latest.info.run_id)
         status = "KILLED"  # its process is gone
     if status == "KILLED" and _has_checkpoint(latest.info.run_id):

@@ -3,6 +3,7 @@
 - `store`: the one place an MLflow client is built (`client(uri)`), retried while SQLite is locked;
 - `run`: one run's tracker (owner, heartbeat, resume bookkeeping, batched metrics) and its
   do-nothing twin for ranks other than 0;
+- `liveness`: whether a RUNNING run is still being written (its process, else its heartbeat);
 - `names`: every tag and metric name;
 - `context`: MLflow's context tags (user, source, git commit) as `mlflow.start_run` resolves them;
 - `datasets`: the data a run reads, as MLflow dataset inputs (digest = fingerprint, role as context);
@@ -19,7 +20,8 @@ from typing import Any
 # warehouse's export and queries need only `names`, and `run` (with its MLflow plumbing) cost them
 # 20 ms of start-up.
 _HOMES = {
-    "NullTracker": "run", "RunTracker": "run", "owner_alive": "run", "owner_tags": "run", "run_tracker": "run",
+    "NullTracker": "run", "RunTracker": "run", "owner_tags": "run", "run_tracker": "run",
+    "STALE_MINUTES": "liveness", "run_liveness": "liveness",
     "SECRET_ENV_VARS": "secrets", "scrub_secrets": "secrets",
     "LOCKED_RETRY_SECONDS": "store", "RetryingClient": "store", "client": "store", "is_locked_error": "store",
     "prepare_local_store": "store", "with_retry": "store",

@@ -5,8 +5,8 @@ share of a tiny model's step, so metrics are buffered and written with one `log_
 evaluation. Secrets (tokens, passwords in URIs) are scrubbed from everything logged.
 
 A run records who writes it (host and pid tags, `owner_tags`) and, with every flush, when it
-last wrote (the heartbeat tag); a sweep and `--resume` read both (`owner_alive`) to tell a live
-run from a dead one. On a resume the run reopens and reports the (metric, step) pairs it already
+last wrote (the heartbeat tag); a sweep and `--resume` read both (`liveness.run_liveness`) to
+tell a live run from a dead one. On a resume the run reopens and reports the (metric, step) pairs it already
 holds, so nothing is logged twice.
 
 Only global rank 0 of a multi-device launch tracks; the other ranks get a `NullTracker`, which
@@ -27,7 +27,6 @@ from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_
 from forgetlab.tracking.context import context_tags
 from forgetlab.tracking.secrets import scrub_secrets
 from forgetlab.tracking.store import client
-from forgetlab.utils.processes import process_alive
 
 if TYPE_CHECKING:
     from forgetlab.tracking.datasets import RunDataset
@@ -41,11 +40,6 @@ MAX_FAILURE_LENGTH = 5000
 def owner_tags() -> dict[str, str]:
     """The tags that name this process as the writer of a run."""
     return {names.HOST: socket.gethostname(), names.PID: str(os.getpid())}
-
-
-def owner_alive(tags: dict[str, str]) -> Optional[bool]:
-    """Whether the process named by a run's owner tags is alive; None when it ran on another machine."""
-    return process_alive(tags.get(names.HOST, ""), tags.get(names.PID, ""))
 
 
 class RunTracker:
