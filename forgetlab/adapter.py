@@ -3,13 +3,17 @@
 At the end of a FINISHED run the PEFT adapter (`adapter_config.json`, `adapter_model.safetensors`)
 is logged under the run's `adapter/` artifact folder, so it can be evaluated, merged or shared:
 
-    base = AutoModelForCausalLM.from_pretrained(<the run's model.name>)
-    tuned = PeftModel.from_pretrained(base, mlflow.artifacts.download_artifacts(f"runs:/{run_id}/adapter"))
+    base = forgetlab.model.load_base(ModelConfig(name=<the run's model.name>)).model
+    adapter = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/adapter", tracking_uri=<the run's store>)
+    tuned = PeftModel.from_pretrained(base, adapter)
+
+(the README's snippet, tested as written: without `tracking_uri` MLflow looks in ./mlflow.db).
 
 With `tracking.log_merged_model` the base with the adapter merged in is logged too (`merged/`: the
 model's config, safetensors weights and tokenizer), for tools that take a plain checkpoint:
 
-    tuned = AutoModelForCausalLM.from_pretrained(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/merged"))
+    merged = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/merged", tracking_uri=<the run's store>)
+    tuned = AutoModelForCausalLM.from_pretrained(merged)
 
 A finished run cannot be resumed, so its resume checkpoints (adapters, optimizer, step) are deleted.
 """

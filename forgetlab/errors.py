@@ -18,3 +18,18 @@ class UserError(Exception):
 
     def __str__(self) -> str:  # pragma: no cover - trivial
         return self.message
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, raised once the run is marked KILLED in the tracking store.
+
+    It carries what a user needs to continue: the CLI prints the run id and the command that
+    resumes it, and exits 130 (the shell's code for Ctrl-C), with no traceback.
+    """
+
+    def __init__(self, run_id: str, run_name: str, step: int, tracking_uri: str):
+        super().__init__(f"run {run_name} {run_id} interrupted at step {step}")
+        self.run_id = run_id
+        self.run_name = run_name
+        self.step = step
+        self.tracking_uri = tracking_uri

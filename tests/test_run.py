@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import re
+import shlex
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -44,11 +47,7 @@ def history(mlflow_client, run_id: str, key: str) -> dict[int, float]:
 def finished_run(tmp_path_factory, forgetlab_cache):
     """One real `forgetlab run` through the CLI, as a user types it."""
     workdir = tmp_path_factory.mktemp("run")
-    # MLflow's system metrics sampled every 0.3 s (default 10 s) so that a run of a few seconds has some.
-    result = forgetlab(
-        "run", "--config", str(R4), *TINY, "train.steps=30", "train.eval_every=5", "--quiet", cwd=workdir,
-        env={"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "0.3"},
-    )  # fmt: skip
+    result = forgetlab("run", "--config", str(R4), *TINY, "train.steps=30", "train.eval_every=5", "--quiet", cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
 
@@ -83,7 +82,6 @@ def test_run_lands_in_store_with_a_curve(finished_run):
     assert kl[30] > kl[0] and hard[30] > hard[0] and soft[30] > soft[0]
     ft = history(mlflow_client, run.info.run_id, "ft_loss")
     assert min(value for step, value in ft.items() if step > 0) < ft[0]  # it learned the fine-tuning data
-    assert mlflow_client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")  # MLflow's sampler
     artifacts = {artifact.path for artifact in mlflow_client.list_artifacts(run.info.run_id)}
     assert "adapter" in artifacts and "merged" not in artifacts  # the merged model only when asked for
 
@@ -144,18 +142,24 @@ def test_bad_input_is_one_line_exit_2_and_no_run(tmp_path, forgetlab_cache):
     assert not database.exists() or not sqlite3.connect(database).execute("select count(*) from runs").fetchone()[0]
 
 
-def _ft_loss_steps(database: Path, run_name: str) -> list[int]:
-    if not database.exists():
-        return []
-    try:
-        with sqlite3.connect(database, timeout=1) as connection:
-            rows = connection.execute(
-                "select m.step from metrics m join runs r on r.run_uuid = m.run_uuid where r.name = ? and m.key = 'ft_loss'",
-                (run_name,),
-            ).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    return [row[0] for row in rows]
+SIGNAL_AT_STEP = Path(__file__).resolve().parent / "signal_at_step.py"
+
+
+def signalled_run(signal_name: str, step: int, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`forgetlab run ARGS` that gets SIG<signal_name> once it has done `step` updates (tests/signal_at_step.py)."""
+    return subprocess.run(
+        [sys.executable, str(SIGNAL_AT_STEP), signal_name, str(step), "run", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def summary_rows(stdout: str) -> dict[str, tuple[str, str]]:
+    """The summary table `forgetlab run` prints: metric -> (value at step 0, value at the last step), as printed."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [cell.strip() for cell in re.split(r"[│┃|]", line) if cell.strip()]
+        if len(cells) == 3 and cells[0] in METRICS:
+            rows[cells[0]] = (cells[1], cells[2])
+    return rows
 
 
 def test_sigkilled_run_resumes_into_the_same_run_with_identical_values(tmp_path, forgetlab_cache):
@@ -166,21 +170,12 @@ def test_sigkilled_run_resumes_into_the_same_run_with_identical_values(tmp_path,
 
     killed = tmp_path / "killed"
     killed.mkdir()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "forgetlab", "run", "--config", str(R4), *TINY, *steps, "--quiet"],
-        cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    database = killed / "mlruns" / "mlflow.db"
-    deadline = time.time() + 240
-    while time.time() < deadline and max(_ft_loss_steps(database, "embedded-tiny-r4-code-s0"), default=-1) < 15:
-        time.sleep(0.1)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    logged_before_kill = max(_ft_loss_steps(database, "embedded-tiny-r4-code-s0"))
-    assert 15 <= logged_before_kill < 80, "the run was not killed mid-way"
-
+    # SIGKILL once step 15 is evaluated and checkpointed: where it lands does not depend on the machine's speed.
+    done = signalled_run("KILL", 15, "--config", str(R4), *TINY, *steps, "--quiet", cwd=killed)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
     mlflow_client = client(killed)
     [run] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("forgetlab").experiment_id])
+    assert max(history(mlflow_client, run.info.run_id, "ft_loss")) == 15
     assert run.info.status == "RUNNING"  # SIGKILL leaves no chance to mark it
     resumed = forgetlab("run", "--resume", run.info.run_id, "--quiet", cwd=killed)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -195,6 +190,69 @@ def test_sigkilled_run_resumes_into_the_same_run_with_identical_values(tmp_path,
         assert sorted(got) == sorted(expected), key
         for step, value in expected.items():
             assert got[step] == pytest.approx(value, rel=1e-5, abs=1e-6), (key, step)
+
+    # The resumed run's summary: the run's own step 0 (logged before the kill), not the step it resumed at.
+    assert "step 0" in resumed.stdout and "step 80" in resumed.stdout
+    rows = summary_rows(resumed.stdout)
+    assert set(rows) == set(METRICS) - {"forget_data"}
+    for key, (first, last) in rows.items():
+        expected = history(twin_client, twin_run.info.run_id, key)
+        assert (first, last) == (f"{expected[0]:.4f}", f"{expected[80]:.4f}"), key
+
+
+def test_ctrl_c_prints_the_run_id_and_the_command_that_resumes_it(tmp_path, forgetlab_cache, monkeypatch):
+    done = signalled_run("INT", 10, "--config", str(R4), *TINY, "train.steps=20", "train.eval_every=5", "--quiet", cwd=tmp_path)
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    mlflow_client = client(tmp_path)
+    [run] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("forgetlab").experiment_id])
+    assert run.info.status == "KILLED"
+    [line] = [line for line in done.stderr.splitlines() if line.strip()]
+    from forgetlab.commands.run import command_name
+
+    monkeypatch.chdir(tmp_path)  # where the command was printed (the venv's forgetlab is named relative to it)
+    command = f"{command_name()} run --resume {run.info.run_id}"
+    assert line == f"run embedded-tiny-r4-code-s0 {run.info.run_id} interrupted at step 10; it is marked KILLED. Resume it with: {command}"
+
+    # The query the resume error points at lists it, with the same command.
+    listed = forgetlab("query", "queries/unfinished.sql", "--format", "csv", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    [header, row] = list(csv.reader(io.StringIO(listed.stdout)))
+    found = dict(zip(header, row))
+    assert (found["run_id"], found["status"], found["last_step"]) == (run.info.run_id, "KILLED", "10")
+    assert found["resume_command"] == f"forgetlab run --resume {run.info.run_id}"
+
+    # The printed command, typed as printed, finishes the run.
+    resumed = subprocess.run([*shlex.split(line.split("Resume it with: ")[1]), "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert mlflow_client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert sorted(history(mlflow_client, run.info.run_id, "ft_loss")) == [0, 5, 10, 15, 20]
+
+
+def test_the_run_starts_and_stops_mlflows_system_metrics_sampler(workdir, monkeypatch):
+    """MLflow samples system/* metrics in its own thread, every 10 s; whether a sample lands within a
+    run depends on the machine's speed. What forgetlab owns is deterministic: it starts the sampler
+    for its run and stops it at the end."""
+    import mlflow.system_metrics.system_metrics_monitor as monitors
+
+    from forgetlab.config import load_run_config
+    from forgetlab.run import execute_run
+
+    calls = []
+
+    class RecordingMonitor:
+        def __init__(self, run_id, resume_logging=False, tracking_uri=None, **_):
+            calls.append(("created", run_id, resume_logging, tracking_uri))
+
+        def start(self):
+            calls.append(("started",))
+
+        def finish(self):
+            calls.append(("finished",))
+
+    monkeypatch.setattr(monitors, "SystemMetricsMonitor", RecordingMonitor)
+    result = execute_run(load_run_config(R4, [*TINY, "train.steps=2", "train.eval_every=1"]), progress=False)
+    assert calls == [("created", result.run_id, False, result.tracking_uri), ("started",), ("finished",)]
 
 
 def test_the_printed_command_works_where_forgetlab_is_not_on_path(tmp_path, monkeypatch):
@@ -211,3 +269,30 @@ def test_the_printed_command_works_where_forgetlab_is_not_on_path(tmp_path, monk
     assert command_name() == ".venv/bin/forgetlab"
     monkeypatch.setenv("PATH", str(venv_bin))
     assert command_name() == "forgetlab"
+
+
+def test_the_summary_prints_what_a_user_copies_on_one_line_at_any_width():
+    """rich wrapped the adapter's URI and "FINISHED after 10 steps, / P=..." at the terminal's width; pasted, they broke."""
+    from rich.console import Console
+
+    from forgetlab.commands.run import print_summary
+    from forgetlab.recipe.result import RunResult
+
+    folder = "/home/someone/projects/a-rather-long-folder-name/mlruns"
+    result = RunResult(
+        run_id="0123456789abcdef0123456789abcdef", run_name="embedded-tiny-r4-code-s0", status="FINISHED",
+        tracking_uri=f"sqlite:///{folder}/mlflow.db", P=123_456, steps_done=10,
+        first={"ft_loss": 5.0}, last={"ft_loss": 4.0},
+        adapter_uri=f"file://{folder}/artifacts/1/0123456789abcdef0123456789abcdef/artifacts/adapter",
+        merged_uri=f"file://{folder}/artifacts/1/0123456789abcdef0123456789abcdef/artifacts/merged",
+    )  # fmt: skip
+    console = Console(record=True, width=40, force_terminal=True)
+    print_summary(result, console)
+    lines = console.export_text().splitlines()
+    expected = [
+        "run embedded-tiny-r4-code-s0 0123456789abcdef0123456789abcdef: FINISHED after 10 steps, P=123,456",
+        f"tracking store: {result.tracking_uri}",
+        f"adapter: {result.adapter_uri}",
+        f"merged model: {result.merged_uri}",
+    ]
+    assert all(line in lines for line in expected), "\n".join(lines)

@@ -416,7 +416,7 @@ def test_run_query_uses_header_defaults_and_overrides(store):
     sql = (REPO / "queries" / "laws.sql").read_text()
     assert set(run_query(sql, {}, db).column("N").to_pylist()) == set()  # default min_step 50: steps 0..40 all dropped
     assert set(run_query(sql, {"min_step": 10}, db).column("N").to_pylist()) == {20, 30, 40}
-    for name in ("curves", "at_step", "final", "sweep_status", "laws"):
+    for name in ("curves", "at_step", "final", "sweep_status", "laws", "unfinished"):
         run_query((REPO / "queries" / f"{name}.sql").read_text(), {}, db)  # every shipped query runs
     status = run_query((REPO / "queries" / "sweep_status.sql").read_text(), {}, db).to_pylist()
     assert [(s["sweep"], s["sweep_status"], s["finished"]) for s in status] == [("s1", "FINISHED", 3)]

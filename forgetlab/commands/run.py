@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -22,13 +23,17 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
     from forgetlab.config import read_yaml, validate_run_config
     from forgetlab.paths import resolve_tracking_uri, sqlite_path
     from forgetlab.tracking import names
+    from forgetlab.tracking.secrets import scrub_secrets
 
     uri = resolve_tracking_uri(tracking_uri)
     database = sqlite_path(uri)
     if database is not None and not database.is_file():  # MLflow would create an empty store here
         raise UserError(f"--resume: no tracking store at {database}; run from the folder holding mlruns/, or pass --tracking-uri")
     client = tracking.client(uri)
-    missing = f"--resume: no run '{run_id}' with a config.yaml in the tracking store; check the id with `forgetlab ui` or `forgetlab query queries/sweep_status.sql`"
+    missing = (
+        f"--resume: no run '{run_id}' with a config.yaml in the tracking store {scrub_secrets(uri)}; "
+        "list the runs that did not finish, with their ids, with `forgetlab query queries/unfinished.sql`"
+    )
     try:
         run = client.get_run(run_id)
     except MlflowException:
@@ -52,11 +57,23 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
 
 
 def print_summary(result, console) -> None:
+    """The run's id, its losses at step 0 and at the end, and where it was logged.
+
+    The lines a user copies (the run id, the store, the adapter's URI) are printed whole: rich
+    would otherwise wrap them at the terminal's width, and a wrapped path pastes as two pieces.
+    """
+    from rich.markup import escape
     from rich.table import Table
 
     from forgetlab.tracking.names import MULTIPLE_CHOICE_METRICS, PENALTY_METRICS, REFUSAL_METRICS
 
-    console.print(f"run [bold]{result.run_name}[/bold] {result.run_id}: {result.status} after {result.steps_done} steps, P={result.P:,}")
+    def unwrapped(text: str) -> None:
+        console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+    console.print(
+        f"run [bold]{escape(result.run_name)}[/bold] {result.run_id}: {result.status} after {result.steps_done} steps, P={result.P:,}",
+        soft_wrap=True, highlight=False,
+    )  # fmt: skip
     table = Table()
     table.add_column("metric")
     table.add_column("step 0", justify="right")
@@ -67,13 +84,26 @@ def print_summary(result, console) -> None:
             start = result.first.get(key)
             table.add_row(key, f"{start:.4f}" if start is not None else "-", f"{result.last[key]:.4f}")
     console.print(table)
-    console.print(f"tracking store: {result.tracking_uri}")
+    unwrapped(f"tracking store: {result.tracking_uri}")
     if result.adapter_uri:
-        console.print(f"adapter: {result.adapter_uri}")
+        unwrapped(f"adapter: {result.adapter_uri}")
     if result.merged_uri:
-        console.print(f"merged model: {result.merged_uri}")
+        unwrapped(f"merged model: {result.merged_uri}")
     command = command_name()
-    console.print(f"see the curves: [bold]{command} ui[/bold]   query them: [bold]{command} query queries/curves.sql[/bold]")
+    console.print(
+        f"see the curves: [bold]{command} ui[/bold]   query them: [bold]{command} query queries/curves.sql[/bold]", soft_wrap=True
+    )
+
+
+def resume_command(run_id: str, tracking_uri: str) -> str:
+    """The command that resumes `run_id`, typed in this folder (which holds its checkpoints, mlruns/checkpoints/).
+
+    `--tracking-uri` only when the run is not in the store a plain `forgetlab run` here would use.
+    """
+    from forgetlab.paths import resolve_tracking_uri
+
+    store = "" if tracking_uri == resolve_tracking_uri(None) else f" --tracking-uri {shlex.quote(tracking_uri)}"
+    return f"{command_name()} run --resume {run_id}{store}"
 
 
 def command_name() -> str:
@@ -121,8 +151,15 @@ def register(app: typer.Typer) -> None:
             from forgetlab.config import to_yaml
 
             return typer.echo(to_yaml(run_config), nl=False)
+        from forgetlab.errors import RunInterrupted
         from forgetlab.run import execute_run
 
-        result = execute_run(run_config, resume_run_id=resume, progress=not quiet)
+        try:
+            result = execute_run(run_config, resume_run_id=resume, progress=not quiet)
+        except RunInterrupted as stopped:  # Ctrl-C: the id is printed only at the end otherwise
+            typer.echo(
+                f"\n{stopped}; it is marked KILLED. Resume it with: {resume_command(stopped.run_id, stopped.tracking_uri)}", err=True
+            )
+            raise typer.Exit(130) from None
         if result.tracking_uri:  # the other ranks of a multi-device run have nothing to report
             print_summary(result, Console())

@@ -31,7 +31,7 @@ from forgetlab.config import (
     TrainingConfig,
     to_yaml,
 )
-from forgetlab.errors import UserError
+from forgetlab.errors import RunInterrupted, UserError
 from forgetlab.recipe.result import RunResult
 from forgetlab.utils.mappings import flatten
 
@@ -192,7 +192,7 @@ class FineTuningRecipe:
         if self.resume_run_id:
             already_logged = tracker.resume(self.resume_run_id)
         else:
-            already_logged = set()
+            already_logged = {}
             tracker.start(self.config.run_name(), self._tags(), describe_run(self.config))
             tracker.log_params(self._params())
             if self.base.heldout_loss is not None:  # a measurement: a metric, absent when unknown
@@ -371,8 +371,12 @@ class FineTuningRecipe:
             self.trainer.fit(module, train_dataloaders=self.loader, ckpt_path=resume, weights_only=True)
         except DivergedError as error:
             status, failure = "FAILED", str(error)
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit) as error:
             self.tracker.finish("KILLED", "interrupted")
+            # Lightning turns Ctrl-C into sys.exit(1) inside its `except KeyboardInterrupt`, so the
+            # interrupt is the SystemExit's context; the user needs the run id to resume, not exit 1.
+            if self.tracker.tracking_uri and (isinstance(error, KeyboardInterrupt) or isinstance(error.__context__, KeyboardInterrupt)):
+                raise RunInterrupted(self.tracker.run_id, self.config.run_name(), self.trainer.global_step, self.tracker.tracking_uri) from None
             raise
         except BaseException as error:
             self.tracker.finish("FAILED", f"{type(error).__name__}: {error}")

@@ -83,12 +83,12 @@ class RunTracker:
         self.run_id = run_id
         self.client.update_run(run_id, status="RUNNING")
 
-    def resume(self, run_id: str) -> set[tuple[str, int]]:
-        """Reopen `run_id`, owned by this process now; returns the (metric, step) pairs it already holds."""
+    def resume(self, run_id: str) -> dict[tuple[str, int], float]:
+        """Reopen `run_id`, owned by this process now; returns the values it already holds, by (metric, step)."""
         self.reopen(run_id)
         self.set_tags(owner_tags())
         return {
-            (key, metric.step)
+            (key, metric.step): metric.value
             # Every key the run has logged (curves, penalties, probes), not a list kept by hand.
             for key in self.client.get_run(run_id).data.metrics
             for metric in self.client.get_metric_history(run_id, key)
@@ -172,8 +172,8 @@ class NullTracker:
     def __init__(self) -> None:
         self.run_id = os.environ.get(names.RUN_ID_ENV, "")
 
-    def resume(self, run_id: str) -> set[tuple[str, int]]:
-        return set()
+    def resume(self, run_id: str) -> dict[tuple[str, int], float]:
+        return {}
 
     def start(self, run_name: str, tags: dict[str, str], description: Optional[str] = None) -> str:
         return self.run_id
