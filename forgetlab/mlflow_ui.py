@@ -63,10 +63,14 @@ def missing_view_tags(existing: dict[str, str]) -> dict[str, str]:
 
 
 def mark_training_experiment(client: Any, experiment_id: str) -> str:
-    """Tag an experiment forgetlab logs to as a model-training one; return its id (for one-line callers)."""
-    experiment = client.get_experiment(experiment_id)
-    for key, value in missing_view_tags(dict(experiment.tags or {})).items():
-        client.set_experiment_tag(experiment_id, key, value)
+    """Tag an experiment forgetlab logs to as a model-training one; return its id (for one-line callers).
+
+    Which tags is `missing_view_tags`; setting them is `settle_experiment_tags`, safe when many
+    processes mark one experiment at once (a tag inserted by two of them conflicts; the loser reads again).
+    """
+    from forgetlab.tracking.store import settle_experiment_tags
+
+    settle_experiment_tags(client, experiment_id, missing_view_tags)
     return experiment_id
 
 

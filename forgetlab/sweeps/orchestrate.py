@@ -124,28 +124,57 @@ def find_or_create_parent(client: Any, experiment_id: str, sweep: SweepConfig, s
     """The parent run of a sweep: found by its tags, so rerunning the sweep reuses it.
 
     Launches of one sweep that start together (the tasks of an array job) may each create a parent;
-    each then looks again and the earliest parent wins, the others deleting their own, so the sweep
-    keeps one parent (start times come from each machine's clock: best effort across machines).
+    each then looks again and adopts the earliest, deleting its own if it lost, so the sweep keeps
+    one parent (start times come from each machine's clock: best effort across machines; a launch
+    whose adopted parent is deleted under it looks again, and `close_parent` restores one deleted
+    after its children were logged, so no child is left without its parent).
     """
     from forgetlab.tracking import scrub_secrets
     from forgetlab.tracking.context import context_tags
+    from forgetlab.tracking.store import CONFLICT_ATTEMPTS
 
-    found = _sweep_parents(client, experiment_id, sweep)
-    if found:
-        client.update_run(found[0].info.run_id, status="RUNNING")
-        return found[0].info.run_id
-    run = client.create_run(
-        experiment_id,
-        run_name=scrub_secrets(sweep.name),
-        # MLflow's own context (user, source, git commit), as every run forgetlab creates has.
-        tags={**context_tags(), names.KIND: "sweep", names.SWEEP: sweep.name, names.SWEEP_FILE: scrub_secrets(source)},
-    )
-    winner = _sweep_parents(client, experiment_id, sweep)[0].info.run_id
-    if winner != run.info.run_id:
-        client.delete_run(run.info.run_id)
+    mine: Optional[str] = None
+    for _ in range(CONFLICT_ATTEMPTS):
+        found = _sweep_parents(client, experiment_id, sweep)
+        if not found:
+            mine = client.create_run(
+                experiment_id,
+                run_name=scrub_secrets(sweep.name),
+                # MLflow's own context (user, source, git commit), as every run forgetlab creates has.
+                tags={**context_tags(), names.KIND: "sweep", names.SWEEP: sweep.name, names.SWEEP_FILE: scrub_secrets(source)},
+            ).info.run_id
+            continue  # look again: another launch may have created one at the same moment
+        winner = found[0].info.run_id
+        if mine is not None and mine != winner:
+            client.delete_run(mine)  # another launch's parent is earlier
+            mine = None
+        if not _reopen(client, winner):
+            continue  # its launch deleted it just now, having seen an earlier one
+        if winner == mine:
+            client.log_text(winner, scrub_secrets(sweep.model_dump_json(indent=2)), "sweep.json")
         return winner
-    client.log_text(run.info.run_id, scrub_secrets(sweep.model_dump_json(indent=2)), "sweep.json")
-    return run.info.run_id
+    raise RuntimeError(f"sweep {sweep.name}: no parent run settled after {CONFLICT_ATTEMPTS} attempts")
+
+
+def _reopen(client: Any, run_id: str) -> bool:
+    """Mark a parent RUNNING again; False when it was deleted meanwhile."""
+    if client.get_run(run_id).info.lifecycle_stage != "active":
+        return False
+    try:
+        client.update_run(run_id, status="RUNNING")
+    except Exception as error:
+        if "must be in the 'active' state" not in str(error):
+            raise
+        return False
+    return True
+
+
+def close_parent(client: Any, parent: str, status: str) -> None:
+    """Set the parent's final status; a parent deleted under this launch (see `find_or_create_parent`)
+    is restored first: this launch's runs are its children."""
+    if client.get_run(parent).info.lifecycle_stage != "active":
+        client.restore_run(parent)
+    client.set_terminated(parent, status=status)
 
 
 def _sweep_parents(client: Any, experiment_id: str, sweep: SweepConfig) -> list[Any]:
@@ -194,5 +223,5 @@ def run_sweep(request: SweepRequest, report: Callable[[str], None]) -> SweepResu
     outcomes = run_points(plan.states, plan.sweep, parent, request.jobs, report)
     result = SweepResult(plan, parent, outcomes, time.time() - started)
     finished_all = not result.failed and plan.counts["running"] == 0
-    plan.client.set_terminated(parent, status="FINISHED" if finished_all else "FAILED")
+    close_parent(plan.client, parent, "FINISHED" if finished_all else "FAILED")
     return result

@@ -26,7 +26,7 @@ from forgetlab.mlflow_ui import mark_training_experiment
 from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_path
 from forgetlab.tracking.context import context_tags
 from forgetlab.tracking.secrets import scrub_secrets
-from forgetlab.tracking.store import client
+from forgetlab.tracking.store import client, get_or_create_experiment
 
 if TYPE_CHECKING:
     from forgetlab.tracking.datasets import RunDataset
@@ -53,17 +53,11 @@ class RunTracker:
         self._buffer: list[Any] = []
 
     def _experiment_id(self, name: str) -> str:
-        existing = self.client.get_experiment_by_name(name)
-        if existing is not None:
-            return existing.experiment_id
         artifact_location = None
         if sqlite_path(self.tracking_uri) is not None:
             artifact_location = default_artifact_root().resolve().as_uri()
-        try:
-            return self.client.create_experiment(name, artifact_location=artifact_location)
-        except Exception:
-            # Another process of a sweep created it between our lookup and our create.
-            return self.client.get_experiment_by_name(name).experiment_id
+        # Create-or-get: the other runs of a sweep (or of an array job on a server) may create it at the same moment.
+        return get_or_create_experiment(self.client, name, artifact_location)
 
     def start(self, run_name: str, tags: dict[str, str], description: Optional[str] = None) -> str:
         """Create the run, owned by this process, with MLflow's context tags and `description`; returns its id.
