@@ -111,6 +111,18 @@ def test_one_run_says_no_interval_and_why_in_the_singular(study):
     assert "every parameter is determined by the data" not in done.output
 
 
+def test_a_line_through_one_runs_points_is_identified_and_says_what_one_run_cannot_tell(study):
+    """A two-parameter line with R² 0.99 through one run's points read "parameters NOT identified": the data
+    determine it; what one run cannot give is any interval across runs or seeds."""
+    client, experiment = study
+    log_run(client, experiment, "solo", "embedded", 4, 0, list(range(0, 301, 30)))
+    done = fit("--law", "linear", "--dataset", "solo")
+    assert done.exit_code == 0, done.output
+    output = " ".join(done.output.split())  # rich wraps long lines
+    assert "NOT identified" not in output and "parameters identified: every parameter is determined by these points" in output
+    assert "how they vary across runs or seeds is unknown" in output
+
+
 def test_predict_max_forgetting_with_the_default_variant_explains_a_threshold_below_the_data(study):
     import json
 
@@ -145,3 +157,76 @@ def test_a_fit_records_the_base_model_and_settings_its_runs_share(study):
     assert result["extra"]["comparability"] == {
         "model": "embedded", "base_fingerprint": "embedded-fp", "context_length": 128, "lr": 3e-4, "steps": 300,
     }  # fmt: skip
+
+
+def readme_predict_example() -> list[str]:
+    """The arguments of the README's `forgetlab predict` example (its commands table)."""
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [line] = [line for line in readme.splitlines() if line.startswith("| `forgetlab predict ")]
+    return shlex.split(line.split("`")[1])[1:]
+
+
+def test_readme_predict_example_works_on_a_default_fit_and_says_what_it_used(study):
+    """On `forgetlab fit` (every law) the README's example failed ("pass --ft-loss": a newcomer took the
+    first fit id, the linear law's); options a law does not use were ignored but echoed; a rank beyond
+    the fitted ones passed without a word."""
+    import json
+
+    from forgetlab.cli import app
+
+    runner = CliRunner()
+    done = runner.invoke(app, ["fit", "-B", "20", "--no-validation", "--json", "fits.json"])
+    assert done.exit_code == 0, done.output
+    fits = {fit["law"]: fit for fit in json.loads(open("fits.json").read())["fits"]}
+
+    example = runner.invoke(app, readme_predict_example())
+    assert example.exit_code == 0, example.output
+    said = " ".join(example.output.split())
+    assert f"fit {fits['paper-joint']['fit_id']}" in said and "L_f" in said
+    assert "rank 128 (P=1.868e+06) is 8x above the fitted ranks 1, 4, 16" in said and "an extrapolation" in said
+
+    inside = runner.invoke(app, ["predict", "--fit", "paper-joint", "--rank", "4", "--steps", "200"])
+    assert inside.exit_code == 0 and "extrapolation" not in inside.output, inside.output
+
+    linear = fits["linear"]["fit_id"]
+    refused = runner.invoke(app, ["predict", "--fit", linear, "--rank", "128", "--steps", "1000"])
+    assert refused.exit_code != 0 and isinstance(refused.exception, UserError)
+    message = refused.exception.message
+    assert f"fit {linear} is law linear" in message and "pass --ft-loss" in message and "--fit paper-joint" in message
+
+    low, high = fits["linear"]["data"]["L_ft_range"]
+    middle = f"{(low + high) / 2:.4f}"
+    ignored = runner.invoke(app, ["predict", "--fit", linear[:8] + "…", "--rank", "128", "--steps", "1000", "--ft-loss", middle, "--json", "p.json"])
+    assert ignored.exit_code == 0, ignored.output
+    said = " ".join(ignored.output.split())
+    assert f"at L_ft={middle}" in said and "rank=" not in said and "N=" not in said
+    assert "law linear predicts from L_ft only: --rank and --steps are not used" in said and "extrapolation" not in said
+    assert json.loads(open("p.json").read())["inputs"] == {"rank": None, "P": None, "N": None, "L_ft": float(middle)}
+
+
+def test_a_prediction_without_an_interval_says_why_and_claims_none(study):
+    """With one run per rank no interval can be given; the prediction said "intervals include that"."""
+    client, experiment = study
+    log_run(client, experiment, "solo", "embedded", 4, 0, list(range(0, 301, 30)))
+    from forgetlab.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["fit", "--law", "linear", "--dataset", "solo", "-B", "20"]).exit_code == 0
+    shown = runner.invoke(app, ["predict", "--fit", "linear", "--dataset", "solo", "--ft-loss", "4.4"])
+    assert shown.exit_code == 0, shown.output
+    said = " ".join(shown.output.split())
+    assert "no interval: rank 4 has a single run" in said and "intervals include that" not in said
+
+
+def test_a_law_name_for_fit_refuses_to_choose_between_data_sets(study):
+    client, experiment = study
+    log_run(client, experiment, "solo", "embedded", 4, 0, list(range(0, 301, 30)))
+    from forgetlab.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["fit", "--law", "linear", "-B", "5", "--no-validation"]).exit_code == 0
+    done = runner.invoke(app, ["predict", "--fit", "linear", "--ft-loss", "4.4"])
+    assert isinstance(done.exception, UserError) and "law linear was fitted to data sets code, solo: pass --dataset" in done.exception.message

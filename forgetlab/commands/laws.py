@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("predict")
     def predict_command(
-        fit: str = typer.Option(..., "--fit", help="Fit id (the fit's MLflow run id; see the fits table)."),
+        fit: str = typer.Option(..., "--fit", help="Fit id (the fit's MLflow run id; see the fits table), its first 6+ characters, or a law's name for that law's latest fit."),
         rank: Optional[float] = typer.Option(None, "--rank", help="LoRA rank (P from the fitted data's P per rank)."),
         P: Optional[float] = typer.Option(None, "--P", help="Number of fine-tuned parameters."),
         steps: Optional[float] = typer.Option(None, "--steps", help="Optimizer steps N."),
@@ -113,12 +113,20 @@ def register(app: typer.Typer) -> None:
         --max-forgetting X answers: how many steps at this rank before L_f passes X? Choose X
         within or above the fitted L_f range the fit prints (hard forgetting by default).
 
-        Examples: forgetlab predict --fit <id> --rank 128 --steps 1000;
-        forgetlab predict --fit <id> --rank 64 --max-forgetting 0.9  (a paper-scale hard L_f)
+        --fit takes a fit id or a law's name: --fit paper-joint is the latest paper-joint fit (of
+        --dataset, when several data sets were fitted). Laws in P and N (paper-joint,
+        power-additive, log-steps, power-steps) predict from --rank and --steps; the linear laws
+        from --ft-loss (linear-rank also --rank, linear-rank-steps also --steps). Options a law
+        does not use are named and left out; inputs outside the fitted range are said to be an
+        extrapolation (more than 10x outside: refused without --extrapolate).
+
+        Examples: forgetlab predict --fit paper-joint --rank 128 --steps 1000;
+        forgetlab predict --fit <id> --rank 64 --max-forgetting 0.9  (a paper-scale hard L_f);
+        forgetlab predict --fit linear --ft-loss 0.7
         """
         import json
 
-        from forgetlab.laws.predict import StoredLaw, check_range, predict, resolve_P
+        from forgetlab.laws.predict import StoredLaw, check_range, inputs_text, predict, range_notes, require_inputs, resolve_P, unused_inputs
         from forgetlab.laws.report import print_prediction
         from forgetlab.laws.result import json_safe
         from forgetlab.laws.store import load_fit
@@ -127,23 +135,40 @@ def register(app: typer.Typer) -> None:
         console = _console()
         result = load_fit(fit, dataset, db if db is not None else default_warehouse_path(), tracking_uri)
         stored = StoredLaw.of(result)
+        law = stored.law
         output: dict = {"fit_id": result.fit_id, "dataset": result.dataset, "law": result.law}
-        if stored.law.uses_P():
+        predicting = steps is not None or ft_loss is not None
+        if predicting:
+            require_inputs(stored, rank if rank is not None else P, steps, ft_loss)
+        if law.uses_P():
             if rank is None and P is None:
                 raise UserError(f"law {result.law} needs the size of the fine-tuning: pass --rank or --P")
             P_value = resolve_P(result, rank, P)
         else:
             P_value = None
+        ignored = unused_inputs(law, rank, P, steps, ft_loss)
+        unused = " and ".join(ignored) + (" is" if len(ignored) == 1 else " are")
+        notes = [f"law {law.name} predicts from {inputs_text(law)} only: {unused} not used"] if ignored else []
+        rank_used = rank if law.uses_P() else None
+        steps_used = steps if law.uses_N() else None
+        ft_loss_used = ft_loss if "L_ft" in law.inputs else None
         if max_forgetting is not None:
-            output["max_forgetting"] = _answer_threshold(stored, P_value, rank, max_forgetting, extrapolate, console)
-        if steps is not None or ft_loss is not None:
-            check_range(result, P_value, steps, ft_loss, extrapolate)
-            predictions = predict(stored, P_value, steps, ft_loss)
-            output["inputs"] = {"rank": rank, "P": P_value, "N": steps, "L_ft": ft_loss}
+            output["max_forgetting"] = _answer_threshold(stored, P_value, rank_used, max_forgetting, extrapolate, console)
+        if predicting:
+            check_range(result, P_value, steps_used, ft_loss_used, extrapolate)
+            predictions = predict(stored, P_value, steps_used, ft_loss_used)
+            output["inputs"] = {"rank": rank_used, "P": P_value, "N": steps_used, "L_ft": ft_loss_used}
             output["predictions"] = predictions
-            print_prediction(result, output["inputs"], predictions, console)
+            notes += range_notes(result, rank_used, P_value, steps_used, ft_loss_used)
+            print_prediction(result, output["inputs"], predictions, console, notes)
         elif max_forgetting is None:
             raise UserError("nothing to predict: pass --steps (and --rank or --P), --ft-loss for the linear law, or --max-forgetting")
+        else:
+            notes += range_notes(result, rank_used, P_value, None, None)
+            for note in notes:
+                console.print(f"  note: {note}")
+        if notes:
+            output["notes"] = notes
         if json_path is not None:
             json_path.write_text(json.dumps(json_safe(output), indent=2, allow_nan=False))
 

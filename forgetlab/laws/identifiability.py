@@ -13,7 +13,10 @@ leaving the predictions almost unchanged):
    parameters (relative spread above START_SPREAD_LIMIT) mean a flat valley, not a point.
 
 `identified` is true only when none of the three fires. Exact symmetries of a form (the gauges of
-paper-joint) are not failures of the data and are reported separately as `gauge`.
+paper-joint) are not failures of the data and are reported separately as `gauge`. A design with one
+run per rank has no bootstrap: its parameters can still be determined by its points (a line
+through one run's points with R² 0.99 is), judged by signs 1 and 3 alone; what it cannot give is
+any interval across runs or seeds, reported as `unknown`, not as a failure to identify.
 Predictions stay trustworthy when parameters are weak; judge a law by its held-out error.
 """
 
@@ -57,8 +60,14 @@ def assess(
     public: dict[str, float],
     public_intervals: dict[str, tuple[Optional[float], Optional[float]]],
     withheld: Optional[str] = None,
+    unreplicated: bool = False,
 ) -> dict[str, Any]:
-    """Every sign of parameters the data do not determine (see the module docstring)."""
+    """Every sign of parameters the data do not determine (see the module docstring).
+
+    `unreplicated`: `withheld` says the design has a single run at some rank (no bootstrap is
+    possible), which leaves the uncertainty unknown but the parameters' determination by these
+    points to the Jacobian and the starts.
+    """
     condition, weakest = jacobian_condition(law, optimum.theta, design)
     weak = _weak_public(public, public_intervals, draws.shape[0] > 0)
     at_bound, internal_weak = _weak_internal(law, optimum.theta, internal_low, internal_high)
@@ -68,9 +77,9 @@ def assess(
         if value > START_SPREAD_LIMIT * max(abs(estimate), 1e-12)
     }  # fmt: skip
     reasons = []
-    if withheld:
+    if withheld and not unreplicated:
         reasons.append(f"the uncertainty is unknown: {withheld}")
-    elif draws.shape[0] == 0:
+    elif draws.shape[0] == 0 and not unreplicated:
         reasons.append("no bootstrap refit succeeded, so the uncertainty is unknown")
     if condition > CONDITION_LIMIT:
         reasons.append(f"near-singular Jacobian (condition {condition:.3g}; {', '.join(weakest)} trade off)")
@@ -78,9 +87,17 @@ def assess(
         reasons.append(f"wide bootstrap intervals for {', '.join(sorted(set(weak) | internal_weak))}")
     if spread:
         reasons.append(f"starts reach the same objective with different {', '.join(spread)}")
+    if reasons:
+        note = "; ".join(reasons)
+    elif unreplicated:
+        note = ("every parameter is determined by these points (well-conditioned Jacobian, starts agree); "
+                "how they vary across runs or seeds is unknown (no interval)")
+    else:
+        note = "every parameter is determined by the data"
     return {
         "identified": not reasons,
-        "note": "; ".join(reasons) if reasons else "every parameter is determined by the data",
+        "note": note,
+        "unknown": withheld if unreplicated else None,
         "condition_number": condition,
         "weakest_direction": weakest,
         "weak_parameters": sorted(weak),

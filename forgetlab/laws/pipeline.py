@@ -70,9 +70,11 @@ def fit_points(
         boot = _bootstrap(law, points, design, y, optimum, fit_options, bootstrap_options)
         validation = validate(law, points, reference, fit_options) if run_validation else {"skipped": "turned off"}
     uncertainty = _uncertainty(law, reference, optimum.theta, boot, bootstrap_options)
+    unreplicated = sampling_frame(points.rank, points.run_id, points.seed).problem()
     identifiability = assess(
         law, optimum, design, uncertainty.draws, uncertainty.internal_low, uncertainty.internal_high,
         uncertainty.public_estimate(law, optimum.theta, reference), uncertainty.public_pairs(), uncertainty.withheld,
+        unreplicated=unreplicated is not None and uncertainty.withheld == unreplicated,
     )  # fmt: skip
     stats = goodness(law, optimum.theta, design, y)
     stats["objective"] = optimum.cost

@@ -7,7 +7,9 @@ and their trade-offs (weak parameters that trade off still give tight prediction
 Predictions far outside the fitted range are refused unless asked for: a law in P and N is a
 description of the range it was fitted on. The limit is a factor EXTRAPOLATION_FACTOR beyond
 the fitted P and N in either direction (for the linear law: L_ft more than one fitted range
-width outside the fitted L_ft).
+width outside the fitted L_ft). Inside that limit but outside the fitted range, a prediction is
+made and said to be an extrapolation (`range_notes`). Inputs a law does not use are named and
+left out (`unused_inputs`), never shown as if they had shaped the prediction.
 """
 
 from __future__ import annotations
@@ -73,6 +75,45 @@ def resolve_P(result: FitResult, rank: Optional[float], P: Optional[float]) -> f
     return float(ratio) * float(rank)
 
 
+def unused_inputs(law: LawForm, rank: Optional[float], P: Optional[float], N: Optional[float], L_ft: Optional[float]) -> list[str]:
+    """The options given that `law` does not use (the linear law predicts from L_ft alone)."""
+    given = {"--rank": rank, "--P": P} if not law.uses_P() else {}
+    if not law.uses_N():
+        given["--steps"] = N
+    if "L_ft" not in law.inputs:
+        given["--ft-loss"] = L_ft
+    return [option for option, value in given.items() if value is not None]
+
+
+def inputs_text(law: LawForm) -> str:
+    """'L_ft', 'P and N', 'L_ft, P and N'."""
+    names = list(law.inputs)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def range_notes(result: FitResult, rank: Optional[float], P: Optional[float], N: Optional[float], L_ft: Optional[float]) -> list[str]:
+    """One line per input outside the range the fit saw (an extrapolation), e.g. a rank above the largest fitted."""
+    data, notes = result.data, []
+    ranks = [float(r) for r in (data.get("P_per_rank") or {})]
+    for name, value in (("P", P), ("N", N), ("L_ft", L_ft)):
+        if value is None or f"{name}_range" not in data:
+            continue
+        low, high = data[f"{name}_range"]
+        if low <= value <= high:
+            continue
+        what = f"{name}={value:g}"
+        fitted = f"the fitted {low:g}..{high:g}"
+        if name == "P" and rank is not None and ranks:
+            what = f"rank {rank:g} (P={value:.4g})"
+            fitted = f"the fitted ranks {', '.join(f'{r:g}' for r in sorted(ranks))} (P {low:.4g}..{high:.4g})"
+        if name == "L_ft":
+            side = "below" if value < low else "above"
+        else:
+            side = f"{value / high:.3g}x above" if value > high else f"{low / value:.3g}x below"
+        notes.append(f"{what} is {side} {fitted}: an extrapolation, where the law is not known to hold")
+    return notes
+
+
 def check_range(result: FitResult, P: Optional[float], N: Optional[float], L_ft: Optional[float], extrapolate: bool) -> None:
     """Refuse, in one line, a prediction far outside what was fitted (unless --extrapolate)."""
     if extrapolate:
@@ -98,16 +139,11 @@ def check_range(result: FitResult, P: Optional[float], N: Optional[float], L_ft:
 
 def predict(stored: StoredLaw, P: Optional[float] = None, N: Optional[float] = None, L_ft: Optional[float] = None) -> dict[str, dict[str, float]]:
     """Each target's prediction at one point: estimate and interval."""
+    require_inputs(stored, P, N, L_ft)
     law = stored.law
-    if "L_ft" in law.inputs and L_ft is None:
-        raise UserError(f"law {law.name} predicts L_f from L_ft: pass --ft-loss")
-    if law.uses_P() and P is None:
-        raise UserError(f"law {law.name} predicts from P: pass --rank or --P")
-    if law.uses_N() and N is None:
-        raise UserError(f"law {law.name} predicts from N: pass --steps")
     design = Design.build(
-        np.array([P if P is not None else np.nan]), np.array([N if N is not None else np.nan]),
-        None if L_ft is None else np.array([L_ft]), stored.reference,
+        np.array([P if P is not None and law.uses_P() else np.nan]), np.array([N if N is not None and law.uses_N() else np.nan]),
+        None if L_ft is None or "L_ft" not in law.inputs else np.array([L_ft]), stored.reference,
     )  # fmt: skip
     estimate = law.predict(stored.estimate, design)[:, 0]
     draws = np.array([law.predict(d, design)[:, 0] for d in stored.draws]).reshape(-1, len(law.targets))
@@ -116,6 +152,21 @@ def predict(stored: StoredLaw, P: Optional[float] = None, N: Optional[float] = N
         low, high = bootstrap_interval(estimate[row], draws[:, row], stored.level, stored.df)
         out[target] = {"estimate": float(estimate[row]), "low": low, "high": high}
     return out
+
+
+def require_inputs(stored: StoredLaw, P: Optional[float], N: Optional[float], L_ft: Optional[float]) -> None:
+    """Refuse, in one line, a prediction missing an input the law needs."""
+    law = stored.law
+    fit = f"fit {stored.result.fit_id} is law {law.name}, which" if stored.result.fit_id else f"law {law.name}"
+    if "L_ft" in law.inputs and L_ft is None:
+        raise UserError(
+            f"{fit} predicts L_f from {inputs_text(law)}: pass --ft-loss L_FT (the fine-tuning loss you expect); "
+            "to predict from --rank and --steps alone use a law in P and N, e.g. --fit paper-joint (its latest fit)"
+        )
+    if law.uses_P() and P is None:
+        raise UserError(f"{fit} predicts from {inputs_text(law)}: pass --rank or --P")
+    if law.uses_N() and N is None:
+        raise UserError(f"{fit} predicts from {inputs_text(law)}: pass --steps")
 
 
 def steps_to_forgetting(stored: StoredLaw, P: float, threshold: float, extrapolate: bool) -> dict[str, Any]:

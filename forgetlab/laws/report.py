@@ -118,17 +118,27 @@ def print_comparison(results: list[FitResult], console) -> None:
     console.print(table)
 
 
-def print_prediction(result: FitResult, inputs: dict[str, Any], predictions: dict[str, Any], console) -> None:
+def print_prediction(result: FitResult, inputs: dict[str, Any], predictions: dict[str, Any], console, notes: Optional[list[str]] = None) -> None:
+    """The prediction's header (the fit and the inputs used), its table, then what qualifies it."""
     from rich.table import Table
 
     level = int(round(100 * result.bootstrap["level"]))
     shown = ", ".join(f"{k}={number(v, 6)}" for k, v in inputs.items() if v is not None)
-    table = Table(title=f"{result.dataset} · {result.law} · fit {result.fit_id} · {shown}", title_justify="left")
+    console.print(f"{result.dataset} · {result.law} · L_f={result.variant} · fit {result.fit_id}", soft_wrap=True)
+    console.print(f"at {shown}", soft_wrap=True)
+    table = Table()
     table.add_column("quantity")
     table.add_column("estimate", justify="right")
     table.add_column(f"{level}% interval", justify="right")
     for name, value in predictions.items():
         table.add_row(name, number(value["estimate"]), interval(value["low"], value["high"]))
     console.print(table)
+    has_interval = any(value["low"] == value["low"] and value["low"] is not None for value in predictions.values())
+    if not has_interval:
+        why = result.bootstrap.get("withheld") or "the fit has no successful bootstrap draws"
+        console.print(f"  no interval: {why}")
     if not result.identifiability.get("identified"):
-        console.print(f"  note: parameters of this fit are not all identified ({result.identifiability['note']}); intervals include that")
+        qualifier = "; the intervals include that" if has_interval else ""
+        console.print(f"  note: parameters of this fit are not all identified ({result.identifiability['note']}){qualifier}")
+    for note in notes or []:
+        console.print(f"  note: {note}")

@@ -171,18 +171,34 @@ def _row(result: FitResult) -> list[Any]:
 
 
 def load_fit(fit_id: str, dataset: Optional[str], db_path: Union[str, Path], tracking_uri: Optional[str]) -> FitResult:
-    """A stored fit, from the `fits` table, else from the MLflow run's `fit.json`."""
+    """A stored fit, from the `fits` table, else from the MLflow run's `fit.json`.
+
+    `fit_id` is a fit id, the first characters of one (the comparison table of `forgetlab fit`
+    shortens them, `cc68b6a42ef64…`), or a law's name: the latest fit of that law (of `dataset`).
+    """
+    from forgetlab.laws.forms import law_names
+
+    fit_id = fit_id.strip().rstrip("…").rstrip(".")
+    if fit_id in law_names():
+        return _latest_of_law(fit_id, dataset, Path(db_path))
     found = _from_table(fit_id, dataset, Path(db_path))
     if found is None:
         found = _from_mlflow(fit_id, tracking_uri)
     if found is None:
-        raise UserError(f"no fit '{fit_id}' in the fits table of {db_path} or the tracking store; list fits with: forgetlab query -e 'SELECT fit_id, dataset, law FROM fits'")
+        raise UserError(
+            f"no fit '{fit_id}' in the fits table of {db_path} or the tracking store; pass a fit id (or at least "
+            f"its first {MIN_PREFIX} characters) or a law's name for its latest fit; list fits with: forgetlab query -e 'SELECT fit_id, dataset, law FROM fits'"
+        )
     if dataset is not None and found.dataset != dataset:
         raise UserError(f"fit '{fit_id}' is of data set '{found.dataset}', not '{dataset}'")
     return found
 
 
-def _from_table(fit_id: str, dataset: Optional[str], db_path: Path) -> Optional[FitResult]:
+MIN_PREFIX = 6  # characters of a fit id that may stand for it
+
+
+def _fits_rows(db_path: Path, sql: str, parameters: list) -> Optional[list[tuple]]:
+    """Rows of a query over the `fits` table, or None when there is no such table."""
     import duckdb
 
     if not db_path.exists():
@@ -195,10 +211,39 @@ def _from_table(fit_id: str, dataset: Optional[str], db_path: Path) -> Optional[
         tables = {row[0] for row in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "fits" not in tables:
             return None
-        rows = connection.execute("SELECT result FROM fits WHERE fit_id = ? ORDER BY created DESC", [fit_id]).fetchall()
+        return connection.execute(sql, parameters).fetchall()
     finally:
         connection.close()
-    return FitResult.from_dict(json.loads(rows[0][0])) if rows else None
+
+
+def _from_table(fit_id: str, dataset: Optional[str], db_path: Path) -> Optional[FitResult]:
+    rows = _fits_rows(db_path, "SELECT fit_id, result FROM fits WHERE fit_id = ? ORDER BY created DESC", [fit_id])
+    if not rows and len(fit_id) >= MIN_PREFIX:
+        rows = _fits_rows(db_path, "SELECT fit_id, result FROM fits WHERE starts_with(fit_id, ?) ORDER BY created DESC", [fit_id])
+    if not rows:
+        return None
+    ids = sorted({row[0] for row in rows})
+    if len(ids) > 1:
+        raise UserError(f"fit id '{fit_id}' is the start of {len(ids)} fits ({', '.join(ids[:4])}{', …' if len(ids) > 4 else ''}); give more of it")
+    return FitResult.from_dict(json.loads(rows[0][1]))
+
+
+def _latest_of_law(law: str, dataset: Optional[str], db_path: Path) -> FitResult:
+    """The latest fit of `law` (of `dataset`), refusing to choose between data sets."""
+    rows = _fits_rows(
+        db_path, "SELECT dataset, created, fit_id, result FROM fits WHERE law = ? AND (? IS NULL OR dataset = ?) ORDER BY created DESC",
+        [law, dataset, dataset],
+    )  # fmt: skip
+    where = f" of data set '{dataset}'" if dataset is not None else ""
+    if not rows:
+        raise UserError(f"no fit of law {law}{where} in the fits table of {db_path}; fit one first: forgetlab fit --law {law}")
+    datasets = sorted({row[0] for row in rows})
+    if len(datasets) > 1:
+        raise UserError(f"law {law} was fitted to data sets {', '.join(datasets)}: pass --dataset NAME (or --fit FIT_ID)")
+    latest = sorted(row[2] for row in rows if row[1] == rows[0][1])
+    if len(latest) > 1:  # `fit --by`: one fit per group, recorded together
+        raise UserError(f"the latest fits of law {law}{where} are {len(latest)} recorded together ({', '.join(latest)}): pass --fit FIT_ID")
+    return FitResult.from_dict(json.loads(rows[0][3]))
 
 
 def _from_mlflow(fit_id: str, tracking_uri: Optional[str]) -> Optional[FitResult]:
