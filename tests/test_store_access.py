@@ -12,14 +12,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from cli_helpers import invoke
-from tiny import R4
+from tiny import R4, REPO
 
 MINUTE_MS = 60_000
 
@@ -80,3 +82,81 @@ def test_resume_and_sweep_apply_one_rule_for_a_running_run(tmp_path, capsys, mon
         assert code == 2 and err.count("\n") == 1 and "is still running" in err and "Traceback" not in err, err
     else:
         assert code == 0 and "lora:" in out, err  # taken over: its config comes back
+
+
+# ---------------------------------------------------------------------------- a read-only store
+
+
+BUILD_STORE = """
+import sys
+from pathlib import Path
+from synthetic_store import build_store
+from forgetlab import tracking
+database = build_store(Path(sys.argv[1]))
+tracking.prepare_local_store(f"sqlite:///{database}")  # WAL, as every forgetlab writer leaves it
+print(tracking.client(f"sqlite:///{database}").search_runs(["1"], max_results=1)[0].info.run_id)
+"""
+
+
+@pytest.fixture
+def read_only_lab(tmp_path):
+    """A folder holding a store of finished runs (`mlruns/mlflow.db`, WAL mode as forgetlab leaves it,
+    no writer open), mounted read-only over itself; yields (folder, a run id)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a read-only folder needs a bind mount (root): root ignores file modes, so chmod cannot make one")
+    folder = tmp_path / "lab"
+    # Built in a process of its own, which closes the store on exit as a finished run does (this
+    # process would keep MLflow's connections, and with them the -wal and -shm files, open).
+    built = subprocess.run([sys.executable, "-c", BUILD_STORE, str(folder)], capture_output=True, text=True, timeout=300,
+                           cwd=Path(__file__).parent)
+    assert built.returncode == 0, built.stderr[-3000:]
+    run_id = built.stdout.strip()
+    assert [path.name for path in (folder / "mlruns").iterdir() if path.name.startswith("mlflow.db-")] == []  # no writer open
+    if subprocess.run(["mount", "--bind", folder, folder]).returncode != 0:
+        pytest.skip("mount --bind is not allowed here")
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", folder]).returncode != 0:
+            pytest.skip("a read-only remount is not allowed here")
+        yield folder, run_id
+    finally:
+        # Lazy: a file a failed command left open must not keep the mount (and the folder) busy.
+        subprocess.run(["umount", "--lazy", folder], check=True)
+
+
+def _listing(folder: Path) -> dict[str, int]:
+    return {str(path.relative_to(folder)): path.stat().st_size for path in sorted(folder.rglob("*"))}
+
+
+def test_a_read_only_store_is_one_line_naming_it_from_every_command(read_only_lab, tmp_path, capsys, monkeypatch):
+    folder, run_id = read_only_lab
+    store = folder / "mlruns" / "mlflow.db"
+    before = _listing(folder)
+    monkeypatch.chdir(folder)
+    elsewhere = tmp_path / "elsewhere.duckdb"
+    cases = {
+        "export": (["export", "--no-progress"], "cannot read the tracking store"),
+        "export elsewhere": (["export", "--no-progress", "--db", str(elsewhere)], "cannot read the tracking store"),
+        "run": (["run", "--config", str(R4), "model.name=embedded-tiny", "--quiet"], "cannot be written"),
+        "resume": (["run", "--resume", run_id], "cannot be written"),
+        "sweep": (["sweep", "--config", str(REPO / "lightning_configs" / "sweep-smoke.yaml")], "cannot be written"),
+        "fit": (["fit", "--law", "linear"], "cannot be written"),
+    }
+    for name, (args, problem) in cases.items():
+        code, out, err = invoke(args, capsys, monkeypatch)
+        assert code == 2, (name, out[-2000:], err[-2000:])
+        assert err.count("\n") == 1 and "Traceback" not in err, (name, err)
+        assert str(store) in err and problem in err and "read-only file system" in err, (name, err)
+    assert _listing(folder) == before and not elsewhere.exists()
+
+
+def test_a_warehouse_that_cannot_be_written_is_one_line(read_only_lab, tmp_path, capsys, monkeypatch):
+    # The store is readable once a reader has its -shm file (a copy in a writable folder here); the
+    # warehouse beside the read-only one is not writable: one line before the long read.
+    folder, _ = read_only_lab
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(folder / "mlruns" / "mlflow.db", copy)
+    target = folder / "mlruns" / "forgetlab.duckdb"
+    code, _, err = invoke(["export", "--no-progress", "--tracking-uri", f"sqlite:///{copy}", "--db", str(target)], capsys, monkeypatch)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"cannot write the warehouse {target}" in err and "--db PATH" in err
+    assert not target.exists()

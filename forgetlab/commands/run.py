@@ -29,6 +29,8 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
     database = sqlite_path(uri)
     if database is not None and not database.is_file():  # MLflow would create an empty store here
         raise UserError(f"--resume: no tracking store at {database}; run from the folder holding mlruns/, or pass --tracking-uri")
+    # A resume writes the run (and its checkpoints beside the store): a read-only store is one line here.
+    tracking.check_store_writable(uri, "copy the folder holding mlruns/ to a writable place and resume from there")
     client = tracking.client(uri)
     missing = (
         f"--resume: no run '{run_id}' with a config.yaml in the tracking store {scrub_secrets(uri)}; "

@@ -103,6 +103,7 @@ class Selection:
 def run_fits(request: FitRequest, console) -> list:
     """The whole `forgetlab fit`: select points, check every fit first, then fit, draw, store, compare."""
     request.check()
+    _check_writable(request)
     selection = select(request, console)
     plan = make_plan(request, selection, console)
     fitted = fit_all(request, plan, selection.source, console)
@@ -116,6 +117,21 @@ def run_fits(request: FitRequest, console) -> list:
         write_json(request.json_path, results, comparison)
         console.print(f"full results: {request.json_path}")
     return results
+
+
+def _check_writable(request: FitRequest) -> None:
+    """A fit that records itself writes the tracking store and the warehouse: refused now if either cannot be written."""
+    if not request.store:
+        return
+    from forgetlab.paths import resolve_tracking_uri
+    from forgetlab.tracking.store import WRITABLE_FIX, check_store_writable
+    from forgetlab.utils.writable import why_not_writable
+
+    check_store_writable(resolve_tracking_uri(request.tracking_uri), f"{WRITABLE_FIX}; or pass --no-store to fit without recording")
+    problem = why_not_writable(request.db_path)
+    if problem:
+        raise UserError(f"the warehouse {request.db_path} cannot be written ({problem}); export to a writable "
+                        "place (forgetlab export --db PATH) and fit with --db PATH, or pass --no-store to fit without recording")
 
 
 def select(request: FitRequest, console) -> Selection:

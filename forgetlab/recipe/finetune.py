@@ -98,7 +98,9 @@ class FineTuningRecipe:
         self._setup_threads(config.train)
         self.on_gpu = runtime.wants_gpu(config.trainer)
         self.rank = runtime.global_rank(runtime.devices_per_node(config.trainer))
-        # 1. Everything that can be wrong with the input, before any run exists.
+        # 1. Everything that can be wrong with the input, before any run exists: first where it
+        # will be written (a read-only store fails now, not after minutes of loading), then the input.
+        self._check_writable(config)
         self.base = self._setup_model(config.model)
         self.data, self.validation = self._setup_data(config.data)
         self.forget_text = self._setup_forget_text(config.forget)
@@ -114,6 +116,20 @@ class FineTuningRecipe:
         self.loader = self._setup_loader(config.train)
 
     # -- 1. input -------------------------------------------------------------------------------
+
+    def _check_writable(self, config: RunConfig) -> None:
+        """One line when the tracking store or the checkpoint folder cannot be written (rank 0 writes both)."""
+        from forgetlab.paths import checkpoint_root, resolve_tracking_uri
+        from forgetlab.tracking.store import check_store_writable
+        from forgetlab.utils.writable import why_not_writable
+
+        if self.rank != 0:
+            return
+        check_store_writable(resolve_tracking_uri(config.tracking.uri))
+        problem = why_not_writable(checkpoint_root() / "run") if config.train.checkpoint_every > 0 else None
+        if problem:
+            raise UserError(f"checkpoints go to {checkpoint_root()}, which cannot be written ({problem}); "
+                            "run from a writable folder (or set train.checkpoint_every=0: no resume)")
 
     def _setup_threads(self, train: TrainingConfig) -> None:
         if train.num_threads:

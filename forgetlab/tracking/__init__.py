@@ -24,7 +24,7 @@ _HOMES = {
     "STALE_MINUTES": "liveness", "run_liveness": "liveness",
     "SECRET_ENV_VARS": "secrets", "scrub_secrets": "secrets",
     "LOCKED_RETRY_SECONDS": "store", "RetryingClient": "store", "client": "store", "is_locked_error": "store",
-    "prepare_local_store": "store", "with_retry": "store",
+    "check_store_writable": "store", "prepare_local_store": "store", "with_retry": "store",
 }  # fmt: skip
 
 __all__ = sorted(_HOMES)

@@ -125,8 +125,9 @@ def _export(
         return report
 
     from forgetlab.warehouse.cleaning import clean_metrics
-    from forgetlab.warehouse.writer import write_atomically
+    from forgetlab.warehouse.writer import check_writable, write_atomically
 
+    check_writable(db)  # before the long read, not after it
     raw = source.read_metrics(plan.to_read, progress)
     cleaned = clean_metrics(raw, plan.to_read)
     if cleaned.skipped:

@@ -68,8 +68,18 @@ class Batch:
     log: dict[str, Any]
 
 
+def check_writable(db_path: Path) -> None:
+    """One line when the warehouse cannot be written: the copy and the swap need its folder writable."""
+    from forgetlab.utils.writable import why_not_writable
+
+    problem = why_not_writable(db_path)
+    if problem:
+        raise UserError(f"cannot write the warehouse {db_path} ({problem}); pass --db PATH in a writable folder")
+
+
 def write_atomically(db_path: Path, batch: Batch, *, incremental: bool) -> None:
     """Write `batch` into a copy of the warehouse (or a fresh file) and swap it in."""
+    check_writable(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(db_path)
     temporary = db_path.with_name(f"{db_path.name}.export-{os.getpid()}.tmp")

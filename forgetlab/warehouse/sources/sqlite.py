@@ -72,6 +72,23 @@ WITH RECURSIVE seen(run_uuid) AS (
 BUSY_TIMEOUT_MS = 5000  # what Python's sqlite3 waits for a lock by default
 
 
+def _unreadable(database: Path, error: sqlite3.Error) -> str:
+    """Why a store cannot be opened, in one line with the fix.
+
+    A WAL-mode store (forgetlab sets WAL) is read through a shared-memory file beside it
+    (`mlflow.db-shm`); when no writer has it open, a reader must create that file, which a
+    read-only folder refuses ("unable to open database file").
+    """
+    from forgetlab.utils.writable import why_not_writable
+
+    problem = why_not_writable(database)
+    if problem:
+        return (f"cannot read the tracking store {database}: SQLite must create {database.name}-shm beside it and "
+                f"the folder is read-only ({problem}); copy {database.parent} to a writable folder and export "
+                f"from the copy (--tracking-uri sqlite:///COPY/{database.name})")
+    return f"cannot read the tracking store {database}: {str(error).splitlines()[0]}"
+
+
 class SqliteSource:
     """A read-only view of one `mlflow.db`."""
 
@@ -87,7 +104,11 @@ class SqliteSource:
         # mode=ro: the exporter can never write to (or create) the tracking store.
         self._uri = f"{database.as_uri()}?mode=ro"
         self._db = sqlite3.connect(self._uri, uri=True, isolation_level=None)
-        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        try:
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.OperationalError as error:
+            self._db.close()
+            raise UserError(_unreadable(database, error)) from None
         missing = {"experiments", "runs", "params", "tags", "metrics"} - tables
         if missing:
             self._db.close()
