@@ -468,10 +468,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def _blame(key: str, source: str, overrides: list[str]) -> str:
-    """Who set `key`: the last override whose dotted key is `key` or a section above it, else the file."""
+    """Who set `key`: the last override whose dotted key is `key`, a section above it, or a key inside
+    it (`trian.steps=8` creates the unknown section `trian`), else the file."""
     for text in reversed(overrides):
         dotted = text.split("=", 1)[0].strip()
-        if key == dotted or key.startswith(f"{dotted}."):
+        if key == dotted or key.startswith(f"{dotted}.") or dotted.startswith(f"{key}."):
             return f"override '{text}'"
     return source
 

@@ -25,6 +25,7 @@ from forgetlab.config import DataConfig, ForgetConfig, MitigationConfig, TextSou
 from forgetlab.errors import UserError
 from forgetlab.paths import cache_root
 from forgetlab.utils.files import write_atomic
+from forgetlab.utils.json_lines import json_error_location
 from forgetlab.utils.paths import is_local_path
 
 IGNORE_INDEX = -100
@@ -138,7 +139,9 @@ def _load_local(path: Path, split: str, key: str, streaming: bool = False) -> Op
         cause = error
         while cause.__cause__ is not None or cause.__context__ is not None:  # the parser's own words
             cause = cause.__cause__ or cause.__context__
-        raise UserError(f"{key}: could not read '{file}' as {builder}: {first_line(cause)}; fix the file or give another {key}") from None
+        where = json_error_location(file) if builder == "json" else None
+        problem = where or first_line(cause)
+        raise UserError(f"{key}: could not read '{file}' as {builder}: {problem}; fix the file or give another {key}") from None
     finally:
         library_logger.setLevel(level)
 

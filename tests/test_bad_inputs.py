@@ -126,7 +126,7 @@ def _unreadable(monkeypatch, files: Path) -> None:
 CASES = [
     # --------------------------------------------------------------- run configs and overrides
     Case("unknown key", _run("lora.rnak=2"), ["unknown key 'lora.rnak'", "known keys here"]),
-    Case("unknown section", _run("lorra.rank=2"), ["unknown key 'lorra'", "known keys here"]),
+    Case("unknown section", _run("lorra.rank=2"), ["override 'lorra.rank=2': unknown key 'lorra'", "known keys here"]),  # not the file
     Case("wrong type int", _run("lora.rank=abc"), ["lora.rank", "valid integer", "'abc'"]),
     Case("wrong type float", _run("train.lr=fast"), ["train.lr", "valid number"]),
     Case("wrong type bool", _run("model.trust_remote_code=maybe"), ["model.trust_remote_code", "valid boolean"]),
@@ -153,7 +153,7 @@ CASES = [
     Case("unknown embedded base", _run("model.name=embedded-huge"), ["unknown embedded base 'embedded-huge'", "use one of"]),
     Case("missing data file", _run("data.source=no/such/file.jsonl"), ["does not exist", "give an existing file"]),
     Case("unreadable data file", _run("data.source={files}/locked.jsonl"), ["permission denied", "fix its permissions"], setup=_unreadable),
-    Case("malformed data file", _run("data.source={files}/malformed.jsonl"), ["could not read", "malformed.jsonl"]),
+    Case("malformed data file", _run("data.source={files}/malformed.jsonl"), ["could not read", "malformed.jsonl", "line 2 is not one JSON object"]),
     Case("empty data file", _run("data.source={files}/empty.jsonl"), ["is empty", "at least a few examples"]),
     Case("one example", _run("data.source={files}/one.jsonl"), ["1 example(s)", "need at least 2"]),
     Case("data shorter than a context", _run("data.source={files}/short.txt"), ["fewer tokens than one context", "lower train.context_length"]),

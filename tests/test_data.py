@@ -169,3 +169,26 @@ def test_parallel_tokenization_gives_the_same_blocks(tmp_path, tokenizer, monkey
     parallel = load_fine_tuning_data(DataConfig(source=str(path), max_examples=None, num_proc=2), tokenizer, CONTEXT)
     assert parallel.stats.tokens == serial.stats.tokens > 0
     assert parallel.train.input_ids.equal(serial.train.input_ids) and parallel.train.labels.equal(serial.train.labels)
+
+
+@pytest.mark.parametrize(
+    "name, text, said",
+    [
+        ("bad.jsonl", '{"text": "a"}\n{"text": "b"}\n{"text": "c"} x\n', 'line 3 is not one JSON object (Extra data at column 15): {"text": "c"} x'),
+        ("blank.jsonl", '{"text": "a"}\n\n{"text": unquoted\n', "line 3 is not one JSON object (Expecting value at column 10)"),
+        ("list.json", '[{"text": "a"},\n {"text": "b"}\n {"text": "c"}]\n', "line 3, column 2: Expecting ',' delimiter"),
+    ],
+)
+def test_a_malformed_json_file_is_named_with_its_line(tmp_path, name, text, said):
+    """datasets said "Trailing data at position 59": an offset into a chunk, no line (issue 28)."""
+    from forgetlab.data import load_split
+    from forgetlab.probes.sources import read_records
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(UserError) as raised:
+        load_split(str(path), "train", None, "data.source")
+    assert str(path) in raised.value.message and said in raised.value.message and "\n" not in raised.value.message
+    with pytest.raises(UserError) as raised:
+        read_records(str(path), None, "test", "probes.multiple_choice.source")
+    assert said in raised.value.message

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from forgetlab.config import TextSource
 from forgetlab.errors import UserError
+from forgetlab.utils.json_lines import json_error_location
 from forgetlab.utils.paths import is_local_path
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -45,7 +46,9 @@ def _read_local(path: Path, key: str) -> list[dict[str, Any]]:
         if path.suffix == ".json" and text.lstrip().startswith("["):
             return list(json.loads(text))
         return [json.loads(line) for line in text.splitlines() if line.strip()]
-    except (json.JSONDecodeError, csv.Error) as error:
+    except json.JSONDecodeError as error:
+        raise UserError(f"{key}: '{path}' could not be parsed ({json_error_location(path) or error})") from None
+    except csv.Error as error:
         raise UserError(f"{key}: '{path}' could not be parsed ({error})") from None
 
 
