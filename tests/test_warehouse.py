@@ -498,6 +498,29 @@ def test_cli_query_prints_rows_csv_and_binds_params(store):
     assert tuple(pq.read_table(out).column_names) == POINTS_COLUMNS
 
 
+@pytest.mark.parametrize("fmt", ["table", "csv", "json", "markdown", "parquet"])
+def test_cli_query_writes_intervals_as_duckdb_does(store, fmt):
+    """Intervals printed as `MonthDayNano(months=0, days=0, nanoseconds=90000000000)` (table, markdown);
+    CSV and Parquet stopped with a traceback (issue 28)."""
+    from typer.testing import CliRunner
+
+    from forgetlab.cli import app
+
+    uri, db, _ = store
+    out = db.parent / "intervals.parquet"
+    sql = "SELECT INTERVAL 90 SECOND AS short, INTERVAL '1 year 2 months 3 days 04:05:06.5' AS long, -INTERVAL 90 SECOND AS back"
+    extra = ["--output", str(out)] if fmt == "parquet" else []
+    result = CliRunner().invoke(app, ["query", "-e", sql, "--format", fmt, *extra, "--db", str(db), "--tracking-uri", uri])
+    assert result.exit_code == 0 and result.exception is None, result.output
+    expected = ["00:01:30", "1 year 2 months 3 days 04:05:06.5", "-00:01:30"]
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        assert list(pq.read_table(out).to_pylist()[0].values()) == expected
+    else:
+        assert all(text in result.stdout for text in expected) and "MonthDayNano" not in result.stdout
+
+
 def test_cli_query_exports_when_the_store_changed(store):
     from typer.testing import CliRunner
 

@@ -2,6 +2,9 @@
 
 CSV, JSON and Markdown go to stdout unless `--output` names a file, so `> out.csv` works and
 status lines (which go to stderr) never mix into the data. Parquet is binary: it needs a file.
+Intervals (`now() - created`) are written as DuckDB writes them, `1 day 02:03:04.5`, in every
+format (Arrow shows them as `MonthDayNano(...)`, and its CSV and Parquet writers refuse them);
+`epoch(x)` in the SQL gives seconds instead.
 """
 
 from __future__ import annotations
@@ -26,6 +29,33 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+def interval_text(months: int, days: int, nanoseconds: int) -> str:
+    """An interval as DuckDB's VARCHAR cast writes it: '1 year 2 months 3 days 04:05:06.5', '-00:01:30'."""
+
+    def count(value: int, unit: str) -> str:
+        return f"{value} {unit}" + ("" if abs(value) == 1 else "s")
+
+    years = int(months / 12)  # toward zero, as DuckDB: -14 months is -1 year -2 months
+    parts = [count(value, unit) for value, unit in ((years, "year"), (months - 12 * years, "month"), (days, "day")) if value]
+    if nanoseconds or not parts:
+        sign, micros = ("-" if nanoseconds < 0 else ""), abs(nanoseconds) // 1000
+        seconds, fraction = divmod(micros, 1_000_000)
+        minutes, seconds = divmod(seconds, 60)
+        hours, minutes = divmod(minutes, 60)
+        text = f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}"
+        parts.append(text + (f".{fraction:06d}".rstrip("0") if fraction else ""))
+    return " ".join(parts)
+
+
+def readable(table: pa.Table) -> pa.Table:
+    """Interval columns as text (`interval_text`); every other column as it is."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_interval(field.type):
+            values = [None if v is None else interval_text(v.months, v.days, v.nanoseconds) for v in table.column(index).to_pylist()]
+            table = table.set_column(index, pa.field(field.name, pa.string()), pa.array(values, pa.string()))
+    return table
 
 
 def _json_safe(value: Any) -> Any:
@@ -79,6 +109,7 @@ def print_table(table: pa.Table, max_rows: int, stream: Optional[TextIO] = None)
 def write_result(table: pa.Table, fmt: str, output: Optional[Path], max_rows: int = 100) -> None:
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    table = readable(table)
     if fmt == "parquet":
         if output is None:
             raise UserError("--format parquet writes a binary file: add --output PATH.parquet")
