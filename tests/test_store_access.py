@@ -23,6 +23,8 @@ import pytest
 from cli_helpers import invoke
 from tiny import R4, REPO
 
+from forgetlab.warehouse.sources.revisions import TESTED_REVISIONS
+
 MINUTE_MS = 60_000
 
 
@@ -160,3 +162,103 @@ def test_a_warehouse_that_cannot_be_written_is_one_line(read_only_lab, tmp_path,
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert f"cannot write the warehouse {target}" in err and "--db PATH" in err
     assert not target.exists()
+
+
+# ---------------------------------------------------------------------------- MLflow's schema revision
+
+T0 = 1_700_000_000_000
+
+
+def _store_at(database: Path, revision: str) -> None:
+    """A store as MLflow creates one, stopped at `revision`: its initial tables, then its own migrations up to there."""
+    import sqlalchemy
+    from alembic import command
+    from mlflow.store.db.utils import _get_alembic_config
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
+    url = f"sqlite:///{database}"
+    engine = sqlalchemy.create_engine(url)
+    try:
+        InitialBase.metadata.create_all(engine)
+        config = _get_alembic_config(url)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+def _write_runs(database: Path) -> None:
+    """Two runs written by SQL in the columns every tested revision has: params, tags, a curve, a duplicate point."""
+    import sqlite3
+
+    connection = sqlite3.connect(database)
+    try:
+        connection.execute("INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, "
+                           "last_update_time) VALUES (7, 'lab', 'file:///artifacts', 'active', ?, ?)", (T0, T0))
+        for index, run_id in enumerate(("a" * 32, "b" * 32)):
+            connection.execute(
+                "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, start_time, "
+                "end_time, source_version, lifecycle_stage, artifact_uri, experiment_id) "
+                "VALUES (?, ?, 'LOCAL', '', '', 'me', 'FINISHED', ?, ?, '', 'active', 'file:///artifacts/x', 7)",
+                (run_id, f"r{index + 1}", T0 + index, T0 + 1000))
+            connection.execute("INSERT INTO params (key, value, run_uuid) VALUES ('lora.rank', ?, ?)", (str(index + 1), run_id))
+            connection.execute("INSERT INTO tags (key, value, run_uuid) VALUES ('forgetlab.kind', 'run', ?)", (run_id,))
+            for step in range(3):
+                connection.execute("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES "
+                                   "('ft_loss', ?, ?, ?, ?, 0)", (3.0 - step - index, T0 + step, run_id, step))
+        connection.execute("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES "
+                           "('ft_loss', 9.0, ?, ?, 2, 0)", (T0 + 5, "a" * 32))  # a resume's second write of step 2
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def _exported(db: Path) -> list[tuple]:
+    import duckdb
+
+    connection = duckdb.connect(str(db), read_only=True)
+    try:
+        return connection.sql("SELECT r.name, r.experiment, p.value, m.step, m.value FROM metrics m JOIN runs r USING (run_id) "
+                              "JOIN params p USING (run_id) WHERE p.key = 'lora.rank' ORDER BY ALL").fetchall()
+    finally:
+        connection.close()
+
+
+EXPECTED = [("r1", "lab", "1", 0, 3.0), ("r1", "lab", "1", 1, 2.0), ("r1", "lab", "1", 2, 9.0),
+            ("r2", "lab", "2", 0, 2.0), ("r2", "lab", "2", 1, 1.0), ("r2", "lab", "2", 2, 0.0)]
+
+
+@pytest.mark.parametrize("revision", sorted(TESTED_REVISIONS))
+def test_the_export_reads_every_tested_schema_revision_without_a_note(tmp_path, revision):
+    from forgetlab.warehouse.export import export_warehouse
+
+    database = tmp_path / "mlflow.db"
+    _store_at(database, revision)
+    _write_runs(database)
+    report = export_warehouse(f"sqlite:///{database}", tmp_path / "w.duckdb")
+    assert _exported(tmp_path / "w.duckdb") == EXPECTED
+    assert report.duplicates_dropped == 1 and "not tested" not in report.summary()
+
+
+def test_an_untested_schema_revision_is_said_in_one_line(tmp_path, capsys, monkeypatch):
+    import sqlite3
+
+    database = tmp_path / "mlflow.db"
+    _store_at(database, "heads")
+    _write_runs(database)
+    with sqlite3.connect(database) as connection:  # as a newer MLflow leaves it
+        connection.execute("UPDATE alembic_version SET version_num = 'f00dfeed0001'")
+    store = f"sqlite:///{database}"
+    code, out, err = invoke(["export", "--no-progress", "--tracking-uri", store, "--db", str(tmp_path / "w.duckdb")], capsys, monkeypatch)
+    assert code == 0 and out.count("\n") == 1, (out, err)
+    assert out.count("schema revision f00dfeed0001, which forgetlab's direct reader was not tested on") == 1
+    assert "--tracking-uri http://" in out and _exported(tmp_path / "w.duckdb") == EXPECTED  # read all the same
+
+    # A table changed beyond what the reader knows: one line, which says why.
+    with sqlite3.connect(database) as connection:
+        connection.execute("ALTER TABLE runs RENAME COLUMN user_id TO owner")
+    code, out, err = invoke(["export", "--no-progress", "--full", "--tracking-uri", store, "--db", str(tmp_path / "w2.duckdb")],
+                            capsys, monkeypatch)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "no such column: user_id" in err and "f00dfeed0001" in err and not (tmp_path / "w2.duckdb").exists()

@@ -168,6 +168,26 @@ def test_direct_postgres_export_keeps_unlisted_keys_and_breaks_ties_by_write_ord
         ("ft_loss", 0, 3.0), ("ft_loss", 1, 2.0), ("ft_loss", 2, 1.0), ("ft_loss", 5, 8.0), ("unlisted", 0, 1.5)]
 
 
+@pytest.mark.slow
+def test_direct_postgres_export_reads_the_schema_revision_and_says_when_untested(team, tmp_path):
+    import psycopg
+
+    from forgetlab.warehouse.sources.revisions import TESTED_REVISIONS
+
+    database, _ = team
+    [(revision,)] = _sql(database, "SELECT version_num FROM alembic_version")
+    note = "which forgetlab's direct reader was not tested on"
+    assert (note in export_warehouse(database, tmp_path / "a.duckdb").summary()) == (revision not in TESTED_REVISIONS)
+    with psycopg.connect(database) as connection:  # as a newer MLflow leaves it; put back below
+        connection.execute("UPDATE alembic_version SET version_num = 'f00dfeed0001'")
+    try:
+        summary = export_warehouse(database, tmp_path / "b.duckdb").summary()
+    finally:
+        with psycopg.connect(database) as connection:
+            connection.execute("UPDATE alembic_version SET version_num = %s", (revision,))
+    assert summary.count(f"schema revision f00dfeed0001, {note}") == 1 and "--tracking-uri http://" in summary
+
+
 def test_export_from_an_unreachable_postgres_store_is_one_line(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "forgetlab", "export", "--tracking-uri", "postgresql://nobody@127.0.0.1:1/mlflow",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from forgetlab.errors import UserError
 from forgetlab.paths import default_tracking_uri, default_warehouse_path
 from forgetlab.warehouse import schema
 from forgetlab.warehouse.reader import Previous, read_previous
@@ -110,7 +111,7 @@ def _export(
     source: Source, db: Path, previous: Previous, *, full: bool, progress: Optional[ProgressFactory], started: float
 ) -> ExportReport:
     incremental = previous.usable and not full
-    catalog = source.read_catalog(previous.meta.get("metrics_watermark", "") if incremental else "")
+    catalog = _reading(source, source.read_catalog, previous.meta.get("metrics_watermark", "") if incremental else "")
     report = ExportReport(source=source.description, db_path=db, runs=len(catalog.signatures), notes=list(catalog.notes))
     report.skipped = catalog.skipped_points
     plan = _plan(catalog, previous.signatures if incremental else {})
@@ -128,7 +129,7 @@ def _export(
     from forgetlab.warehouse.writer import check_writable, write_atomically
 
     check_writable(db)  # before the long read, not after it
-    raw = source.read_metrics(plan.to_read, progress)
+    raw = _reading(source, source.read_metrics, plan.to_read, progress)
     cleaned = clean_metrics(raw, plan.to_read)
     if cleaned.skipped:
         report.skipped += cleaned.skipped
@@ -140,6 +141,17 @@ def _export(
     report.nan_points = cleaned.nan_points
     write_atomically(db, _batch(catalog, cleaned, plan, meta, report, started), incremental=incremental)
     return report
+
+
+def _reading(source: Source, read, *args):
+    """`read(*args)`; a failure on a store at a schema revision the reader was not tested on says so in its one line."""
+    try:
+        return read(*args)
+    except Exception as error:
+        if source.schema_note is None:
+            raise
+        problem = error.message if isinstance(error, UserError) else f"cannot read {source.description}: {str(error).splitlines()[0]}"
+        raise UserError(f"{problem}; {source.schema_note}") from None
 
 
 def update_meta_in_place(db: Path, meta: dict[str, str]) -> bool:

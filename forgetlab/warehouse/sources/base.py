@@ -140,6 +140,9 @@ class Catalog:
 
 class Source(Protocol):
     description: str
+    # One sentence when the store's MLflow schema revision is not one the reader was tested on
+    # (sources/revisions.py); None when it is, or when the reader goes through MLflow (REST).
+    schema_note: Optional[str]
 
     def read_catalog(self, watermark: str = "") -> Catalog:
         """The small tables; `watermark` is what the previous export's catalog recorded ('' if none)."""

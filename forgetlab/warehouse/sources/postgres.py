@@ -31,6 +31,7 @@ from forgetlab.errors import UserError
 from forgetlab.warehouse.sources.base import (
     Catalog, ProgressFactory, coded_metric_schema, digest, key_value_digests, quote_list,
 )
+from forgetlab.warehouse.sources.revisions import untested_note
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -81,6 +82,8 @@ class PostgresSource:
         if missing:
             self.close()
             raise UserError(f"{self.description} is not an MLflow backend store (no table {sorted(missing)[0][0]!r})")
+        revisions = [row[0] for row in self._rows("SELECT version_num FROM alembic_version")] if ("alembic_version",) in tables else []
+        self.schema_note = untested_note(revisions)
 
     def close(self) -> None:
         for handle in ("_connection", "_database"):
@@ -141,7 +144,8 @@ class PostgresSource:
         return Catalog(
             experiments=experiments, runs=runs, params=params, tags=tags, signatures=signatures,
             skipped_points=orphans,
-            notes=[f"{orphans} metric rows belong to no run in the store and were skipped"] if orphans else [],
+            notes=([f"{orphans} metric rows belong to no run in the store and were skipped"] if orphans else [])
+            + ([self.schema_note] if self.schema_note else []),
         )
 
     def read_metrics(self, run_ids: list[str], progress: Optional[ProgressFactory] = None) -> "pa.Table":

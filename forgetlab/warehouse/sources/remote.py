@@ -48,6 +48,8 @@ def _scrub(uri: str) -> str:
 class RemoteSource:
     """An MLflow server at an `http(s)://` tracking URI."""
 
+    schema_note = None  # the server's MLflow reads its own schema
+
     def __init__(self, tracking_uri: str):
         from mlflow.utils.credentials import get_default_host_creds
 

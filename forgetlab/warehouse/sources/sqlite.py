@@ -2,7 +2,8 @@
 
 Why not MLflow's client: it builds an ORM object per metric point and answers one run and key
 per call (mlflow #7365); why not DuckDB's sqlite extension: it needs a download. The schema read
-here (`experiments`, `runs`, `params`, `tags`, `metrics`) has been stable across MLflow 2.x-3.x.
+here (`experiments`, `runs`, `params`, `tags`, `metrics`) has been stable across MLflow 2.x-3.x; the
+store's schema revision is read and checked against the tested ones (revisions.py).
 
 - The small tables come through the standard `sqlite3` module, in one read transaction.
 - Metric histories come through the ADBC SQLite driver (`adbc-driver-sqlite`), which steps SQLite
@@ -34,6 +35,7 @@ from forgetlab.warehouse.freshness import store_mtime_ns
 from forgetlab.warehouse.sources.base import (
     Catalog, ProgressFactory, digest, key_value_digests, quote_list, raw_schema_in_curve_order,
 )
+from forgetlab.warehouse.sources.revisions import untested_note
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -113,6 +115,9 @@ class SqliteSource:
         if missing:
             self._db.close()
             raise UserError(f"{database} is not an MLflow tracking store (no table {sorted(missing)[0]!r})")
+        revisions = ([row[0] for row in self._db.execute("SELECT version_num FROM alembic_version")]
+                     if "alembic_version" in tables else [])
+        self.schema_note = untested_note(revisions)
         self._run_count = 0
         self._max_rowid = 0
         # MLflow 3.11+ has an index on (run_uuid, key, step): read curve by curve. MLflow 2.x+ has
@@ -163,6 +168,7 @@ class SqliteSource:
         tag_digests = key_value_digests(tags)
         signatures = {row[0]: digest((row[1:], param_digests.get(row[0]), tag_digests.get(row[0]))) for row in runs}
         notes = [f"{orphans} metric rows belong to no run in the store and were skipped"] if orphans else []
+        notes += [self.schema_note] if self.schema_note else []
         return Catalog(
             experiments=experiments,
             runs=runs,
