@@ -1,10 +1,11 @@
 """A lean MLflow UI server over a tracking store, and the address of an experiment's runs in it.
 
-`mlflow server` is started with one worker and no job runners (about 0.5 GB instead of 2 GB);
-its port is checked before it starts, because uvicorn reports a port in use with a traceback and
-exit status 0. Once it serves, the experiment is looked up (and tagged for the UI's training
-view, so stores made by older versions open right too) through the server's own REST API, which
-works for any backend store without importing MLflow here.
+`mlflow server` is started with one worker and no job runners (about 0.5 GB instead of 2 GB),
+with forgetlab's app plugin (forgetlab/ui_app.py: a fresh browser opens in training mode on
+forgetlab's view); its port is checked before it starts, because uvicorn reports a port in use
+with a traceback and exit status 0. Once it serves, the experiment is looked up (and tagged for
+the UI's training view, so stores made by older versions open right too) through the server's
+own REST API, which works for any backend store without importing MLflow here.
 """
 
 from __future__ import annotations
@@ -18,12 +19,21 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Optional
 
 from forgetlab.errors import UserError
-from forgetlab.mlflow_ui import missing_view_tags, runs_address
+from forgetlab.mlflow_ui import VIEW_TAG, missing_view_tags, runs_address
 
 STARTUP_SECONDS = 120.0  # a cold `mlflow server` on a busy 2-core machine takes 7-30 s
+APP_NAME = "forgetlab"  # the `mlflow.app` entry point in pyproject.toml
+
+
+def app_installed() -> bool:
+    """Whether MLflow can find forgetlab's app plugin (a checkout used without `pip install -e .` has none)."""
+    from importlib.metadata import entry_points
+
+    return any(entry.name == APP_NAME for entry in entry_points(group="mlflow.app"))
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -38,11 +48,17 @@ def check_port_free(host: str, port: int) -> None:
             raise UserError(f"cannot serve on {host}:{port} ({error.strerror}); check --host and --port") from None
 
 
-def server_command(tracking_uri: str, host: str, port: int, artifact_root: Optional[str]) -> list[str]:
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+def server_command(tracking_uri: str, host: str, port: int, artifact_root: Optional[str], with_app: bool = True) -> list[str]:
+    # The `mlflow` script, not `python -m mlflow`: the current folder stays off the server's import
+    # path, so package metadata lying there (a checkout's *.egg-info) cannot hide the app plugin.
+    script = Path(sys.executable).with_name("mlflow")
+    launcher = [str(script)] if script.exists() else [sys.executable, "-m", "mlflow"]
+    command = [*launcher, "server", "--backend-store-uri", tracking_uri,
                "--host", host, "--port", str(port), "--workers", "1",
                # The UI polls every few seconds: an access log would bury everything else.
                "--uvicorn-opts", "--no-access-log"]
+    if with_app:
+        command += ["--app-name", APP_NAME]
     if artifact_root:
         command += ["--default-artifact-root", artifact_root]
     return command
@@ -84,16 +100,40 @@ def _rest(url: str, path: str, payload: Optional[dict] = None) -> dict:
         return json.loads(answer.read() or b"{}")
 
 
+def _retag(url: str, experiment: dict) -> None:
+    """Give an experiment forgetlab's kind and current view where they are missing or older."""
+    tags = {tag["key"]: tag["value"] for tag in experiment.get("tags", [])}
+    for key, value in missing_view_tags(tags).items():
+        _rest(url, "experiments/set-experiment-tag", {"experiment_id": experiment["experiment_id"], "key": key, "value": value})
+
+
+def _forgetlab_experiments(url: str) -> list[dict]:
+    """Every active experiment forgetlab tagged with a view (its runs, its fits), any version of it."""
+    found, token = [], None
+    while True:
+        page = _rest(url, "experiments/search", {"max_results": 1000, **({"page_token": token} if token else {})})
+        found += [experiment for experiment in page.get("experiments", [])
+                  if any(tag["key"] == VIEW_TAG for tag in experiment.get("tags", []))]
+        token = page.get("next_page_token")
+        if not token:
+            return found
+
+
 def experiment_address(url: str, experiment: str) -> Optional[str]:
-    """The runs address of `experiment` (tagged for the training view first); None when it does not exist."""
+    """The runs address of `experiment`; None when it does not exist.
+
+    It and every experiment forgetlab tagged before (a store made by an older version) get the
+    current kind and view first: the page the server sends a fresh browser seeds that view.
+    """
     query = urllib.parse.urlencode({"experiment_name": experiment})
     try:
         found = _rest(url, f"experiments/get-by-name?{query}")["experiment"]
     except urllib.error.HTTPError as error:
         if error.code == 404:
-            return None
-        raise
-    tags = {tag["key"]: tag["value"] for tag in found.get("tags", [])}
-    for key, value in missing_view_tags(tags).items():
-        _rest(url, "experiments/set-experiment-tag", {"experiment_id": found["experiment_id"], "key": key, "value": value})
-    return runs_address(url, found["experiment_id"])
+            found = None
+        else:
+            raise
+    others = [other for other in _forgetlab_experiments(url) if found is None or other["experiment_id"] != found["experiment_id"]]
+    for each in ([found] if found else []) + others:
+        _retag(url, each)
+    return runs_address(url, found["experiment_id"]) if found else None

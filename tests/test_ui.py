@@ -1,8 +1,8 @@
 """`forgetlab ui`: one-line errors for a bad or busy port, and what the MLflow UI reads from a sweep's store.
 
 The UI reads everything through MLflow's REST API; so does the last test: the experiment's kind
-(which view the UI opens on), its default columns, and the sweep's children nested under their
-parent run.
+and saved view, and the sweep's children nested under their parent run. What a browser makes of
+it is tests/test_ui_browser.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from cli_helpers import invoke
 from mlflow_server import free_port
 
-from forgetlab.mlflow_ui import EXPERIMENT_KIND_TAG, TRAINING_KIND, VIEW_KEY, VIEW_TAG, mark_training_experiment
+from forgetlab.mlflow_ui import EXPERIMENT_KIND_TAG, TRAINING_KIND, VIEW_KEY, VIEW_NAME, VIEW_TAG, mark_training_experiment, view_state_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,13 +55,46 @@ def test_an_experiment_is_marked_for_training_once_and_a_users_kind_is_kept(tmp_
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     plain = client.create_experiment("old")
-    chosen = client.create_experiment("mine", tags={EXPERIMENT_KIND_TAG: "custom_model_development"})
-    for experiment_id in (plain, chosen, plain):
+    chosen = client.create_experiment("mine", tags={EXPERIMENT_KIND_TAG: "genai_development"})
+    ours_before = client.create_experiment("older", tags={EXPERIMENT_KIND_TAG: "finetuning", VIEW_TAG: '{"selectedColumns": []}'})
+    for experiment_id in (plain, chosen, ours_before, plain):
         assert mark_training_experiment(client, experiment_id) == experiment_id
-    assert client.get_experiment(plain).tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
-    assert client.get_experiment(chosen).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
-    columns = json.loads(client.get_experiment(plain).tags[VIEW_TAG])["selectedColumns"]
-    assert {"params.`lora.rank`", "params.`data.name`", "params.`P`", "metrics.`forget_soft`", "metrics.`ft_loss`"} <= set(columns)
+    # MLflow 3.17's kind selector writes custom_model_development for "Machine learning"; forgetlab's
+    # former `finetuning` is replaced, a kind chosen in the UI is kept.
+    assert client.get_experiment(plain).tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND == "custom_model_development"
+    assert client.get_experiment(ours_before).tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
+    assert client.get_experiment(chosen).tags[EXPERIMENT_KIND_TAG] == "genai_development"
+    # The view is a saved view as the UI lists it: an envelope with a name and the state as JSON text.
+    for experiment_id in (plain, ours_before):
+        envelope = json.loads(client.get_experiment(experiment_id).tags[VIEW_TAG])
+        assert envelope["name"] == VIEW_NAME and isinstance(envelope["createdAt"], int)
+        state = json.loads(view_state_of(client.get_experiment(experiment_id).tags[VIEW_TAG]))
+        assert {"params.`lora.rank`", "params.`seed`", "params.`data.name`", "params.`P`", "metrics.`forget_hard`",
+                "metrics.`ft_loss`", "metrics.`fit/c`"} <= set(state["selectedColumns"])
+        # Sorted by a metric, so a sweep's points are listed, not folded under the sweep's row; every run charted.
+        assert state["orderByKey"] == "metrics.`forget_hard`" and state["runsHiddenMode"] == "SHOW_ALL"
+        charts = {chart["uuid"]: chart for chart in state["compareRunCharts"]}
+        assert charts["forgetlab-ft-loss"]["metricKey"] == "ft_loss" and charts["forgetlab-forget-hard"]["metricKey"] == "forget_hard"
+        assert charts["forgetlab-forget-vs-ft"]["selectedXAxisMetricKey"] == "ft_loss"
+        assert charts["forgetlab-final-by-rank"]["xaxis"] == {"key": "lora.rank", "type": "PARAM"}
+        assert [section["name"] for section in state["compareRunSections"]] == ["Forgetting (forgetlab)", "Model metrics", "System metrics"]
+    assert view_state_of('{"selectedColumns": []}') is None  # the former raw state: not a view the UI lists
+
+
+def test_the_page_runs_forgetlabs_script_before_mlflows_and_the_script_only_fills_what_is_missing():
+    from forgetlab.ui_app import seed_script, with_script
+
+    page = '<html><head><script defer="defer" src="static-files/static/js/main.js"></script></head></html>'
+    assert with_script(page, "forgetlab-ui.js") == (
+        '<html><head><script src="forgetlab-ui.js"></script><script defer="defer" src="static-files/static/js/main.js"></script></head></html>')
+    script = seed_script({"7": '{"orderByKey": "metrics.`forget_hard`"}'})
+    assert "if (storage.getItem(key) === null) storage.setItem(key, wanted[key]);" in script
+    wanted = json.loads(script.split("var wanted = ", 1)[1].split(";\n", 1)[0])
+    assert wanted == {
+        "mlflow.workflowType_v1": '"machine_learning"',
+        "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true",
+        'MLflowLocalStorage-1.1-ExperimentPage-["7"]-ReactComponentState': '{"orderByKey": "metrics.`forget_hard`"}',
+    }
 
 
 def _get(url: str, path: str, **query) -> dict:
@@ -91,7 +124,7 @@ def test_ui_of_a_sweep_opens_on_its_runs_nested_under_the_parent(workdir):
     url = f"http://127.0.0.1:{port}"
     try:
         lines = [process.stdout.readline()]
-        while not lines[-1].startswith("runs of") and len(lines) < 50:  # the server writes to the same terminal
+        while not lines[-1].startswith("forgetlab's view") and len(lines) < 50:  # the server writes to the same terminal
             lines.append(process.stdout.readline())
         experiment = _get(url, "experiments/get-by-name", experiment_name="forgetlab")["experiment"]
         runs = _search_runs(url, experiment["experiment_id"])
@@ -99,11 +132,12 @@ def test_ui_of_a_sweep_opens_on_its_runs_nested_under_the_parent(workdir):
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
     assert lines[0].startswith(f"starting the MLflow UI for sqlite:///") and url in lines[0]
-    assert lines[-1].strip() == (f"runs of 'forgetlab': {url}/#/experiments/{experiment['experiment_id']}/runs"
-                                f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}")
+    assert lines[-2].strip() == (f"runs of 'forgetlab': {url}/#/experiments/{experiment['experiment_id']}/runs"
+                                f"?workflowType=machine_learning")
+    assert lines[-1].strip().endswith(f"&viewStateShareKey={VIEW_KEY}")
     experiment_tags = {tag["key"]: tag["value"] for tag in experiment["tags"]}
-    assert experiment_tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND  # the UI opens on runs, not traces
-    assert "params.`lora.rank`" in json.loads(experiment_tags[VIEW_TAG])["selectedColumns"]
+    assert experiment_tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
+    assert "params.`lora.rank`" in json.loads(view_state_of(experiment_tags[VIEW_TAG]))["selectedColumns"]
     tags = {run["info"]["run_name"]: {tag["key"]: tag["value"] for tag in run["data"].get("tags", [])} for run in runs}
     [parent_name] = [name for name, run_tags in tags.items() if run_tags.get("forgetlab.kind") == "sweep"]
     parent_id = next(run["info"]["run_id"] for run in runs if run["info"]["run_name"] == parent_name)

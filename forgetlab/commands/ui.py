@@ -41,8 +41,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the MLflow UI over the tracking store (lean: one worker, no background job runners).
 
-        Prints the address of the experiment's runs in the UI's training view, with the columns a
-        forgetting study compares. Example: forgetlab ui --port 5001 --open
+        Any way into the UI (home, experiments, a run, compare) opens in model-training mode, and a
+        browser that has not opened an experiment before gets forgetlab's saved view of it: the
+        columns and charts a forgetting study compares (also under "Views" and at the printed share
+        link). Prints the experiment's runs address. Example: forgetlab ui --port 5001 --open
         """
         import signal
 
@@ -54,8 +56,12 @@ def register(app: typer.Typer) -> None:
         if warning:
             typer.secho(warning, err=True, fg=typer.colors.YELLOW)
         url = ui_server.browse_url(host, port)
+        with_app = ui_server.app_installed()
+        if not with_app:
+            typer.secho("warning: forgetlab's MLflow app plugin is not installed (pip install -e .); a fresh browser "
+                        "opens MLflow's GenAI screens and default columns", err=True, fg=typer.colors.YELLOW)
         typer.echo(f"starting the MLflow UI for {uri} at {url}  (Ctrl-C to stop)")
-        process = ui_server.start_server(ui_server.server_command(uri, host, port, artifact_root))
+        process = ui_server.start_server(ui_server.server_command(uri, host, port, artifact_root, with_app=with_app))
 
         def stop_server(signum, frame):  # SIGTERM to `forgetlab ui` must not orphan the server
             raise KeyboardInterrupt
@@ -75,6 +81,8 @@ def register(app: typer.Typer) -> None:
 
 def _announce(ui_server, process, url: str, experiment: str, open_browser: bool) -> None:
     """Wait for the server, then print (and open) the experiment's runs address."""
+    from forgetlab.mlflow_ui import VIEW_KEY
+
     ui_server.wait_until_serving(url, process)
     address = ui_server.experiment_address(url, experiment)
     if address is None:
@@ -82,6 +90,7 @@ def _announce(ui_server, process, url: str, experiment: str, open_browser: bool)
         address = url
     else:
         typer.echo(f"runs of '{experiment}': {address}")
+        typer.echo(f"forgetlab's view of them (any browser): {address}&viewStateShareKey={VIEW_KEY}")
     if open_browser:
         import webbrowser
 
