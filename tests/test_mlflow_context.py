@@ -190,6 +190,18 @@ def test_a_fit_on_a_sweeps_runs_is_nested_under_it_and_names_its_data(workdir):
     query = Path(client.download_artifacts(run.info.run_id, "query.sql")).read_text()
     assert "read_csv('points.csv')" in query
     assert tags["mlflow.user"] and tags["mlflow.source.type"] == "LOCAL"
+    # The fitted parameters and their bootstrap intervals, as metrics: fits compare side by side in the UI
+    # (a bound the fit could not give, null in fit.json, is no metric).
+    metrics = run.data.metrics
+    assert set(fitted["params"]) == {"c", "s"}
+    for name, value in fitted["params"].items():
+        assert metrics[f"fit/{name}"] == pytest.approx(value)
+        for bound, number in zip(("low", "high"), fitted["intervals"][name]):
+            assert metrics.get(f"fit/{name}.{bound}") == (None if number is None else pytest.approx(number))
+    # The sweep's run lists the fit: a tag, and a link to the fit's run page in its description.
+    sweep_tags = client.get_run(parent_id).data.tags
+    assert sweep_tags[f"forgetlab.fit.{run.info.run_name}"] == run.info.run_id
+    assert f"[{run.info.run_name}](#/experiments/{run.info.experiment_id}/runs/{run.info.run_id})" in sweep_tags["mlflow.note.content"]
     # Another value of one point gives another digest; the same points, the same one.
     assert points_digest({"L_f": np.array([1.0, 2.0])}) == points_digest({"L_f": [1.0, 2.0]})
     assert points_digest({"L_f": np.array([1.0, 2.0])}) != points_digest({"L_f": np.array([1.0, 2.0000001])})

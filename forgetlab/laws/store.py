@@ -1,8 +1,10 @@
 """Where fits are kept: one MLflow run per fit, and a row in the warehouse's `fits` table.
 
 MLflow run (experiment `forgetlab-fits`, tag `forgetlab.kind=fit`): params = the fit spec
-(flattened), metrics = goodness, held-out error and bootstrap counts, artifacts = `fit.json`,
-`query.sql` and `figures/*.png`. Its run id is the fit id.
+(flattened), metrics = the fitted parameters with their bootstrap intervals (`fit/<name>`,
+`.low`, `.high`), goodness, held-out error and bootstrap counts, artifacts = `fit.json`,
+`query.sql` and `figures/*.png`. Its run id is the fit id. A fit of one sweep's runs is listed on
+the sweep's run (`link_fit_to_sweep`).
 
 DuckDB `fits` table (in the warehouse file, opened read-write only for the insert): one row per
 fit, so fits can be compared in SQL:
@@ -58,8 +60,16 @@ FITS_COLUMNS = (
 
 
 def fit_metrics(result: FitResult) -> dict[str, float]:
-    """The numbers worth plotting across fits in the MLflow UI."""
+    """The numbers worth comparing across fits in the MLflow UI.
+
+    Each fitted parameter is `fit/<name>`, its bootstrap interval `fit/<name>.low` and `.high`
+    (the UI charts them in a section "fit" and shows them as columns, fits side by side).
+    """
     metrics: dict[str, Any] = {}
+    for name, value in result.params.items():
+        metrics[f"fit/{name}"] = value
+        low, high = (list(result.intervals.get(name) or []) + [None, None])[:2]
+        metrics[f"fit/{name}.low"], metrics[f"fit/{name}.high"] = low, high
     for target, stats in result.stats.items():
         if isinstance(stats, dict):
             for key in ("r2", "rmse", "mae", "aic", "bic"):
@@ -84,15 +94,16 @@ def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[s
     sweep parent (and nested under it), a digest of the points.
     """
     from forgetlab.tracking import RunTracker, scrub_secrets
-    from forgetlab.tracking.fits import FitRunContext, fit_run_context
+    from forgetlab.tracking.fits import FitRunContext, fit_run_context, link_fit_to_sweep
 
     tracker = RunTracker(tracking_uri, EXPERIMENT)
     links = fit_run_context(tracker.client, points.run_id, vars(points)) if points is not None else FitRunContext()
     # A fit of one group of `forgetlab fit --by` says which group in its name and tags.
     by, group_label = result.extra.get("by"), result.extra.get("group")
     grouped = {"forgetlab.by": str(by), "forgetlab.by_value": str(group_label)} if by is not None else {}
+    run_name = f"{result.law}-{result.dataset}-{result.variant}" + (f"-{by}={group_label}" if by is not None else "")
     run_id = tracker.start(
-        f"{result.law}-{result.dataset}-{result.variant}" + (f"-{by}={group_label}" if by is not None else ""),
+        run_name,
         tags={
             **grouped,
             **links.tags,
@@ -107,6 +118,8 @@ def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[s
     )
     result = replace(result, fit_id=run_id)
     try:
+        if links.parent_run_id:
+            link_fit_to_sweep(tracker.client, links.parent_run_id, run_id, run_name)
         spec = dict(result.spec)
         query = spec.pop("query", {}) or {}
         params = flatten(spec, join_lists=False)

@@ -9,11 +9,15 @@ fit saw changes. The query text itself is the fit's `query.sql` artifact.
 
 Runs the store does not hold (a warehouse exported from another store) link to nothing: their
 experiments and parent are unknown, and the fit records how many of its runs were found.
+
+The other way round, the sweep's run lists its fits (`link_fit_to_sweep`): a tag
+`forgetlab.fit.<fit name>` = the fit's run id, and links to them in its description.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
@@ -69,3 +73,40 @@ def fit_run_context(client, run_ids: Iterable[str], columns: Mapping[str, Any]) 
         tags[names.MLFLOW_PARENT_RUN_ID] = parent
     params = {"points.digest": digest, "points.runs": len(set(run_ids)), "points.runs_in_store": len(runs)}
     return FitRunContext(tags, params, parent)
+
+
+# On a sweep's run, one tag per fit of its runs (latest fit of that name wins) and the links to them
+# in its description (the run page's "Description"; the runs table's Description column).
+FIT_TAG_PREFIX = "forgetlab.fit."
+FITS_HEADING = "**Fits of this sweep** (forgetlab):"
+
+
+def _tag_safe(name: str) -> str:
+    """A fit's run name as part of a tag key (MLflow allows letters, digits, `_ - . / :` and spaces)."""
+    return re.sub(r"[^\w\-./: ]", "_", name)
+
+
+def fits_note(note: str, links: Mapping[str, str]) -> str:
+    """The run's description with its list of fits (name -> UI address) written anew, the user's text kept."""
+    kept = note.split(FITS_HEADING)[0].rstrip()
+    lines = [FITS_HEADING, *(f"- [{name}]({address})" for name, address in sorted(links.items()))]
+    return "\n\n".join(filter(None, [kept, "\n".join(lines)]))
+
+
+def link_fit_to_sweep(client, sweep_run_id: str, fit_run_id: str, fit_name: str) -> None:
+    """Make a fit reachable from the sweep whose runs it fitted: a tag and a link on the sweep's run.
+
+    The fit runs live in their own experiment, where MLflow's UI cannot nest them under the sweep;
+    the sweep's description lists them, each a link to the fit's run page (`#/experiments/...`).
+    """
+    client.set_tag(sweep_run_id, FIT_TAG_PREFIX + _tag_safe(fit_name), fit_run_id)
+    tags = client.get_run(sweep_run_id).data.tags
+    links = {}
+    for key, run_id in tags.items():
+        if key.startswith(FIT_TAG_PREFIX):
+            try:
+                experiment_id = client.get_run(run_id).info.experiment_id
+            except Exception:  # a fit run deleted for good: no link
+                continue
+            links[key[len(FIT_TAG_PREFIX):]] = f"#/experiments/{experiment_id}/runs/{run_id}"
+    client.set_tag(sweep_run_id, names.MLFLOW_RUN_NOTE, fits_note(tags.get(names.MLFLOW_RUN_NOTE, ""), links))
