@@ -38,3 +38,9 @@ class StepProgress(L.Callback):
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        # Closed now, not when the process exits: the line that says why the run stopped (Ctrl-C's
+        # resume command, a divergence) comes after the bar instead of under a redrawn one.
+        self.on_train_end(trainer, module)

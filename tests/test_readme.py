@@ -75,7 +75,7 @@ def test_the_adapter_reload_snippet_works_as_written(workdir):
     script = snippet.replace('"<run id>"', f'"{result.run_id}"').replace('name="embedded"', 'name="embedded-tiny"')
     script += "\nassert {'default'} == set(tuned.peft_config) and tuned.base_model.model is base\nprint(type(tuned).__name__)\n"
     before = set(workdir.iterdir())
-    done = subprocess.run([sys.executable, "-c", script], cwd=workdir, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", script], cwd=workdir, capture_output=True, text=True, timeout=900)  # a guard against a hang only
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "PeftModelForCausalLM"
     assert set(workdir.iterdir()) == before, "the snippet left files behind (a stray mlflow.db?)"

@@ -23,7 +23,11 @@ TINY = [
 METRICS = ("ft_loss", "forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree")
 
 
-def forgetlab(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+# Only a guard against a hung process, far above any run here: a loaded 2-core machine took 175 s for a 10-step run.
+TIMEOUT_S = 900
+
+
+def forgetlab(*args: str, cwd: Path, timeout: float = TIMEOUT_S, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "forgetlab", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},
@@ -148,7 +152,7 @@ SIGNAL_AT_STEP = Path(__file__).resolve().parent / "signal_at_step.py"
 def signalled_run(signal_name: str, step: int, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`forgetlab run ARGS` that gets SIG<signal_name> once it has done `step` updates (tests/signal_at_step.py)."""
     return subprocess.run(
-        [sys.executable, str(SIGNAL_AT_STEP), signal_name, str(step), "run", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+        [sys.executable, str(SIGNAL_AT_STEP), signal_name, str(step), "run", *args], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S,
     )  # fmt: skip
 
 
@@ -223,7 +227,7 @@ def test_ctrl_c_prints_the_run_id_and_the_command_that_resumes_it(tmp_path, forg
     assert found["resume_command"] == f"forgetlab run --resume {run.info.run_id}"
 
     # The printed command, typed as printed, finishes the run.
-    resumed = subprocess.run([*shlex.split(line.split("Resume it with: ")[1]), "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run([*shlex.split(line.split("Resume it with: ")[1]), "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert mlflow_client.get_run(run.info.run_id).info.status == "FINISHED"
     assert sorted(history(mlflow_client, run.info.run_id, "ft_loss")) == [0, 5, 10, 15, 20]

@@ -160,7 +160,7 @@ def register(app: typer.Typer) -> None:
             result = execute_run(run_config, resume_run_id=resume, progress=not quiet)
         except RunInterrupted as stopped:  # Ctrl-C: the id is printed only at the end otherwise
             typer.echo(
-                f"\n{stopped}; it is marked KILLED. Resume it with: {resume_command(stopped.run_id, stopped.tracking_uri)}", err=True
+                f"{stopped}; it is marked KILLED. Resume it with: {resume_command(stopped.run_id, stopped.tracking_uri)}", err=True
             )
             raise typer.Exit(130) from None
         if result.tracking_uri:  # the other ranks of a multi-device run have nothing to report
