@@ -1,6 +1,8 @@
 """Tracking: the only package that talks to MLflow.
 
 - `store`: the one place an MLflow client is built (`client(uri)`), retried while SQLite is locked;
+  the set-up steps many processes take at once (create-or-get an experiment, settle its tags);
+  the one-line refusal of a store that cannot be written;
 - `run`: one run's tracker (owner, heartbeat, resume bookkeeping, batched metrics) and its
   do-nothing twin for ranks other than 0;
 - `liveness`: whether a RUNNING run is still being written (its process, else its heartbeat);

@@ -33,7 +33,8 @@ DATASET_CONTEXT = "mlflow.data.context"
 SOURCE_EXPERIMENTS = "forgetlab.source_experiments"  # names of the experiments the fitted runs are in, comma-joined
 SWEEP_PARENT = "forgetlab.sweep_parent"  # the sweep parent run shared by every fitted run
 POINTS_DIGEST = "forgetlab.points_digest"  # sha256 of the fitted points (run, rank, P, N, L_ft, L_f)
-# Ownership of a RUNNING run: which process writes it, and when it last wrote (tracking/run.py).
+# Ownership of a RUNNING run: which process writes it, and when it last wrote (written by tracking/run.py,
+# read by tracking/liveness.py).
 HOST = "forgetlab.host"
 PID = "forgetlab.pid"
 HEARTBEAT_MS = "forgetlab.heartbeat_ms"
