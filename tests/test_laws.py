@@ -177,10 +177,11 @@ def test_fit_that_wants_past_a_bound_is_flagged_on_bound():
 
 
 def test_bootstrap_resamples_seeds_within_ranks_not_points():
-    """Stratified by rank, n−1 of a rank's n seeds drawn whole: every rank in every replicate."""
+    """Stratified by rank, n−1 of a rank's n seeds drawn whole: every rank in every replicate (the
+    scheme for seeds nested in ranks; crossed seeds are drawn whole: test_statistics.py)."""
     run, rank, N = grid(seeds=3, step=20)
     seed = np.array([float(r.split("-s")[1]) for r in run])
-    frame = sampling_frame(rank, run, seed)
+    frame = sampling_frame(rank, run, seed, unit="within rank")
     assert frame.labels == tuple(f"{r:g}" for r in RANKS) and all(len(units) == 3 for units in frame.strata)
     sizes = pd.Series(run).value_counts()
     rng = np.random.default_rng(0)
@@ -307,7 +308,7 @@ def test_cli_fit_from_csv_then_predict(workdir):
     joint = next(f for f in fits if f["law"] == "paper-joint")
     assert set(joint["params"]) == set(TABLE_1["OpenOrca"])
     assert joint["spec"]["query"]["params"] == {"min_step": 50} and "read_csv" in joint["spec"]["query"]["sql"]
-    assert joint["spec"]["huber_delta"] == 1e-3 and joint["bootstrap"]["unit"] == "seed within rank"
+    assert joint["spec"]["huber_delta"] == 1e-3 and joint["bootstrap"]["unit"] == "run within rank"  # no seed column
     assert joint["variant"] == "hard"
     assert len(joint["internal"]["draws"]) == joint["bootstrap"]["succeeded"] > 0
     assert {p.name for p in (workdir / "figs" / "openorca-paper-joint-hard").glob("*.png")} == {

@@ -14,17 +14,19 @@ value, e.g. replay = 0):
 - for the linear law, L_f at a reference fine-tuning loss: the median L_ft of all the data set's
   points unless `--at-ft-loss` says otherwise ("at equal L_ft").
 
-Intervals of a difference are percentile intervals of differences of bootstrap draws. How draws
-are matched follows the design (`design_of`):
+Intervals of a difference are t intervals (`intervals.py`) from the draws (bootstrap refits, or
+the seed jackknife's pseudo-draws). How the draws are combined follows the design (`design_of`):
 
 - *paired*: every group has runs at the same (rank, seed) units — runs of one seed see the same
   fine-tuning batches whatever the group — so every group is resampled with the *same* random
-  stream, replicate i draws the same units in every group, and draw i of the group minus draw i
-  of the baseline (matched by replicate number) is a draw of the paired difference;
+  stream (or leaves out the same seed), replicate i draws the same units in every group, and draw
+  i of the group minus draw i of the baseline (matched by replicate number) is a draw of the
+  paired difference;
 - *independent*: otherwise every group gets its own random stream (`BootstrapOptions.stream` =
-  the group's label), and draw i minus draw i pairs independent draws, which is a draw of the
-  difference of independent estimates. (Before, every group used the same seed, so groups of
-  equal size were paired by accident, and difference intervals came out far too narrow.)
+  the group's label), and the difference's standard error is √(SE² + SE_baseline²), the two fits'
+  spreads combined. (Before, every group used the same seed, so groups of equal size were paired
+  by accident, and difference intervals came out far too narrow; matching independent draws by
+  order, the next version, has no meaning for a jackknife, whose few pseudo-draws are not random.)
 
 The table says which design was used.
 """
@@ -40,7 +42,7 @@ import numpy as np
 
 from forgetlab.errors import UserError
 from forgetlab.laws.forms import Design, LawForm, Reference
-from forgetlab.laws.intervals import as_list, bootstrap_interval, bootstrap_intervals
+from forgetlab.laws.intervals import as_list, bootstrap_interval, bootstrap_intervals, independent_difference_interval
 from forgetlab.laws.plotting import pyplot, save
 from forgetlab.laws.points import Points
 from forgetlab.laws.result import FitResult
@@ -233,7 +235,11 @@ def compare(fits: list[GroupFit], by: str, at: dict[str, Optional[float]], desig
                 difference = _difference_draws(fit, own, baseline, base_draws, design)
                 row["difference"] = estimate[name] - estimates[0][name]
                 df = _difference_df(fit, baseline)
-                row["difference_interval"] = as_list(bootstrap_interval(row["difference"], difference, level, df))
+                if design == PAIRED:
+                    interval = bootstrap_interval(row["difference"], difference, level, df)
+                else:
+                    interval = independent_difference_interval(row["difference"], own, base_draws, level, df)
+                row["difference_interval"] = as_list(interval)
                 row["paired_draws"] = int(difference.size)
             rows.append(row)
     return rows
@@ -248,7 +254,8 @@ def print_comparison_by(rows: list[dict[str, Any]], console) -> None:
     level = int(round(100 * first["level"]))
     how = (
         "paired by (rank, seed): every group resampled with the same draws of units"
-        if first.get("design") == PAIRED else "groups resampled independently (own random streams)"
+        if first.get("design") == PAIRED else "groups resampled independently (own random streams; the difference's "
+        "standard error is √(SE² + SE_baseline²))"
     )  # fmt: skip
     table = Table(
         title=f"{first['dataset']} · fits by {first['by']} · difference = group − baseline ({first['by']}={first['baseline']}); "

@@ -2,12 +2,13 @@
 
 An interval is estimate ± q·sd, where sd is the standard deviation of the finite bootstrap draws
 (parameters, predictions, differences) and q the (1+level)/2 quantile of Student's t with the
-design's degrees of freedom (Σ over ranks of seeds − 1; normal when unknown). Why not the plain
-percentile interval: on simulated studies shaped like ours (few seeds per rank, run effects,
-autocorrelated noise; benchmarks/coverage.py) nominal 95% percentile intervals covered the truth
-only 84% of the time: with a handful of units the spread of the draws is itself uncertain (t, not
-normal), and the Huber fit's replicate distribution is off-centre. The t interval on the
-bootstrap standard error covered 93–96% (2 to 4 seeds per rank, 300 studies each) (docs/laws.md §6). Too few draws give no interval
+design's degrees of freedom (seeds − 1 where whole seeds are the unit, Σ over ranks of units − 1
+within ranks; normal when unknown). The draws are bootstrap refits, or the seed jackknife's
+pseudo-draws, whose standard deviation is the jackknife standard error (`resampling.py`). Why
+not the plain percentile interval: with a handful of units the spread of the draws is itself
+uncertain (t, not normal), and the Huber fit's replicate distribution is off-centre; on simulated
+studies shaped like ours nominal 95% percentile intervals covered the truth only 84% of the time.
+Coverage of the intervals as they are now: docs/laws.md §6. Too few draws give no interval
 (NaN), never a zero-width one.
 """
 
@@ -38,6 +39,20 @@ def bootstrap_interval(estimate: float, draws: np.ndarray, level: float, df: Opt
         return float("nan"), float("nan")
     half = quantile(level, df) * float(np.std(draws, ddof=1))
     return float(estimate - half), float(estimate + half)
+
+
+def independent_difference_interval(
+    difference: float, draws: np.ndarray, baseline_draws: np.ndarray, level: float, df: Optional[float]
+) -> tuple[float, float]:
+    """difference ± q·√(sd(draws)² + sd(baseline_draws)²): two estimates from independent data.
+    (Differences of draws matched by order estimate the same on average, but a jackknife's few,
+    non-random pseudo-draws cannot be matched so: their order carries no meaning.)"""
+    parts = [np.asarray(d, dtype=float).reshape(-1) for d in (draws, baseline_draws)]
+    parts = [d[np.isfinite(d)] for d in parts]
+    if any(d.size < MIN_DRAWS for d in parts) or not np.isfinite(difference):
+        return float("nan"), float("nan")
+    half = quantile(level, df) * float(np.sqrt(sum(np.var(d, ddof=1) for d in parts)))
+    return float(difference - half), float(difference + half)
 
 
 def bootstrap_intervals(estimates: np.ndarray, draws: np.ndarray, level: float, df: Optional[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,6 @@ from typing import Any, Optional
 import numpy as np
 
 from forgetlab.laws.bootstrap import (
-    SCHEME,
     BootstrapOptions,
     BootstrapResult,
     bootstrap,
@@ -70,7 +69,7 @@ def fit_points(
         boot = _bootstrap(law, points, design, y, optimum, fit_options, bootstrap_options)
         validation = validate(law, points, reference, fit_options) if run_validation else {"skipped": "turned off"}
     uncertainty = _uncertainty(law, reference, optimum.theta, boot, bootstrap_options)
-    unreplicated = sampling_frame(points.rank, points.run_id, points.seed).problem()
+    unreplicated = sampling_frame(points.rank, points.run_id, points.seed, bootstrap_options.unit).problem()
     identifiability = assess(
         law, optimum, design, uncertainty.draws, uncertainty.internal_low, uncertainty.internal_high,
         uncertainty.public_estimate(law, optimum.theta, reference), uncertainty.public_pairs(), uncertainty.withheld,
@@ -111,18 +110,18 @@ def fit_points(
 
 def _bootstrap(law, points: Points, design: Design, y, optimum, fit_options, options: BootstrapOptions) -> BootstrapResult:
     """The replicates, or none with the reason (a design without replication, a failed fit)."""
-    frame = sampling_frame(points.rank, points.run_id, points.seed)
+    frame = sampling_frame(points.rank, points.run_id, points.seed, options.unit)
     problem = frame.problem()
     if problem is not None:
-        return not_attempted(law, options, problem)
+        return not_attempted(law, options, problem, frame)
     if not np.all(np.isfinite(optimum.theta)):  # refitting replicates of a failed fit only repeats the failure
-        return not_attempted(law, options, f"the full-data fit is {optimum.status}")
+        return not_attempted(law, options, f"the full-data fit is {optimum.status}", frame)
     if optimum.status == "not_converged":
         # The spread of refits around a point the optimiser was still moving from measures the
         # optimiser, not the data; and each such refit spends its whole budget from every start
         # (the KL variant's linear fits: minutes of a report for intervals that were withheld anyway).
         return not_attempted(law, options, "the full-data fit did not converge (its evaluation budget ran out), so "
-                             "an interval around it would not mean anything; the form may not suit these points (compare --law or --variant)")
+                             "an interval around it would not mean anything; the form may not suit these points (compare --law or --variant)", frame)
     return bootstrap(
         law, design, y, frame, optimum.theta, fit_options, options,
         problem=lambda index: unfittable(law, points.take(index)),
@@ -182,9 +181,13 @@ def clip_to_bounds(law: LawForm, low: np.ndarray, high: np.ndarray) -> tuple[np.
 
 def describe_bootstrap(boot: BootstrapResult, options: BootstrapOptions, withheld_reason: Optional[str]) -> dict[str, Any]:
     return {
-        "unit": options.unit,
-        "scheme": SCHEME,
+        "unit": boot.unit,
+        "units": boot.units,
+        "summary": boot.summary,
+        "caution": None if withheld_reason else boot.caution,
+        "scheme": boot.scheme,
         "B": options.B,
+        "replicates": boot.requested,
         "seed": options.seed,
         "stream": options.stream,
         "level": options.level,
@@ -195,7 +198,7 @@ def describe_bootstrap(boot: BootstrapResult, options: BootstrapOptions, withhel
         "retried_from_grid": boot.retried,
         "withheld": withheld_reason,
         "df": boot.df,
-        "interval": "estimate ± t(df)·sd of the successful draws, df = Σ over ranks of (seeds − 1)",
+        "interval": "estimate ± t(df)·sd of the successful draws; df = seeds − 1 (whole seeds) or Σ over ranks of (units − 1) (within ranks)",
     }
 
 
@@ -247,9 +250,9 @@ def describe_spec(
         "gauge": law.gauge_note,
         "bootstrap": {
             **asdict(bootstrap_options),
-            "resampling": SCHEME,
+            "resampling": "docs/laws.md §6: whole seeds where seeds are crossed with ranks, else units within ranks (see bootstrap.scheme)",
             "refit": "warm start from the full-data optimum; a failed refit is retried from the grid",
-            "intervals": "estimate ± Student-t quantile (df = Σ over ranks of units − 1) × bootstrap standard deviation",
+            "intervals": "estimate ± Student-t quantile (df = seeds − 1, or Σ over ranks of units − 1) × bootstrap standard deviation",
         },
         "validation": (
             "leave-one-rank-out, small-to-largest (= the largest rank's fold) and later steps (fit N up to the median "
