@@ -55,6 +55,20 @@ def test_report_regenerates_tables_and_figures_from_the_points_file(workdir):
     assert f"| code | {beta:.3f} [{low:.3f}, {high:.3f}] |" in saturation
     assert {p.name for p in (folder / "figures").glob("*.png")} >= {"code-linear-rank-hard-forgetting_vs_ft.png", "code-power-additive-hard-vs_steps.png"}
     assert "-0.000" not in text
+    # What was resampled, and with how many seeds: 2 seeds are shown with a caution.
+    assert "- **Intervals of code**: over whole seeds (2 seeds, each left out in turn with every rank of it; t on 1 df)." in text
+    assert "Caution: only 2 seeds" in text
+    assert "- **Base**: base embedded (6 runs)" in text
+    # Where an interval of a term contains 0, the report says what it rules out, as nats over the ranks.
+    rank = next(f["fit"] for f in fits if (f["law"], f["variant"], f["min_step"]) == ("linear-rank", "hard", 50))
+    d, (low, high) = rank["params"]["d"], rank["intervals"]["d"]
+    row = next(line for line in text.split("### 2b.")[1].splitlines() if line.startswith("| code | hard | linear-rank | d |"))
+    if low <= 0 <= high:
+        bound = max(-low, high)
+        assert f"| \\|d\\| < {bound:.3f} | ranks 1–16 | < {bound * np.log(16):.3f} |" in row, row
+    else:
+        assert "| ranks 1–16 |" in row and ("d > " in row or "d < " in row), row
+    assert "(rank 16 − rank 1, end of training)" in row
 
 
 def test_report_splits_runs_that_cannot_share_a_law_and_refuses_a_missing_file(workdir):
@@ -107,3 +121,35 @@ def test_tables_mark_an_estimate_the_optimiser_had_not_finished_with():
     assert _param(unfinished, "c") == "0.676 (not converged)"
     finished = SimpleNamespace(status="converged", params={"c": 1.946}, intervals={"c": [1.902, 1.99]})
     assert _param(finished, "c") == "1.946 [1.902, 1.990]"
+
+
+def test_report_names_the_base_and_never_sets_two_bases_side_by_side(workdir):
+    """Forgetting is measured against the base itself: points or folders of two bases are refused in
+    one line naming both fingerprints; a folder beside another base's says so in results.md."""
+    from typer.testing import CliRunner
+
+    from forgetlab.cli import app
+    from forgetlab.errors import UserError
+
+    study, other = "641ff1908922f5e3dbcf2bfba7c57aab", "774ab4072a736d2e0a40b26fd41c17aa"
+    for name, base in (("study", study), ("long-n", other)):
+        (workdir / name).mkdir()
+        study_points().assign(base_fingerprint=base, run_id=lambda d: name + d["run_id"]).to_parquet(workdir / name / "points.parquet")
+    runner = CliRunner()
+    side_by_side = runner.invoke(app, ["report", str(workdir / "study"), "--with", str(workdir / "long-n"), "-B", "5", "--laws", "linear"])
+    assert isinstance(side_by_side.exception, UserError), side_by_side.output
+    message = side_by_side.exception.message
+    assert "641ff1908922…" in message and "774ab4072a73…" in message and "rerun one arm on the other's base" in message
+    assert "\n" not in message
+    mixed = workdir / "mixed"
+    mixed.mkdir()
+    pd.concat([pd.read_parquet(workdir / n / "points.parquet") for n in ("study", "long-n")]).to_parquet(mixed / "points.parquet")
+    pooled = runner.invoke(app, ["report", str(mixed), "-B", "5", "--laws", "linear"])
+    assert isinstance(pooled.exception, UserError) and "mixes base models (641ff1908922… (6 runs), 774ab4072a73… (6 runs))" in pooled.exception.message
+    assert "-p base_fingerprint=<one>" in pooled.exception.message
+    done = runner.invoke(app, ["report", str(workdir / "study"), "-B", "5", "--laws", "linear"])
+    assert done.exit_code == 0, done.output
+    text = (workdir / "study" / "results.md").read_text()
+    assert f"- **Base**: base 641ff1908922… (6 runs): `{study}`." in text
+    assert "- **Not comparable**: `../long-n` beside this folder ran on another base (774ab4072a73…)" in text
+    assert "ran on another base" in " ".join(done.output.split())

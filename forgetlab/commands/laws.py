@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         law: str = typer.Option(ALL_LAWS, "--law", help="linear | linear-rank | linear-rank-steps | paper-joint | power-additive | log-steps | power-steps | all."),
         variant: str = typer.Option(DEFAULT_VARIANT, "--variant", help="Forgetting measure fitted as L_f: hard (default: the paper's) | soft | kl | data (column L_f_<variant>)."),
         dataset: Optional[str] = typer.Option(None, "--dataset", help="Fit only this data set (default: each data set in the points)."),
-        bootstrap: int = typer.Option(1000, "--bootstrap", "-B", help="Bootstrap replicates (seeds resampled within each rank)."),
+        bootstrap: int = typer.Option(1000, "--bootstrap", "-B", help="Bootstrap replicates where seeds are nested in ranks or unknown; where seeds are crossed with ranks (the default design) each seed is left out in turn instead (docs/laws.md §6)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap's random draws."),
         level: float = typer.Option(0.95, "--level", help="Coverage of the percentile intervals."),
         huber_delta: float = typer.Option(1e-3, "--huber-delta", help="δ of the Huber loss on log residuals."),
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fit the forgetting laws to points selected by SQL.
 
-        Per data set and law: parameters with bootstrap intervals (seeds resampled within ranks),
+        Per data set and law: parameters with intervals over whole seeds (each left out in turn),
         goodness of fit, held-out error (by rank and in N), identifiability, figures; each fit is
         recorded as an MLflow run (experiment forgetlab-fits) and a row of the warehouse's `fits`
         table. Exports first when the tracking store changed. Refuses points that mix base models,
@@ -71,17 +71,20 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_command(
         folder: Path = typer.Argument(..., help="Folder holding the study's points.parquet (e.g. docs/results/study)."),
-        bootstrap: int = typer.Option(200, "--bootstrap", "-B", help="Bootstrap replicates per fit."),
+        bootstrap: int = typer.Option(200, "--bootstrap", "-B", help="Bootstrap replicates per fit where seeds are nested in ranks or unknown (crossed seeds: each left out in turn instead)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap's random draws."),
         min_step: int = typer.Option(50, "--min-step", help="Keep N > min-step in the main tables (the paper's 50)."),
         laws: Optional[str] = typer.Option(None, "--laws", help="Comma-separated laws of table 1 (default: every law)."),
         jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Fits to run at once, one process each (results do not change)."),
+        others: Optional[list[Path]] = typer.Option(None, "--with", help="Another results folder whose points are fitted beside FOLDER's as their own sets (e.g. a long-N arm); refused if it ran on another base."),
     ) -> None:
         """Regenerate every results table and figure of the README from a study's points.
 
         Reads FOLDER/points.parquet (all steps: forgetlab query queries/laws.sql -p min_step=-1
         --format parquet --output FOLDER/points.parquet); writes FOLDER/fits.json,
-        FOLDER/results.md and FOLDER/figures/. Example: forgetlab report docs/results/study
+        FOLDER/results.md and FOLDER/figures/. Intervals resample whole seeds where seeds are
+        crossed with ranks; points or folders of different base models are refused.
+        Example: forgetlab report docs/results/study
         """
         from forgetlab.laws.forms import get_law
         from forgetlab.laws.study_report import ReportRequest, run_report
@@ -91,7 +94,8 @@ def register(app: typer.Typer) -> None:
             get_law(name)  # an unknown name is refused before any fitting
         if bootstrap < 1:
             raise UserError(f"--bootstrap {bootstrap}: need at least 1 replicate (200 or more for the tables you publish)")
-        path = run_report(ReportRequest(folder, bootstrap, seed, min_step, chosen, jobs), _console())
+        request = ReportRequest(folder, bootstrap, seed, min_step, chosen, jobs, tuple(others or ()))
+        path = run_report(request, _console())
         _console().print(f"wrote {path}, {path.parent / 'fits.json'} and {path.parent / 'figures'}/")
 
     @app.command("predict")

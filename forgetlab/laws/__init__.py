@@ -8,7 +8,11 @@ One module per concern, in the order a fit runs (docs/laws.md states every choic
   forms/          the form interface and registry (base) and one module per form
   objective       Huber loss on log residuals
   fitting         grid of starts (variable projection), robust polish, status
-  bootstrap       resampling seeds within ranks (the study's design)
+  resampling      the unit of the intervals: whole seeds (jackknife) where seeds are crossed with ranks
+  bootstrap       refits of the replicates, as draws (bootstrap refits or jackknife pseudo-draws)
+  coverage        do the intervals cover the truth? (simulated studies on a real design)
+  equivalence     what an interval that contains 0 rules out
+  bases           one base model per report
   intervals       the one interval helper (estimate ± t·bootstrap sd)
   validation      leave-one-rank-out, small-to-largest, later steps (held out in N)
   identifiability can the data determine each parameter?

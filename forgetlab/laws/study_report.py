@@ -13,6 +13,12 @@ held-out error by rank and in N; (2) the linear law and the rank/steps terms d, 
 per variant: the paper's "rank only moves a run along the line" as a test; (3) sensitivity of c,
 d and the held-out later-steps error to the early-step cut; (4) the end of training per rank,
 mean and spread over seeds. Nothing is typed by hand: rerunning the command regenerates all.
+
+Intervals resample whole seeds where the seeds are crossed with the ranks (docs/laws.md §6), and
+the header says per data set what was resampled and how many; where a term's interval contains 0
+the report says what it rules out (table 2b). One base per report: points or folders (`--with`)
+of different base models are refused (`bases.py`), and the header names the base and any folder
+beside this one that ran on another.
 """
 
 from __future__ import annotations
@@ -45,22 +51,32 @@ class ReportRequest:
     jobs: int = 1
     """Fits run at once, each in its own process (fits are single-threaded; the results do not
     depend on it: every fit draws from its own seeded stream)."""
+    others: tuple[Path, ...] = ()
+    """Further results folders (`--with`) whose points are fitted beside FOLDER's, as their own sets
+    (e.g. a long-N arm, `code · steps=3000`); refused when they ran on another base."""
 
 
-def read_points(folder: Path):
-    """The study's points, one fitted set per data set and comparable runs (see `split_sets`)."""
+def read_points(folder: Path, others: tuple[Path, ...] = ()):
+    """The study's points (and those of `others`), one fitted set per data set and comparable runs
+    (see `split_sets`); refused when they hold more than one base model (`bases.check_one_base`)."""
     import pandas as pd
 
-    path = Path(folder) / POINTS_FILE
-    if not path.is_file():
-        raise UserError(
-            f"no {path}: write the study's points there first, e.g. forgetlab query queries/laws.sql "
-            f"-p min_step=-1 --format parquet --output {path}"
-        )
-    frame = pd.read_parquet(path)
-    if "dataset" not in frame.columns or "run_id" not in frame.columns or "N" not in frame.columns:
-        raise UserError(f"{path} lacks dataset, run_id or N: write it from the points view (queries/laws.sql)")
-    return split_sets(frame)
+    from forgetlab.laws.bases import check_one_base
+
+    frames = {}
+    for where in (folder, *others):
+        path = Path(where) / POINTS_FILE
+        if not path.is_file():
+            raise UserError(
+                f"no {path}: write the study's points there first, e.g. forgetlab query queries/laws.sql "
+                f"-p min_step=-1 --format parquet --output {path}"
+            )
+        frame = pd.read_parquet(path)
+        if "dataset" not in frame.columns or "run_id" not in frame.columns or "N" not in frame.columns:
+            raise UserError(f"{path} lacks dataset, run_id or N: write it from the points view (queries/laws.sql)")
+        frames[str(path if not others else where)] = frame
+    check_one_base(frames)
+    return split_sets(pd.concat(list(frames.values()), ignore_index=True))
 
 
 def split_sets(frame):
@@ -195,17 +211,20 @@ def _fit_planned(frame, fit: PlannedFit, request: ReportRequest):
 def run_report(request: ReportRequest, console) -> Path:
     """Fit, tabulate, draw; returns the path of results.md."""
     from forgetlab.laws.forms import law_names
-    from forgetlab.laws.study_tables import end_of_training, laws_table, saturation_table, sensitivity_table, terms_table
+    from forgetlab.laws.study_tables import (
+        end_of_training, equivalence_table, laws_table, saturation_table, sensitivity_table, terms_table,
+    )  # fmt: skip
 
-    frame = read_points(request.folder)
+    frame = read_points(request.folder, request.others)
     laws = request.laws or law_names()
     datasets = sorted(frame["dataset"].astype(str).unique())
     fits = fit_all(frame, planned_fits(datasets, laws, request.min_step), request, console)
     figures = draw(frame, fits, datasets, request)
     sections = [
-        _header(request, frame),
+        _header(request, frame, fits, datasets, console),
         laws_table(fits, datasets, laws, request.min_step),
         terms_table(fits, datasets, request.min_step),
+        equivalence_table(fits, frame, datasets, request.min_step),
         sensitivity_table(fits, datasets),
         end_of_training(frame, datasets),
         saturation_table(frame, fits, datasets, request.min_step),
@@ -215,19 +234,53 @@ def run_report(request: ReportRequest, console) -> Path:
     return request.folder / "results.md"
 
 
-def _header(request: ReportRequest, frame) -> str:
+def _header(request: ReportRequest, frame, fits: dict, datasets: list[str], console) -> str:
     runs = frame["run_id"].nunique()
     laws = f" --laws {','.join(request.laws)}" if request.laws else ""
+    others = "".join(f" --with {p.as_posix()}" for p in request.others)
     return (
         "# Results of the study (generated)\n\n"
         f"Generated by `forgetlab report {request.folder.as_posix()} -B {request.bootstrap} --seed {request.seed} "
-        f"--min-step {request.min_step}{laws}` from `{POINTS_FILE}` ({len(frame)} points, {runs} runs); do not edit by hand. "
+        f"--min-step {request.min_step}{laws}{others}` from `{POINTS_FILE}` ({len(frame)} points, {runs} runs); do not edit by hand. "
         "L_f is hard forgetting unless a column says otherwise (the paper's L_f is below what soft forgetting can reach); "
-        "intervals are 95% bootstrap intervals over seeds within ranks (docs/laws.md §6), clipped to the bounds of bounded "
-        "parameters (exponents), 'no interval' where the design has fewer than two seeds per rank or too few refits "
+        "intervals are 95% bootstrap intervals (docs/laws.md §6; what was resampled is below), clipped to the bounds of bounded "
+        "parameters (exponents), 'no interval' where the design has a single seed (or a single run at a rank) or too few refits "
         "succeeded, '(not converged)' where the optimiser's budget ran out (an estimate without an interval). "
-        "Points with N > min-step.\n"
+        "Points with N > min-step.\n\n"
+        + _base_lines(request, frame, console)
+        + _resampling_lines(fits, datasets, request.min_step)
     )
+
+
+def _base_lines(request: ReportRequest, frame, console) -> str:
+    """The base model of these points, and the results folders beside this one that ran on another."""
+    from forgetlab.laws.bases import bases_of, describe, other_bases, short
+
+    bases = bases_of(frame)
+    base = next(iter(bases), None)
+    full = f": `{base}`" if base else ""
+    lines = [f"- **Base**: {describe(bases)}{full}. Results of another base are not comparable with these (forgetting is "
+             "measured against the base itself)."]  # fmt: skip
+    for sibling, theirs in other_bases(request.folder, base):
+        if sibling.resolve() in {Path(p).resolve() for p in request.others}:
+            continue
+        named = ", ".join(short(b) for b in theirs if b != base)
+        note = f"`../{sibling.name}` beside this folder ran on another base ({named}): do not compare its numbers with these"
+        console.print(f"[yellow]note:[/yellow] {note}")
+        lines.append(f"- **Not comparable**: {note}.")
+    return "\n".join(lines) + "\n"
+
+
+def _resampling_lines(fits: dict, datasets: list[str], cut: int) -> str:
+    """Per data set: what the intervals' bootstrap resampled, how many, and any caution (two seeds)."""
+    lines = []
+    for dataset in datasets:
+        result = fits.get((dataset, "linear", "hard", cut))
+        boot = result.bootstrap if result is not None else {}
+        if boot.get("summary"):
+            caution = f" Caution: {boot['caution']}." if boot.get("caution") else ""
+            lines.append(f"- **Intervals of {dataset}**: over {boot['summary']}.{caution}")
+    return ("\n".join(lines) + "\n") if lines else ""
 
 
 def draw(frame, fits: dict, datasets: list[str], request: ReportRequest) -> list[Path]:

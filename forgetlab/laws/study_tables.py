@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from forgetlab.laws.equivalence import offset_over, verdict
 from forgetlab.laws.text import fixed, interval, number
 
 VARIANTS = ("hard", "soft", "kl")
@@ -74,19 +75,80 @@ def terms_table(fits: dict, datasets: list[str], cut: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+TERMS = (("linear-rank", "d"), ("linear-rank-steps", "d"), ("linear-rank-steps", "e"))
+
+
+def _says(result, name: str) -> str:
+    """What the interval of a term rules out (`equivalence.verdict`), '-' without one."""
+    if result is None or name not in result.params or result.status == "not_converged":
+        return "-"
+    low, high = result.intervals.get(name, [None, None])
+    return "-" if low is None or high is None else verdict(name, low, high).replace("|", "\\|")  # a pipe would split the cell
+
+
+def _moved(frame, dataset: str, variant: str, term: str, cut: int) -> tuple[str, float]:
+    """How far the runs' own L_f moved over the range a term spans: between the largest and smallest
+    rank at the end of training (d), or from the first to the last step kept, per run (e); means over runs."""
+    column = f"L_f_{variant}"
+    rows = frame[(frame["dataset"].astype(str) == dataset) & (frame["N"] > cut)]
+    if term == "d":
+        last = rows.loc[rows.groupby("run_id")["N"].idxmax()]
+        means = last.groupby("rank")[column].mean()
+        return f"rank {means.index.max():g} − rank {means.index.min():g}, end of training", float(means.iloc[-1] - means.iloc[0])
+    ends = rows.sort_values("N").groupby("run_id")[column].agg(["first", "last"])
+    return "last step − first step kept, per run", float((ends["last"] - ends["first"]).mean())
+
+
+def equivalence_table(fits: dict, frame, datasets: list[str], cut: int) -> str:
+    """The rank and steps terms as offsets in nats over the measured range: where an interval
+    contains 0, the effect it rules out (docs/laws.md §6), beside how far L_f itself moved."""
+    lines = [
+        "### 2b. What the intervals of the terms rule out\n",
+        "An interval that contains 0 is not evidence of 0: it bounds the effect (|d| < X at 95%). d·ln(P/P0) over the "
+        "measured ranks is an offset at equal L_ft of at most X·ln(P_max/P_min) nats; e·ln(N/N0) over the measured steps, "
+        "at equal L_ft and rank, X·ln(N_max/N_min). Beside it, how far the runs' own L_f moved over the same range.\n",
+        "| data set | L_f | law | term | estimate [95%] | the interval says | over | offset at equal L_ft (nats) | L_f moved (nats) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in datasets:
+        for variant in VARIANTS:
+            for law, term in TERMS:
+                result = fits.get((dataset, law, variant, cut))
+                if result is None or term not in result.params or result.status == "not_converged":
+                    continue
+                low, high = result.intervals.get(term, [None, None])
+                if low is None or high is None:
+                    continue
+                if term == "d":
+                    ranks = [float(r) for r in result.data["P_per_rank"]]
+                    where, (first, last) = f"ranks {min(ranks):g}–{max(ranks):g}", result.data["P_range"]
+                else:
+                    first, last = result.data["N_range"]
+                    where = f"N {first:g}–{last:g}"
+                bound = offset_over(low, high, float(np.log(last / first)))
+                shown = f"< {fixed(bound[1], 3)}" if low <= 0 <= high else f"{fixed(bound[0], 3)} to {fixed(bound[1], 3)}"
+                how, moved = _moved(frame, dataset, variant, term, cut)
+                lines.append(
+                    f"| {dataset} | {variant} | {law} | {term} | {_param(result, term)} | {_says(result, term)} | {where} | "
+                    f"{shown} | {fixed(moved, 3)} ({how}) |"
+                )
+    return "\n".join(lines) + "\n"
+
+
 def sensitivity_table(fits: dict, datasets: list[str]) -> str:
     """c, d and the linear law's later-steps error at each early-step cut."""
     lines = [
         "## 3. Sensitivity to the early-step cut (`--min-step`)\n",
-        "| data set | L_f | min-step | c (linear) | d (linear-rank) | linear: later steps RMSE |",
-        "|---|---|---|---|---|---|",
+        "| data set | L_f | min-step | c (linear) | d (linear-rank) | d: the interval says | linear: later steps RMSE |",
+        "|---|---|---|---|---|---|---|",
     ]
     for dataset in datasets:
         for variant in VARIANTS:
             for cut in CUTS:
                 linear, rank = fits.get((dataset, "linear", variant, cut)), fits.get((dataset, "linear-rank", variant, cut))
                 lines.append(
-                    f"| {dataset} | {variant} | {cut} | {_param(linear, 'c')} | {_param(rank, 'd')} | {_rmse(linear, 'later_steps')} |"
+                    f"| {dataset} | {variant} | {cut} | {_param(linear, 'c')} | {_param(rank, 'd')} | {_says(rank, 'd')} | "
+                    f"{_rmse(linear, 'later_steps')} |"
                 )
     return "\n".join(lines) + "\n"
 
