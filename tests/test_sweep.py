@@ -66,30 +66,41 @@ def test_sweep_runs_every_point_once_and_a_second_call_runs_nothing(workdir):
 
 
 def test_killed_sweep_is_finished_by_running_it_again(workdir):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "forgetlab", "sweep", "--config", str(SMOKE), "--jobs", "1"],
-        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if (workdir / "mlruns" / "mlflow.db").exists():
-            try:
-                if any(status == "FINISHED" for _, status, _ in child_runs(workdir)):
-                    break
-            except sqlite3.OperationalError:
-                pass
+    """Killed while its second point waits for data that never comes: where the kill lands is fixed, not timed."""
+    from tiny import R4
+    from tiny_checkpoints import write_text_data
+
+    data, _ = write_text_data(workdir / "data")
+    blocked = workdir / "blocked.jsonl"
+    os.mkfifo(blocked)  # reading it blocks until a writer opens it: the second point cannot get past loading its data
+    (workdir / "r4.yaml").write_text(R4.read_text())
+    smoke = SMOKE.read_text().split("grid:")[0].replace("name: smoke", "name: killed")
+    points = f"points:\n  - {{lora.rank: 1, seed: 0}}\n  - {{lora.rank: 1, seed: 1, data.source: {blocked}}}\n  - {{lora.rank: 2, seed: 0}}\n"
+    (workdir / "killed.yaml").write_text(smoke + points)
+    command = [sys.executable, "-m", "forgetlab", "sweep", "--config", "killed.yaml"]
+    process = subprocess.Popen([*command, "--jobs", "1"], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # Wait for a state, not for a time: the first point finished (the second then waits on the pipe for ever).
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        try:
+            if any(status == "FINISHED" for _, status, _ in child_runs(workdir)):
+                break
+        except sqlite3.OperationalError:
+            pass  # the store does not exist yet
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)  # the sweep and the point it is running
     process.wait()
     before = {key: run_id for key, status, run_id in child_runs(workdir) if status == "FINISHED"}
-    assert 1 <= len(before) < 4, "the sweep was not killed mid-way"
+    assert list(before) == ["lora.rank=1,seed=0"]
 
-    rerun = sweep("--jobs", "2", cwd=workdir)
+    blocked.unlink()
+    blocked.write_text(data.read_text())  # the data arrives: the rerun can finish the second point
+    rerun = subprocess.run([*command, "--jobs", "2"], cwd=workdir, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    assert f"{len(before)} done" in rerun.stdout
+    assert "1 done" in rerun.stdout
     finished = {key: run_id for key, status, run_id in child_runs(workdir) if status == "FINISHED"}
-    assert len(finished) == 4
-    assert all(finished[key] == run_id for key, run_id in before.items())  # done points were not rerun
+    assert len(finished) == 3
+    assert finished["lora.rank=1,seed=0"] == before["lora.rank=1,seed=0"]  # the done point was not rerun
     keys = [key for key, status, _ in child_runs(workdir) if status == "FINISHED"]
     assert len(keys) == len(set(keys))
 
