@@ -1,21 +1,22 @@
-"""Screenshots of the MLflow UI over a store made by a short sweep, taken in a real browser.
+"""Screenshots of the MLflow UI over a store made by a short sweep and its fits, taken in a real browser.
 
-    python docs/ui_screenshots.py [--store DIR]   # writes docs/ui/*.png (about 5 minutes on 2 cores)
+    python docs/ui_screenshots.py [--store DIR]   # writes docs/ui/*.png (about 3 minutes on 2 cores)
 
 Runs a small sweep (tiny embedded base, ranks 1/4/16 x seeds 0/1, 30 steps) into a temporary
-folder, starts `forgetlab ui` there on a free loopback port, and drives Debian's Chromium with
-Playwright's Python package pointed at the system browser (no browser download):
+folder and fits two laws to it, starts `forgetlab ui` there on a free loopback port, and drives
+Debian's Chromium with Playwright's Python package pointed at the system browser (no download):
     apt-get install chromium && pip install playwright
-The MLflow UI polls, so each page is given a fixed time to settle instead of "network idle".
-`--store DIR` keeps the store in DIR and reuses it when it is there already.
-Pictures: the runs table as `forgetlab ui` opens it, the chart comparison of the sweep, and one
-run's curves.
+Each picture is taken in a fresh browser profile, as a newcomer sees the page: forgetlab's app
+plugin gives it model-training mode and forgetlab's view. The script waits for the elements it
+shows; the UI draws its charts after their data arrives, so a picture with charts also waits a
+few seconds once they are there. `--store DIR` keeps the store in DIR and reuses it.
+Pictures: the runs table as `forgetlab ui` opens it, the sweep's forgetting charts, the fits side
+by side, the sweep's run linking its fits, one run's curves.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -27,7 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "ui"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SETTLE_SECONDS = 12
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+WAIT_MS = 120_000
+DRAWN_SECONDS = 4  # after a chart's frame is there, its lines are drawn (plotly) from data already fetched
 SWEEP = f"""name: screenshots
 base: {REPO / 'lightning_configs' / 'r4.yaml'}
 overrides:
@@ -51,11 +54,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def make_store(folder: Path) -> None:
-    (folder / "sweep.yaml").write_text(SWEEP)
-    done = subprocess.run([sys.executable, "-m", "forgetlab", "sweep", "--config", "sweep.yaml", "--jobs", "2"], cwd=folder)
+def forgetlab(folder: Path, *args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "forgetlab", *args], cwd=folder)
     if done.returncode:
-        sys.exit(f"the sweep failed (exit {done.returncode})")
+        sys.exit(f"forgetlab {' '.join(args)} failed (exit {done.returncode})")
+
+
+def make_store(folder: Path) -> None:
+    """The sweep, then two laws fitted to all of its steps (30 steps: the default cut N > 50 keeps none)."""
+    (folder / "sweep.yaml").write_text(SWEEP)
+    forgetlab(folder, "sweep", "--config", "sweep.yaml", "--jobs", "2")
+    for law in ("linear", "linear-rank"):
+        forgetlab(folder, "fit", "--law", law, "--param", "min_step=0", "-B", "200")
 
 
 def start_ui(folder: Path) -> tuple[subprocess.Popen, str]:
@@ -69,28 +79,12 @@ def start_ui(folder: Path) -> tuple[subprocess.Popen, str]:
     sys.exit("forgetlab ui stopped before printing the runs address")
 
 
-def shoot(page, name: str) -> None:
-    time.sleep(SETTLE_SECONDS)
+def shoot(page, name: str, drawn: bool = False) -> None:
+    if drawn:
+        time.sleep(DRAWN_SECONDS)
     page.mouse.move(1, 450)  # no hover toolbar over a chart
     page.screenshot(path=str(OUT / name))
     print(f"wrote {OUT / name}")
-
-
-def _tidy(page) -> None:
-    """Close what covers the runs: the assistant side panel and the shared-view banner."""
-    for name in ("Close", "Hide banner"):
-        button = page.get_by_role("button", name=name, exact=True)
-        if button.count():
-            button.first.click()
-
-
-def _expand_sweep(page, sweep: str) -> None:
-    """Open the sweep's parent row, so its points show nested under it."""
-    row = page.get_by_role("row").filter(has_text=sweep)
-    buttons = row.first.get_by_role("button")
-    print(f"parent row buttons: {[buttons.nth(i).get_attribute('aria-label') for i in range(buttons.count())]}")
-    if buttons.count():
-        buttons.last.click()
 
 
 def _view_mode(page, mode: str) -> None:
@@ -101,23 +95,48 @@ def _view_mode(page, mode: str) -> None:
 def take_screenshots(address: str) -> None:
     from playwright.sync_api import sync_playwright
 
+    base, runs = address.split("/#/", 1)
+    experiment = runs.split("/")[1]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1600, "height": 900})
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+
+        def fresh_page(height: int = 900):
+            context = browser.new_context(viewport={"width": 1600, "height": height})
+            context.set_default_timeout(WAIT_MS)
+            return context.new_page()
+
+        page = fresh_page(height=1300)  # both rows of the forgetting charts
         page.goto(address)
-        time.sleep(SETTLE_SECONDS)
-        _tidy(page)
-        _expand_sweep(page, "screenshots")
+        page.get_by_role("columnheader", name="forget_hard", exact=True).first.wait_for()
+        page.set_viewport_size({"width": 1600, "height": 900})
         shoot(page, "runs-table.png")
+        page.set_viewport_size({"width": 1600, "height": 1300})
         _view_mode(page, "CHART")
-        shoot(page, "sweep-charts.png")
-        _view_mode(page, "TABLE")
-        time.sleep(2)
-        page.get_by_role("link", name="embedded-tiny-r4-code-s0", exact=True).first.click()
-        time.sleep(2)
-        # Keep the training view: without workflowType the run page falls back to the GenAI one.
-        page.goto(page.url.split("?")[0].rstrip("/") + "/model-metrics?workflowType=machine_learning")
-        shoot(page, "run-curves.png")
+        page.get_by_text("Parallel Coordinates").first.wait_for()
+        shoot(page, "sweep-charts.png", drawn=True)
+        page.context.close()
+
+        page = fresh_page()
+        page.goto(f"{base}/#/experiments")
+        page.get_by_role("link", name="forgetlab-fits", exact=True).click()
+        page.get_by_role("columnheader", name="fit/c", exact=True).first.wait_for()
+        shoot(page, "fits-table.png")
+        page.context.close()
+
+        page = fresh_page()
+        page.goto(address)
+        page.get_by_role("link", name="screenshots", exact=True).click()
+        page.get_by_text("Fits of this sweep").wait_for()
+        page.get_by_role("link", name="embedded-tiny-r4-code-s0", exact=True).wait_for()  # its child runs
+        shoot(page, "sweep-run.png")
+        page.context.close()
+
+        page = fresh_page()
+        page.goto(f"{base}/#/experiments/{experiment}/runs")
+        page.get_by_role("link", name="embedded-tiny-r4-code-s0", exact=True).click()
+        page.get_by_role("tab", name="Model metrics").click()
+        page.get_by_text("forget_hard", exact=True).first.wait_for()
+        shoot(page, "run-curves.png", drawn=True)
         browser.close()
 
 
