@@ -24,6 +24,7 @@ run: install
 # on up to 4 cores (pytest-xdist; one file's module fixtures stay on one worker). Any non-zero
 # pytest exit fails, 5 ("no tests collected") included: a suite that collects nothing is broken.
 test: install
+	@tests/install_browser.sh
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true \
 	$(BIN)/python -m pytest -q --timeout=900 -n auto --maxprocesses=4 --dist loadfile tests
 
