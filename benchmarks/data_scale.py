@@ -37,7 +37,7 @@ def first_step_seconds(data_file: Path, max_examples: str, steps: int, workdir: 
     import lightning as L
 
     from forgetlab.config import load_run_config
-    from forgetlab.run import execute_run
+    from forgetlab.finetune.recipe import execute_run
 
     class FirstStep(L.Callback):
         def __init__(self):
@@ -55,7 +55,7 @@ def first_step_seconds(data_file: Path, max_examples: str, steps: int, workdir: 
     config = load_run_config(Path(__file__).resolve().parents[1] / "lightning_configs" / "r4.yaml", overrides)
     timer = FirstStep()
     captured = {}
-    import forgetlab.data as data_module
+    import forgetlab.finetune.data as data_module
 
     original = data_module.load_fine_tuning_data
 
@@ -91,7 +91,7 @@ def main() -> None:
         import datasets
 
         datasets.config.HF_DATASETS_CACHE = root / f"hf-{max_examples}"  # read by each load_dataset call
-        import forgetlab.data as data_module
+        import forgetlab.finetune.data as data_module
 
         data_module.packed_cache_dir = lambda m=max_examples: root / f"packed-{m}"
         seconds, stats = first_step_seconds(data_file, max_examples, args.steps, root / label.split()[0])

@@ -49,10 +49,10 @@ def main() -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from forgetlab.config import LoraConfig
-    from forgetlab.data import PackedBlocks
-    from forgetlab.forgetting import ForgettingEvaluator
-    from forgetlab.model import apply_lora, count_trainable_parameters
-    from forgetlab.training import causal_lm_loss
+    from forgetlab.finetune.data import PackedBlocks
+    from forgetlab.finetune.forgetting import ForgettingEvaluator
+    from forgetlab.finetune.model import apply_lora, count_trainable_parameters
+    from forgetlab.finetune.training import causal_lm_loss
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")

@@ -36,9 +36,9 @@ def main() -> None:
 
     warnings.filterwarnings("ignore")  # self.log() outside a Trainer, which this loop is on purpose
     from forgetlab.config import DataConfig, LoraConfig, MitigationConfig, ModelConfig, TrainingConfig
-    from forgetlab.data import load_fine_tuning_data
-    from forgetlab.model import apply_lora, load_base
-    from forgetlab.training import LoRAFineTuning
+    from forgetlab.finetune.data import load_fine_tuning_data
+    from forgetlab.finetune.model import apply_lora, load_base
+    from forgetlab.finetune.training import LoRAFineTuning
 
     torch.set_num_threads(args.threads)
     variants = {

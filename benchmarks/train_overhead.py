@@ -36,8 +36,8 @@ def bare_loop_step_times(base_model, blocks, config, steps: int) -> list[float]:
     import lightning as L
     import torch
 
-    from forgetlab.model import apply_lora
-    from forgetlab.training import SeededBatchSampler, causal_lm_loss
+    from forgetlab.finetune.model import apply_lora
+    from forgetlab.finetune.training import SeededBatchSampler, causal_lm_loss
 
     L.seed_everything(config.seed, verbose=False)
     model = apply_lora(base_model, config.lora)
@@ -92,10 +92,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from forgetlab.config import load_run_config
-    from forgetlab.data import load_fine_tuning_data, load_forget_blocks
-    from forgetlab.forgetting import ForgettingEvaluator, held_out_loss
-    from forgetlab.model import apply_lora, load_base
-    from forgetlab.run import execute_run
+    from forgetlab.finetune.data import load_fine_tuning_data, load_forget_blocks
+    from forgetlab.finetune.forgetting import ForgettingEvaluator, held_out_loss
+    from forgetlab.finetune.model import apply_lora, load_base
+    from forgetlab.finetune.recipe import execute_run
 
     if args.eval_only:
         forgetting_cost_against_forward(args)
@@ -177,9 +177,9 @@ def forgetting_cost_against_forward(args) -> None:
     import torch
 
     from forgetlab.config import LoraConfig, load_run_config
-    from forgetlab.data import PackedBlocks, load_forget_blocks
-    from forgetlab.forgetting import ForgettingEvaluator
-    from forgetlab.model import apply_lora, load_base
+    from forgetlab.finetune.data import PackedBlocks, load_forget_blocks
+    from forgetlab.finetune.forgetting import ForgettingEvaluator
+    from forgetlab.finetune.model import apply_lora, load_base
 
     config = load_run_config(None, [f"model.name={args.model}"])
     if args.vocab:

@@ -4,7 +4,7 @@ A config is a YAML file (see `lightning_configs/`) whose sections mirror the cla
 `load_run_config` reads it, applies command-line overrides (`lora.rank=8`) and validates it with
 pydantic, so an unknown key, a wrong type or an out-of-range value is rejected with one line
 naming the file, the key and what was expected, before a model is loaded or a run is created.
-Checks that need the model (layer indices, context length) happen in `forgetlab.model`, still
+Checks that need the model (layer indices, context length) happen in `forgetlab.finetune.model`, still
 before the tracking run is created.
 """
 
@@ -219,7 +219,7 @@ class TrainingConfig(Section):
 
 
 class MitigationConfig(Section):
-    """Fine-tuning schemes that may reduce forgetting (see `forgetlab/mitigations.py`); all off at 0."""
+    """Fine-tuning schemes that may reduce forgetting (see `forgetlab/finetune/mitigations.py`); all off at 0."""
 
     replay: float = Field(
         0.0,
@@ -535,7 +535,7 @@ def validate_run_config(raw: dict[str, Any], source: str, overrides: list[str] =
         raise UserError(_describe_validation_error(error, source, overrides)) from None
 
 
-SWEEP_KEYS = ("base", "grid", "points")  # top-level keys of a sweep file (forgetlab/sweep.py), none of a run config
+SWEEP_KEYS = ("base", "grid", "points")  # top-level keys of a sweep file (forgetlab/sweeps/spec.py), none of a run config
 
 
 def _refuse_sweep_file(raw: dict[str, Any], path: Path) -> None:

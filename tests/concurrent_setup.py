@@ -23,7 +23,7 @@ def _set_up(barrier, uri: str, index: int, experiments: list[str], sweep_file: s
         from forgetlab.sweeps.orchestrate import close_parent, find_or_create_parent
         from forgetlab.sweeps.spec import load_sweep
         from forgetlab.tracking import RunTracker
-        from forgetlab.tracking.datasets import RunDataset
+        from forgetlab.tracking.dataset_inputs import RunDataset
 
         tracker = None
         for name in experiments:

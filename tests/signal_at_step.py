@@ -9,7 +9,7 @@ Ctrl-C lands between two evaluations. Where it lands is set by the step, not by 
 machine is, so no test polls the store or waits on a clock. `signal.raise_signal` delivers it to
 this thread before it returns (KILL ends the process there; INT raises KeyboardInterrupt there).
 
-Only for tests: the run gets the callback through `forgetlab.run.execute_run`, which the command
+Only for tests: the run gets the callback through `forgetlab.finetune.recipe.execute_run`, which the command
 calls; forgetlab itself has no hook for it.
 """
 
@@ -33,16 +33,16 @@ class SignalAtStep(L.Callback):
 
 def main() -> None:
     name, step, *args = sys.argv[1:]
-    import forgetlab.run
+    import forgetlab.finetune.recipe
     from forgetlab.cli import main as forgetlab_main
 
-    execute_run = forgetlab.run.execute_run
+    execute_run = forgetlab.finetune.recipe.execute_run
 
     def execute_run_with_signal(*positional, **keywords):
         keywords["extra_callbacks"] = [*(keywords.get("extra_callbacks") or []), SignalAtStep(getattr(signal, f"SIG{name}"), int(step))]
         return execute_run(*positional, **keywords)
 
-    forgetlab.run.execute_run = execute_run_with_signal
+    forgetlab.finetune.recipe.execute_run = execute_run_with_signal
     sys.argv = ["forgetlab", *args]
     forgetlab_main()
 

@@ -7,7 +7,7 @@ import torch
 from tiny import R4, TINY_BASE
 
 from forgetlab.config import load_run_config
-from forgetlab.run import execute_run
+from forgetlab.finetune.recipe import execute_run
 
 
 def test_logged_adapter_reloads_onto_the_base_and_reproduces_the_last_ft_loss(workdir):
@@ -15,10 +15,10 @@ def test_logged_adapter_reloads_onto_the_base_and_reproduces_the_last_ft_loss(wo
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from forgetlab.data import load_fine_tuning_data
+    from forgetlab.finetune.data import load_fine_tuning_data
     from forgetlab.embedded.base import ensure_embedded_base
-    from forgetlab.forgetting import held_out_loss
-    from forgetlab.paths import checkpoint_root
+    from forgetlab.finetune.forgetting import held_out_loss
+    from forgetlab.locations import checkpoint_root
 
     config = load_run_config(
         R4, [*TINY_BASE, "train.lr=1e-2", "train.steps=10", "train.eval_every=5", "tracking.log_merged_model=true"]

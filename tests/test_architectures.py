@@ -14,7 +14,7 @@ from tiny_checkpoints import ARCHITECTURES, save_checkpoint, tiny_tokenizer, wri
 
 from forgetlab.config import load_run_config
 from forgetlab.errors import UserError
-from forgetlab.run import execute_run
+from forgetlab.finetune.recipe import execute_run
 
 SHORT = [
     "train.context_length=32",
@@ -72,7 +72,7 @@ def test_all_linear_adapts_every_linear_layer_but_the_head(checkpoints):
     from transformers import AutoModelForCausalLM
 
     from forgetlab.config import LoraConfig
-    from forgetlab.model import apply_lora
+    from forgetlab.finetune.model import apply_lora
 
     model = apply_lora(AutoModelForCausalLM.from_pretrained(checkpoints[0]["qwen2"]), LoraConfig(target_modules="all-linear"))
     adapted = {name.split(".")[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")}
@@ -83,7 +83,7 @@ def test_a_hub_name_without_network_fails_at_once_without_retries(workdir, monke
     """Issue 17: `model.name=gpt2` offline spent a minute in retries; now one check, one line."""
     import transformers
 
-    from forgetlab import hub
+    from forgetlab.finetune import hub
 
     calls = []
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from forgetlab.config import DataConfig, ForgetConfig
-from forgetlab.data import IGNORE_INDEX, load_fine_tuning_data, load_forget_blocks
+from forgetlab.finetune.data import IGNORE_INDEX, load_fine_tuning_data, load_forget_blocks
 from forgetlab.errors import UserError
 
 CONTEXT = 16
@@ -134,7 +134,7 @@ def test_max_examples_tokenizes_only_a_seeded_subset(tmp_path, tokenizer):
 
 
 def test_auto_subset_is_sized_from_the_tokens_the_run_needs(tmp_path, tokenizer, monkeypatch):
-    import forgetlab.data as data_module
+    import forgetlab.finetune.data as data_module
 
     path = _numbered_rows(tmp_path / "rows.jsonl", 3000)
     monkeypatch.setattr(data_module, "AUTO_SUBSET_MIN_ROWS", 1000)  # stands for a hub-sized split
@@ -161,7 +161,7 @@ def test_streaming_reads_only_the_examples_used(tmp_path, tokenizer):
 
 
 def test_parallel_tokenization_gives_the_same_blocks(tmp_path, tokenizer, monkeypatch):
-    import forgetlab.data as data_module
+    import forgetlab.finetune.data as data_module
 
     path = _numbered_rows(tmp_path / "rows.jsonl", 2100)
     serial = load_fine_tuning_data(DataConfig(source=str(path), max_examples=None), tokenizer, CONTEXT)
@@ -181,7 +181,7 @@ def test_parallel_tokenization_gives_the_same_blocks(tmp_path, tokenizer, monkey
 )
 def test_a_malformed_json_file_is_named_with_its_line(tmp_path, name, text, said):
     """datasets said "Trailing data at position 59": an offset into a chunk, no line (issue 28)."""
-    from forgetlab.data import load_split
+    from forgetlab.finetune.data import load_split
     from forgetlab.probes.sources import read_records
 
     path = tmp_path / name

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forgetlab.recipe.runtime import global_rank as _global_rank
+from forgetlab.finetune.runtime import global_rank as _global_rank
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ T0 = 1_700_000_000_000
 def _client():
     from mlflow.tracking import MlflowClient
 
-    from forgetlab.paths import default_tracking_uri
+    from forgetlab.locations import default_tracking_uri
 
     return MlflowClient(default_tracking_uri())
 

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from forgetlab.config import LoraConfig
-from forgetlab.data import PackedBlocks
-from forgetlab.forgetting import ForgettingEvaluator, held_out_loss
-from forgetlab.model import apply_lora, count_trainable_parameters
+from forgetlab.finetune.data import PackedBlocks
+from forgetlab.finetune.forgetting import ForgettingEvaluator, held_out_loss
+from forgetlab.finetune.model import apply_lora, count_trainable_parameters
 
 VOCAB = 64
 

@@ -17,7 +17,7 @@ from tiny_gguf import write_tiny_gguf
 
 from forgetlab.config import load_run_config
 from forgetlab.errors import UserError
-from forgetlab.run import execute_run
+from forgetlab.finetune.recipe import execute_run
 
 pytest.importorskip("gguf")
 
@@ -43,7 +43,7 @@ def _overrides(files, model: Path) -> list[str]:
 
 
 def test_a_quantized_gguf_file_trains_and_is_converted_once(files, workdir, monkeypatch):
-    import forgetlab.gguf_base as gguf_base
+    import forgetlab.finetune.gguf_base as gguf_base
     from mlflow.tracking import MlflowClient
 
     config = load_run_config(R4, [*_overrides(files, files["q8_0"]), "data.template=chat"])
@@ -68,7 +68,7 @@ def test_the_converted_checkpoint_is_the_model_the_file_holds(files, forgetlab_c
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from forgetlab.gguf_base import ensure_gguf_checkpoint
+    from forgetlab.finetune.gguf_base import ensure_gguf_checkpoint
 
     monkeypatch.setenv("FORGETLAB_CACHE", forgetlab_cache)
     converted = ensure_gguf_checkpoint(files["f32"], progress=False)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from forgetlab.errors import UserError
-from forgetlab.training import SeededBatchSampler
+from forgetlab.finetune.training import SeededBatchSampler
 from cli_helpers import summary_text
 from tiny import R4, TINY_BASE
 
@@ -64,7 +64,7 @@ def runs(tmp_path_factory, forgetlab_cache):
     import os
 
     from forgetlab.config import load_run_config
-    from forgetlab.run import execute_run
+    from forgetlab.finetune.recipe import execute_run
 
     folder = tmp_path_factory.mktemp("mitigation-runs")
     previous = Path.cwd()
@@ -144,7 +144,7 @@ def test_warehouse_lifts_mitigations_and_tradeoff_query_reads_them(runs):
 
 def test_forgetting_text_is_refused_as_replay_text(workdir):
     from forgetlab.config import load_run_config
-    from forgetlab.run import execute_run
+    from forgetlab.finetune.recipe import execute_run
 
     config = load_run_config(R4, [*TINY, "mitigation.replay=0.1", "mitigation.replay_source=embedded:forget"])
     with pytest.raises(UserError, match="is the forgetting text"):
@@ -165,7 +165,7 @@ def test_replay_share_must_be_below_one():
 @pytest.fixture(scope="module")
 def tiny_lora(forgetlab_cache):
     from forgetlab.config import LoraConfig, ModelConfig
-    from forgetlab.model import apply_lora, load_base
+    from forgetlab.finetune.model import apply_lora, load_base
 
     torch.manual_seed(0)
     base = load_base(ModelConfig(name="embedded-tiny"), progress=False)
@@ -181,7 +181,7 @@ def _randomise_adapters(model, scale: float = 0.05) -> None:
 
 
 def test_kl_penalty_is_zero_at_step_0_and_its_gradient_reaches_only_the_adapters(tiny_lora):
-    from forgetlab.mitigations import kl_to_base
+    from forgetlab.finetune.mitigations import kl_to_base
 
     model = tiny_lora
     input_ids = torch.randint(0, model.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(2))
@@ -204,7 +204,7 @@ def test_kl_penalty_is_zero_at_step_0_and_its_gradient_reaches_only_the_adapters
 def test_l2_penalty_matches_the_dense_update(tiny_lora):
     from peft.tuners.lora import LoraLayer
 
-    from forgetlab.mitigations import adapter_update_norm_sq
+    from forgetlab.finetune.mitigations import adapter_update_norm_sq
 
     model = tiny_lora
     _randomise_adapters(model, scale=0.3)

@@ -33,7 +33,7 @@ def tiny_run(tmp_path_factory, forgetlab_cache):
     import os
 
     from forgetlab.config import load_run_config
-    from forgetlab.run import execute_run
+    from forgetlab.finetune.recipe import execute_run
 
     workdir = tmp_path_factory.mktemp("context")
     os.environ["FORGETLAB_CACHE"] = forgetlab_cache
@@ -79,7 +79,7 @@ def test_data_are_dataset_inputs_whose_digests_are_the_fingerprints(tiny_run):
     assert json.loads(inputs["forgetting"].source)["uri"] == "embedded:forget"
     import mlflow.data
 
-    from forgetlab.tracking.datasets import EmbeddedDatasetSource
+    from forgetlab.tracking.dataset_inputs import EmbeddedDatasetSource
 
     source = mlflow.data.get_source(inputs["replay"])  # MLflow reads the source back through its registry
     assert isinstance(source, EmbeddedDatasetSource) and source.uri == "embedded:pretrain"
@@ -87,7 +87,7 @@ def test_data_are_dataset_inputs_whose_digests_are_the_fingerprints(tiny_run):
 
 def test_resuming_a_run_logs_its_inputs_once(tiny_run):
     """A resume goes through the same setup; the run keeps one input per data set."""
-    from forgetlab.recipe import FineTuningRecipe
+    from forgetlab.finetune.recipe import FineTuningRecipe
 
     config, result = tiny_run
     recipe = FineTuningRecipe(config, resume_run_id=result.run_id, progress=False)

@@ -14,7 +14,7 @@ import pytest
 from tiny import R4, TINY_BASE
 
 from forgetlab.config import load_run_config
-from forgetlab.run import execute_run
+from forgetlab.finetune.recipe import execute_run
 
 SEVERAL_BATCHES = [
     *TINY_BASE,

@@ -241,7 +241,7 @@ TINY_RUN = [
 
 def test_missing_probe_file_is_one_line_before_any_run(workdir):
     from forgetlab.config import load_run_config
-    from forgetlab.run import execute_run
+    from forgetlab.finetune.recipe import execute_run
 
     config = load_run_config(REPO / "lightning_configs" / "r4.yaml", [*TINY_RUN[:8], "probes.multiple_choice.source=missing/arc.jsonl"])
     with pytest.raises(UserError, match="probes.multiple_choice.source: probe file 'missing/arc.jsonl' not found") as error:
@@ -254,7 +254,7 @@ def test_a_real_run_logs_probe_metrics_and_artifacts(workdir, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     from forgetlab.config import load_run_config
-    from forgetlab.run import execute_run
+    from forgetlab.finetune.recipe import execute_run
     from forgetlab.warehouse import export_warehouse, run_query
 
     (workdir / "test_probe_judges.py").write_text("def refuses_cars(prompt, answer):\n    return 'car' in prompt\n")
@@ -271,7 +271,7 @@ def test_a_real_run_logs_probe_metrics_and_artifacts(workdir, monkeypatch):
         assert sorted(history(key)) == [0, 5, 10], key
     assert history("probe_mc_agree")[0] == 1.0 and history("probe_mc_agree_norm")[0] == 1.0
     # Every metric the run logged has its column in the warehouse's curves (one list of names), or is a run's one measurement.
-    from forgetlab.metric_names import CURVE_METRICS
+    from forgetlab.tracking.names import CURVE_METRICS
     from forgetlab.tracking.names import RUN_METRICS, SYSTEM_METRIC_PREFIX, THROUGHPUT_METRICS
 
     # system/* metrics (MLflow's sampler) appear only once a run lasts longer than the sampling interval:
@@ -311,7 +311,7 @@ def test_a_real_run_logs_probe_metrics_and_artifacts(workdir, monkeypatch):
     assert rows[0]["probe_mc_agree"] == 1.0 and rows[0]["mc_acc_change"] == 0.0 and rows[1]["eval_step"] == 5
 
     # Probes only read the model: every curve value equals that of the same run without probes.
-    from forgetlab.metric_names import FORGETTING_METRICS
+    from forgetlab.tracking.names import FORGETTING_METRICS
 
     no_probes = [override for override in TINY_RUN if not override.startswith("probes.")]
     without = execute_run(load_run_config(REPO / "lightning_configs" / "r4.yaml", no_probes), progress=False)

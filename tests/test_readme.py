@@ -67,7 +67,7 @@ def test_the_adapter_reload_snippet_works_as_written(workdir):
     from tiny import R4, TINY_BASE
 
     from forgetlab.config import load_run_config
-    from forgetlab.run import execute_run
+    from forgetlab.finetune.recipe import execute_run
 
     result = execute_run(load_run_config(R4, [*TINY_BASE, "train.steps=2", "train.eval_every=1"]), progress=False)
     snippet = python_block('runs:/{run_id}/adapter"')

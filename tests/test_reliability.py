@@ -101,7 +101,7 @@ def test_a_run_whose_model_collapses_is_failed_with_its_reason(tmp_path, forgetl
     ],
 )
 def test_collapse_is_a_loss_at_uniform_after_a_start_below_it(ft_loss, start_loss, collapsed):
-    from forgetlab.curves import collapse
+    from forgetlab.finetune.curves import collapse
 
     assert (collapse(ft_loss, start_loss, 512, 5) is not None) == collapsed
 
@@ -253,7 +253,7 @@ def test_models_load_without_remote_code_unless_the_config_says_so(tmp_path, mon
     import transformers
 
     from forgetlab.config import ModelConfig
-    from forgetlab.model import load_base
+    from forgetlab.finetune.model import load_base
 
     calls: list[dict] = []
 

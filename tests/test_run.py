@@ -240,7 +240,7 @@ def test_the_run_starts_and_stops_mlflows_system_metrics_sampler(workdir, monkey
     import mlflow.system_metrics.system_metrics_monitor as monitors
 
     from forgetlab.config import load_run_config
-    from forgetlab.run import execute_run
+    from forgetlab.finetune.recipe import execute_run
 
     calls = []
 
@@ -280,7 +280,7 @@ def test_the_summary_prints_what_a_user_copies_on_one_line_at_any_width():
     from rich.console import Console
 
     from forgetlab.commands.run import print_summary
-    from forgetlab.recipe.result import RunResult
+    from forgetlab.finetune.recipe import RunResult
 
     folder = "/home/someone/projects/a-rather-long-folder-name/mlruns"
     result = RunResult(

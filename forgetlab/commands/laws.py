@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
         from forgetlab.laws.report import print_prediction
         from forgetlab.laws.result import json_safe
         from forgetlab.laws.store import load_fit
-        from forgetlab.paths import default_warehouse_path
+        from forgetlab.locations import default_warehouse_path
 
         console = _console()
         result = load_fit(fit, dataset, db if db is not None else default_warehouse_path(), tracking_uri)

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
         Example: forgetlab plot queries/curves.sql --x step --y forget_hard --color rank --out fig.png
         """
-        from forgetlab.paths import default_tracking_uri, default_warehouse_path
+        from forgetlab.locations import default_tracking_uri, default_warehouse_path
         from forgetlab.plot import PlotRequest, log_plot, plot_query
         from forgetlab.shipped import find_shipped
         from forgetlab.warehouse import export_warehouse

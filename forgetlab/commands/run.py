@@ -21,7 +21,7 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
 
     from forgetlab import tracking
     from forgetlab.config import read_yaml, validate_run_config
-    from forgetlab.paths import resolve_tracking_uri, sqlite_path
+    from forgetlab.locations import resolve_tracking_uri, sqlite_path
     from forgetlab.tracking import names
     from forgetlab.tracking.secrets import scrub_secrets
 
@@ -102,7 +102,7 @@ def resume_command(run_id: str, tracking_uri: str) -> str:
 
     `--tracking-uri` only when the run is not in the store a plain `forgetlab run` here would use.
     """
-    from forgetlab.paths import resolve_tracking_uri
+    from forgetlab.locations import resolve_tracking_uri
 
     store = "" if tracking_uri == resolve_tracking_uri(None) else f" --tracking-uri {shlex.quote(tracking_uri)}"
     return f"{command_name()} run --resume {run_id}{store}"
@@ -154,7 +154,7 @@ def register(app: typer.Typer) -> None:
 
             return typer.echo(to_yaml(run_config), nl=False)
         from forgetlab.errors import RunInterrupted
-        from forgetlab.run import execute_run
+        from forgetlab.finetune.recipe import execute_run
 
         try:
             result = execute_run(run_config, resume_run_id=resume, progress=not quiet)

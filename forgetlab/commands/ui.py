@@ -19,7 +19,7 @@ def exposure_warning(host: str) -> str | None:
 def _checked_store(tracking_uri: Optional[str]) -> tuple[str, Optional[str]]:
     """The store's URI and its artifact root; one-line errors for a server or a missing store."""
     from forgetlab.errors import UserError
-    from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_path
+    from forgetlab.locations import default_artifact_root, resolve_tracking_uri, sqlite_path
 
     uri = resolve_tracking_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):

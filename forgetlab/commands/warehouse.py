@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run read-only SQL over the warehouse (exporting first if the SQLite store changed)."""
         from forgetlab.errors import UserError
-        from forgetlab.paths import default_tracking_uri, default_warehouse_path
+        from forgetlab.locations import default_tracking_uri, default_warehouse_path
         from forgetlab.warehouse.freshness import stale_reason
         from forgetlab.warehouse.output import FORMATS, write_result
         from forgetlab.warehouse.query import check_query, load_query, parse_param, parse_query, run_query

@@ -33,7 +33,7 @@ def refresh_warehouse(sql: str, tracking_uri: Optional[str], db_path: Path, cons
     """Export first when the query reads the warehouse and the SQLite store is newer (as `query` does)."""
     if not reads_warehouse(sql):
         return
-    from forgetlab.paths import default_tracking_uri
+    from forgetlab.locations import default_tracking_uri
     from forgetlab.warehouse.export import export_warehouse
     from forgetlab.warehouse.freshness import stale_reason
 

@@ -260,7 +260,7 @@ def _latest_of_law(law: str, dataset: Optional[str], db_path: Path) -> FitResult
 
 
 def _from_mlflow(fit_id: str, tracking_uri: Optional[str]) -> Optional[FitResult]:
-    from forgetlab.paths import resolve_tracking_uri, sqlite_path
+    from forgetlab.locations import resolve_tracking_uri, sqlite_path
 
     uri = resolve_tracking_uri(tracking_uri)
     database = sqlite_path(uri)

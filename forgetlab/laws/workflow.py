@@ -73,7 +73,7 @@ class FitRequest:
 
     @property
     def db_path(self) -> Path:
-        from forgetlab.paths import default_warehouse_path
+        from forgetlab.locations import default_warehouse_path
 
         return Path(self.db) if self.db is not None else default_warehouse_path()
 
@@ -123,7 +123,7 @@ def _check_writable(request: FitRequest) -> None:
     """A fit that records itself writes the tracking store and the warehouse: refused now if either cannot be written."""
     if not request.store:
         return
-    from forgetlab.paths import resolve_tracking_uri
+    from forgetlab.locations import resolve_tracking_uri
     from forgetlab.tracking.store import WRITABLE_FIX, check_store_writable
     from forgetlab.utils.writable import why_not_writable
 
@@ -286,7 +286,7 @@ def _warn_mixed_mitigations(frame, console) -> None:
 def compare_groups(request: FitRequest, fitted: list, console) -> list:
     """Per data set: compare every group's fits with the baseline's; table, figure, rows for --json."""
     from forgetlab.laws.compare import GroupFit, compare, comparison_figure, print_comparison_by, reference_point
-    from forgetlab.paths import store_folder
+    from forgetlab.locations import store_folder
 
     by, rows = request.by, []
     for name in dict.fromkeys(item.points.dataset for item, _ in fitted):

@@ -24,7 +24,7 @@ from forgetlab.probes.multiple_choice import CLOZE_TEMPLATE, HARNESS_TEMPLATE, M
 from forgetlab.probes.refusal import RefusalProbe
 from forgetlab.probes.samples import SamplesProbe
 from forgetlab.probes.sources import read_source_records
-from forgetlab.schedule import EvaluationSchedule
+from forgetlab.finetune.evaluation_schedule import EvaluationSchedule
 from forgetlab.tracking.sink import MetricsSink
 
 
@@ -110,7 +110,7 @@ def load_probes(
 
 
 class ProbeCallback(L.Callback):
-    """Runs the probes after the forgetting curve's evaluation at the same step (it is listed after it)."""
+    """Runs the probes after the forgetting curve's evaluation at the same step (listed after it: finetune/callbacks.py)."""
 
     def __init__(self, probes: list[ScheduledProbe], sink: MetricsSink):
         self.probes = probes

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from forgetlab.config import LightningTrainerConfig
-from forgetlab.paths import store_folder
+from forgetlab.locations import store_folder
 from forgetlab.sweeps.spec import SweepConfig
 from forgetlab.sweeps.state import PointState
 from forgetlab.sweeps.warm_start import WarmPoint, warm_start_enabled

@@ -76,7 +76,7 @@ class SweepResult:
 def tracking_client(uri: Optional[str]) -> tuple[Any, str]:
     """A retrying MLflow client on a store made ready for several writers, and its resolved URI."""
     from forgetlab import tracking
-    from forgetlab.paths import resolve_tracking_uri
+    from forgetlab.locations import resolve_tracking_uri
 
     resolved = resolve_tracking_uri(uri)
     return tracking.client(resolved, prepare=True), resolved  # prepared before any worker starts: tables made once, WAL on
@@ -189,7 +189,7 @@ def _sweep_parents(client: Any, experiment_id: str, sweep: SweepConfig) -> list[
 
 def _prebuild_bases(states: list[PointState]) -> None:
     """Build each embedded base once here rather than racing for it in every worker."""
-    from forgetlab.model import is_embedded
+    from forgetlab.finetune.model import is_embedded
 
     names = sorted({s.point.config.model.name for s in states if s.state in TO_RUN and is_embedded(s.point.config.model.name)})
     for name in names:

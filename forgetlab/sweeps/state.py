@@ -26,10 +26,10 @@ class PointState:
 
 
 def _has_checkpoint(run_id: str) -> bool:
-    # Imported here: forgetlab.checkpoints imports Lightning (seconds), which a sweep with
+    # Imported here: forgetlab.finetune.checkpoints imports Lightning (seconds), which a sweep with
     # nothing to resume never needs.
-    from forgetlab.checkpoints import latest_checkpoint
-    from forgetlab.paths import checkpoint_root
+    from forgetlab.finetune.checkpoints import latest_checkpoint
+    from forgetlab.locations import checkpoint_root
 
     return latest_checkpoint(checkpoint_root() / run_id) is not None
 

@@ -30,8 +30,7 @@ PRELOAD = (
     "peft",
     "mlflow",
     "datasets",
-    "forgetlab.run",
-    "forgetlab.recipe.finetune",
+    "forgetlab.finetune.recipe",
 )
 
 _context: Optional[multiprocessing.context.BaseContext] = None

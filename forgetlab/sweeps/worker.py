@@ -16,7 +16,7 @@ from pathlib import Path
 def main(spec_path: str) -> int:
     from forgetlab.config import validate_run_config
     from forgetlab.errors import RunInterrupted, UserError
-    from forgetlab.run import execute_run
+    from forgetlab.finetune.recipe import execute_run
 
     spec = json.loads(Path(spec_path).read_text())
     Path(spec_path).unlink(missing_ok=True)  # it may hold credentials (see forgetlab.sweeps.launcher)

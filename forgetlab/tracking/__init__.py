@@ -3,12 +3,12 @@
 - `store`: the one place an MLflow client is built (`client(uri)`), retried while SQLite is locked;
   the set-up steps many processes take at once (create-or-get an experiment, settle its tags);
   the one-line refusal of a store that cannot be written;
-- `run`: one run's tracker (owner, heartbeat, resume bookkeeping, batched metrics) and its
+- `tracker`: one run's tracker (owner, heartbeat, resume bookkeeping, batched metrics) and its
   do-nothing twin for ranks other than 0;
 - `liveness`: whether a RUNNING run is still being written (its process, else its heartbeat);
-- `names`: every tag and metric name;
+- `names`: every tag, metric and artifact name;
 - `context`: MLflow's context tags (user, source, git commit) as `mlflow.start_run` resolves them;
-- `datasets`: the data a run reads, as MLflow dataset inputs (digest = fingerprint, role as context);
+- `dataset_inputs`: the data a run reads, as MLflow dataset inputs (digest = fingerprint, role as context);
 - `fits`: what links a fit run to the runs, sweep and points it was fitted to;
 - `secrets`: scrubbing credentials from anything logged.
 """
@@ -19,10 +19,10 @@ import importlib
 from typing import Any
 
 # Each public name and the submodule that defines it, imported on first use (PEP 562): the
-# warehouse's export and queries need only `names`, and `run` (with its MLflow plumbing) cost them
+# warehouse's export and queries need only `names`, and `tracker` (with its MLflow plumbing) cost them
 # 20 ms of start-up.
 _HOMES = {
-    "NullTracker": "run", "RunTracker": "run", "owner_tags": "run", "run_tracker": "run",
+    "NullTracker": "tracker", "RunTracker": "tracker", "owner_tags": "tracker", "run_tracker": "tracker",
     "STALE_MINUTES": "liveness", "run_liveness": "liveness",
     "SECRET_ENV_VARS": "secrets", "scrub_secrets": "secrets",
     "LOCKED_RETRY_SECONDS": "store", "RetryingClient": "store", "client": "store", "is_locked_error": "store",

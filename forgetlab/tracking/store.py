@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from forgetlab.errors import UserError
-from forgetlab.paths import resolve_tracking_uri, sqlite_path
+from forgetlab.locations import resolve_tracking_uri, sqlite_path
 from forgetlab.utils.writable import why_not_writable
 
 LOCKED_RETRY_SECONDS = 300.0  # how long a call keeps retrying while the SQLite store is locked

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from forgetlab.errors import UserError
-from forgetlab.paths import default_tracking_uri, default_warehouse_path
+from forgetlab.locations import default_tracking_uri, default_warehouse_path
 from forgetlab.warehouse import schema
 from forgetlab.warehouse.reader import Previous, read_previous
 from forgetlab.warehouse.sources import Catalog, ProgressFactory, Source, open_source

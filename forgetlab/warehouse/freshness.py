@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from forgetlab.paths import sqlite_path
+from forgetlab.locations import sqlite_path
 from forgetlab.warehouse.reader import connect_read_only, table_names
 
 

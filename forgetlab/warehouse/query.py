@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from forgetlab.errors import UserError
-from forgetlab.paths import default_warehouse_path
+from forgetlab.locations import default_warehouse_path
 from forgetlab.warehouse.reader import connect_read_only
 
 _PARAM_LINE = re.compile(r"^--\s*param:\s*(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<value>.*?)\s*(?:#.*)?$")

@@ -1,7 +1,7 @@
 """The warehouse's tables and views, as SQL generated from a few Python constants.
 
 The typed `runs` columns and the `curves` pivot are data (`RUN_COLUMNS`, `CURVE_METRICS`) so that
-adding a config field is one line here, adding a metric one line in `forgetlab/metric_names.py`,
+adding a config field is one line here, adding a metric one line in `forgetlab/tracking/names.py`,
 and `docs/warehouse.md` can be checked against the same lists. Names come from `docs/tracking-contract.md`.
 
 Timestamps are MLflow's epoch milliseconds turned into DuckDB `TIMESTAMP`s (UTC, no zone).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # One column per metric in the `curves` view and three per metric in `final` (torch-free names).
-from forgetlab.metric_names import CURVE_METRICS
+from forgetlab.tracking.names import CURVE_METRICS
 
 # Bumped whenever a table changes shape; an export that finds another version rebuilds from scratch
 # (tables it does not own, such as `fits`, are carried over).

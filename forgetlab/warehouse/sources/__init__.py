@@ -11,7 +11,7 @@ Each reader imports its driver (ADBC, MLflow) only when it reads, so choosing on
 from __future__ import annotations
 
 from forgetlab.errors import UserError
-from forgetlab.paths import sqlite_path
+from forgetlab.locations import sqlite_path
 from forgetlab.warehouse.sources.base import Catalog, ProgressFactory, Source
 from forgetlab.warehouse.sources.postgres import PostgresSource, is_postgres_uri
 from forgetlab.warehouse.sources.remote import RemoteSource

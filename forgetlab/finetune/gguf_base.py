@@ -21,7 +21,7 @@ from pathlib import Path
 
 from forgetlab.embedded.cache import build_once, file_lock, write_json_atomic
 from forgetlab.errors import UserError
-from forgetlab.paths import cache_root
+from forgetlab.locations import cache_root
 
 GGUF_SUFFIX = ".gguf"
 GGUF_MAGIC = b"GGUF"

@@ -7,16 +7,19 @@ The order of `setup` matters, and each constraint is commented where it applies:
   same adapters, batches and metric values on CPU;
 - the trainer exists before the data loader, whose sampler reads where to start from the
   trainer's step (a resumed run continues with the batches an uninterrupted one would see).
+
+`execute_run` (the entry point the CLI, the sweep and the tests call) is `setup()` then `train()`;
+it returns a `RunResult`.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
-import forgetlab.recipe.runtime as runtime
+import forgetlab.finetune.runtime as runtime
 import forgetlab.tracking.names as names
 from forgetlab.config import (
     DataConfig,
@@ -32,8 +35,36 @@ from forgetlab.config import (
     to_yaml,
 )
 from forgetlab.errors import RunInterrupted, UserError
-from forgetlab.recipe.result import RunResult
 from forgetlab.utils.mappings import flatten
+
+
+@dataclass
+class RunResult:
+    """What a run reports when it ends."""
+
+    run_id: str
+    run_name: str
+    status: str
+    tracking_uri: str  # "" on ranks other than 0: they have nothing to report
+    P: int
+    steps_done: int
+    first: dict[str, float] = field(default_factory=dict)  # every metric of the first evaluation
+    last: dict[str, float] = field(default_factory=dict)  # each metric's latest value
+    adapter_uri: str = ""  # where the trained adapter was logged (FINISHED runs, rank 0)
+    merged_uri: str = ""  # where the merged model was logged (tracking.log_merged_model), else ""
+
+
+def execute_run(
+    config: RunConfig,
+    resume_run_id: Optional[str] = None,
+    extra_tags: Optional[dict[str, str]] = None,
+    progress: bool = True,
+    extra_callbacks: Optional[list] = None,
+) -> RunResult:
+    """Run one fine-tuning from `config`; returns what was logged. Raises UserError on bad input."""
+    recipe = FineTuningRecipe(config, resume_run_id, extra_tags, progress, extra_callbacks)
+    recipe.setup()
+    return recipe.train()
 
 
 @dataclass
@@ -55,8 +86,8 @@ def describe_run(config: RunConfig) -> str:
 
 
 def _location(source: str) -> str:
-    """Where a configured source is read from: 'embedded', 'local' or 'hub' (as forgetlab.data reads it)."""
-    from forgetlab.data import EMBEDDED_SCHEME, SUFFIX_TO_BUILDER
+    """Where a configured source is read from: 'embedded', 'local' or 'hub' (as forgetlab.finetune.data reads it)."""
+    from forgetlab.finetune.data import EMBEDDED_SCHEME, SUFFIX_TO_BUILDER
     from forgetlab.utils.paths import is_local_path
 
     if source.startswith(EMBEDDED_SCHEME):
@@ -119,7 +150,7 @@ class FineTuningRecipe:
 
     def _check_writable(self, config: RunConfig) -> None:
         """One line when the tracking store or the checkpoint folder cannot be written (rank 0 writes both)."""
-        from forgetlab.paths import checkpoint_root, resolve_tracking_uri
+        from forgetlab.locations import checkpoint_root, resolve_tracking_uri
         from forgetlab.tracking.store import check_store_writable
         from forgetlab.utils.writable import why_not_writable
 
@@ -138,7 +169,7 @@ class FineTuningRecipe:
             torch.set_num_threads(train.num_threads)
 
     def _setup_model(self, model: ModelConfig):
-        from forgetlab.model import check_model_fits_config, load_base
+        from forgetlab.finetune.model import check_model_fits_config, load_base
 
         base = load_base(model, on_gpu=self.on_gpu, progress=self.progress)
         check_model_fits_config(base.model, self.config.lora, self.config.train.context_length)
@@ -146,7 +177,7 @@ class FineTuningRecipe:
 
     def _setup_data(self, data: DataConfig):
         """The fine-tuning data, and the validation blocks L_ft is measured on (the first `ft_eval_sequences`)."""
-        from forgetlab.data import load_fine_tuning_data
+        from forgetlab.finetune.data import load_fine_tuning_data
 
         train = self.config.train
         devices = self.config.trainer.num_nodes * (self.config.trainer.devices if isinstance(self.config.trainer.devices, int) else 1)
@@ -159,7 +190,7 @@ class FineTuningRecipe:
         return loaded, validation
 
     def _setup_forget_text(self, forget: ForgetConfig) -> TextBlocks:
-        from forgetlab.data import load_forget_blocks
+        from forgetlab.finetune.data import load_forget_blocks
 
         blocks, fingerprint = load_forget_blocks(forget, self.base.tokenizer, self.config.train.context_length, self.base.forget_text_path)
         return TextBlocks(blocks, fingerprint)
@@ -167,8 +198,8 @@ class FineTuningRecipe:
     def _setup_replay(self, mitigation: MitigationConfig) -> Optional[TextBlocks]:
         if mitigation.replay <= 0:  # p = 0 loads nothing and leaves the batches untouched
             return None
-        from forgetlab.data import load_replay_blocks
-        from forgetlab.model import is_embedded
+        from forgetlab.finetune.data import load_replay_blocks
+        from forgetlab.finetune.model import is_embedded
 
         model_name = self.config.model.name
         blocks, fingerprint = load_replay_blocks(
@@ -178,7 +209,7 @@ class FineTuningRecipe:
         return TextBlocks(blocks, fingerprint)
 
     def _setup_probes(self, probes: ProbesConfig) -> list:
-        from forgetlab.model import max_context
+        from forgetlab.finetune.model import max_context
         from forgetlab.probes.callback import load_probes
 
         return load_probes(probes, self.base.tokenizer, self.config.data, self.data.kind, max_context(self.base.model))
@@ -188,7 +219,7 @@ class FineTuningRecipe:
     def _setup_adapters(self, lora: LoraConfig):
         import lightning as L
 
-        from forgetlab.model import apply_lora, count_trainable_parameters
+        from forgetlab.finetune.model import apply_lora, count_trainable_parameters
 
         L.seed_everything(self.config.seed, workers=True, verbose=False)
         model = apply_lora(self.base.model, lora)
@@ -264,7 +295,7 @@ class FineTuningRecipe:
 
     def _datasets(self) -> list:
         """The data the run reads, as MLflow dataset inputs; each digest is the `fingerprint.*` param of the same data."""
-        from forgetlab.tracking.datasets import RunDataset
+        from forgetlab.tracking.dataset_inputs import RunDataset
 
         data, forget, mitigation = self.config.data, self.config.forget, self.config.mitigation
         datasets = [
@@ -291,35 +322,36 @@ class FineTuningRecipe:
     # -- 4. Lightning ---------------------------------------------------------------------------
 
     def _setup_callbacks(self, train: TrainingConfig) -> list:
-        """In order: throughput, the curve, then the probes (same steps, after it), the extras, the bar, the checkpoint.
-
-        Throughput comes first so the update times it reports end before any evaluation of the step;
-        the checkpoint comes after every evaluation of its step, so what it covers is in the store.
-        """
-        from forgetlab.checkpoints import EvaluationCheckpoint
-        from forgetlab.curves import ForgettingCurveCallback
-        from forgetlab.forgetting import ForgettingEvaluator
-        from forgetlab.paths import checkpoint_root
+        """Throughput, the curve, the probes, the extras, the bar, the checkpoint: the order `callbacks.py` gives and explains."""
+        from forgetlab.finetune.callbacks import in_call_order
+        from forgetlab.finetune.checkpoints import EvaluationCheckpoint
+        from forgetlab.finetune.curves import ForgettingCurveCallback
+        from forgetlab.finetune.forgetting import ForgettingEvaluator
+        from forgetlab.finetune.throughput import ThroughputCallback
+        from forgetlab.locations import checkpoint_root
         from forgetlab.probes.callback import ProbeCallback
-        from forgetlab.throughput import ThroughputCallback
 
         forget = self.config.forget
         vocab_size = self.base.model.config.vocab_size
         evaluator = ForgettingEvaluator(self.forget_text.blocks, forget.batch_size, forget.base_cache_mb, vocab_size)
         self.curve = ForgettingCurveCallback(evaluator, self.validation, train.eval_every, forget.batch_size, self.metrics)
-        callbacks: list = [ThroughputCallback(self.metrics.log, train.eval_every, self._system_metrics_run()), self.curve]
-        if self.probes:
-            callbacks.append(ProbeCallback(self.probes, self.metrics))
-        callbacks.extend(self.extra_callbacks)
+        progress_bar = None
         if self.progress:
-            from forgetlab.progress import StepProgress
+            from forgetlab.finetune.progress import StepProgress
 
             progress_bar = StepProgress(train.steps, self.config.run_name())
             self.metrics.listeners.append(progress_bar.show_evaluation)
-            callbacks.append(progress_bar)
-        if train.checkpoint_every > 0 and self.tracker.run_id:
-            callbacks.append(EvaluationCheckpoint(checkpoint_root() / self.tracker.run_id, train.checkpoint_every))
-        return callbacks
+        return in_call_order(
+            throughput=ThroughputCallback(self.metrics.log, train.eval_every, self._system_metrics_run()),
+            curve=self.curve,
+            probes=ProbeCallback(self.probes, self.metrics) if self.probes else None,
+            extras=self.extra_callbacks,
+            progress=progress_bar,
+            checkpoint=(
+                EvaluationCheckpoint(checkpoint_root() / self.tracker.run_id, train.checkpoint_every)
+                if train.checkpoint_every > 0 and self.tracker.run_id else None
+            ),
+        )
 
     def _system_metrics_run(self) -> Optional[tuple[str, str, bool]]:
         """(run id, tracking URI, resumed) for MLflow's system-metrics sampler; None when off or not rank 0."""
@@ -352,7 +384,7 @@ class FineTuningRecipe:
     def _setup_loader(self, train: TrainingConfig):
         from torch.utils.data import DataLoader
 
-        from forgetlab.training import BlockDataset, SeededBatchSampler, TrainerPosition
+        from forgetlab.finetune.training import BlockDataset, SeededBatchSampler, TrainerPosition
 
         trainer = self.config.trainer
         replay = self.replay_text.blocks if self.replay_text else None
@@ -374,9 +406,9 @@ class FineTuningRecipe:
 
     def train(self) -> RunResult:
         """Fit, then end the tracking run with its status; a diverged run is a UserError after it is marked FAILED."""
-        from forgetlab.paths import checkpoint_root
-        from forgetlab.checkpoints import latest_checkpoint
-        from forgetlab.training import DivergedError, LoRAFineTuning
+        from forgetlab.locations import checkpoint_root
+        from forgetlab.finetune.checkpoints import latest_checkpoint
+        from forgetlab.finetune.training import DivergedError, LoRAFineTuning
 
         self.model.train()
         module = LoRAFineTuning(self.model, self.config.train, self.config.mitigation)
@@ -418,8 +450,8 @@ class FineTuningRecipe:
     def _keep_adapter(self) -> tuple[str, str]:
         """Log the trained adapter (and, if asked, the merged model) and drop the resume checkpoints
         (a FINISHED run is never resumed)."""
-        from forgetlab.adapter import prune_checkpoints, save_adapter, save_merged_model
-        from forgetlab.paths import checkpoint_root
+        from forgetlab.finetune.adapter import prune_checkpoints, save_adapter, save_merged_model
+        from forgetlab.locations import checkpoint_root
 
         adapter_uri, merged_uri = save_adapter(self.model, self.tracker), ""
         if self.config.tracking.log_merged_model and self.rank == 0:

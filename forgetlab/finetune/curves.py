@@ -1,7 +1,7 @@
 """The forgetting curve: evaluate L_ft and forgetting at step 0 and every `eval_every` updates.
 
 `ForgettingCurveCallback` is where each logged metric value is computed (see
-`forgetlab.forgetting` for the definitions) and handed to the tracker at step N = number of
+`forgetlab.finetune.forgetting` for the definitions) and handed to the tracker at step N = number of
 optimizer updates done. Only global rank 0 evaluates and logs, so a multi-device run is one
 MLflow run with one value per step.
 
@@ -19,11 +19,11 @@ from typing import Optional
 import lightning as L
 import torch
 
-from forgetlab.data import PackedBlocks
-from forgetlab.forgetting import ForgettingEvaluator, held_out_loss
-from forgetlab.schedule import EvaluationSchedule
+from forgetlab.finetune.data import PackedBlocks
+from forgetlab.finetune.forgetting import ForgettingEvaluator, held_out_loss
+from forgetlab.finetune.evaluation_schedule import EvaluationSchedule
 from forgetlab.tracking.sink import MetricsSink
-from forgetlab.training import DivergedError
+from forgetlab.finetune.training import DivergedError
 
 # A held-out loss within this fraction of ln(vocab) is no better than uniform predictions.
 COLLAPSE_MARGIN = 0.01

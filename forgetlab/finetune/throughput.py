@@ -1,8 +1,8 @@
 """Throughput: tokens/s, seconds per update and peak memory, logged at every evaluation step.
 
-`ThroughputCallback` must be the first callback of the trainer: its `on_train_batch_end` then runs
-before the evaluation callbacks, so the times it reports are training only (forward, backward,
-optimizer), never evaluation. Peak memory is the process's peak resident set (RSS) and, on a
+`ThroughputCallback` comes first among the run's callbacks (`callbacks.py`): its
+`on_train_batch_end` then runs before the evaluation callbacks, so the times it reports are
+training only (forward, backward, optimizer), never evaluation. Peak memory is the process's peak resident set (RSS) and, on a
 GPU, torch's peak allocated memory. MLflow's system metrics (CPU, memory, disk, network; GPU with
 NVML) are sampled in the background when psutil is importable.
 """

@@ -23,7 +23,7 @@ import torch
 
 from forgetlab.config import DataConfig, ForgetConfig, MitigationConfig, TextSource
 from forgetlab.errors import UserError
-from forgetlab.paths import cache_root
+from forgetlab.locations import cache_root
 from forgetlab.utils.files import write_atomic
 from forgetlab.utils.json_lines import json_error_location
 from forgetlab.utils.paths import is_local_path
@@ -149,7 +149,7 @@ def _load_local(path: Path, split: str, key: str, streaming: bool = False) -> Op
 def _load_hub(name: str, hub_config: Optional[str], split: str, key: str, streaming: bool = False):
     import datasets
 
-    from forgetlab.hub import require_hub
+    from forgetlab.finetune.hub import require_hub
 
     require_hub(key, name, "data set")  # fails at once offline, instead of a minute of retries
     try:

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import forgetlab.tracking.names as names
 from forgetlab.mlflow_ui import mark_training_experiment
-from forgetlab.paths import default_artifact_root, resolve_tracking_uri, sqlite_path
+from forgetlab.locations import default_artifact_root, resolve_tracking_uri, sqlite_path
 from forgetlab.tracking.context import context_tags
 from forgetlab.tracking.secrets import scrub_secrets
 from forgetlab.tracking.store import client, get_or_create_experiment
 
 if TYPE_CHECKING:
-    from forgetlab.tracking.datasets import RunDataset
+    from forgetlab.tracking.dataset_inputs import RunDataset
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 PARAMS_PER_BATCH = 100  # MLflow's limit on params in one log_batch
@@ -122,7 +122,7 @@ class RunTracker:
         """Log the run's datasets as MLflow inputs, each once: those the run already holds (a resume) are skipped."""
         from dataclasses import replace
 
-        from forgetlab.tracking.datasets import dataset_input, input_key
+        from forgetlab.tracking.dataset_inputs import dataset_input, input_key
 
         held = {input_key(held) for held in self.client.get_run(self.run_id).inputs.dataset_inputs}
         # A name or source is user text (a label, a URL with credentials): scrubbed like every other text.

@@ -1,13 +1,13 @@
 """The Lightning side of a run: the module that fine-tunes the adapters and the batches it sees.
 
 `LoRAFineTuning` owns the PEFT model, the loss, the optimizer and the schedule. The evaluation
-of L_ft and forgetting lives in `forgetlab.curves` (a callback), so this module is only training.
+of L_ft and forgetting lives in `forgetlab.finetune.curves` (a callback), so this module is only training.
 
 Batches are a pure function of (seed, micro-batch index): sample k of the stream is element
 perm_e[k mod n] with e = k // n and perm_e a permutation seeded by (seed, e). A resumed run
 therefore continues with exactly the batches an uninterrupted run would have seen; the only
 position to save is the step, which Lightning's checkpoint holds. Replay rows (config
-`mitigation.replay`) come from a second seeded stream by the same rule (see `forgetlab.mitigations`).
+`mitigation.replay`) come from a second seeded stream by the same rule (see `forgetlab.finetune.mitigations`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from forgetlab.config import MitigationConfig, TrainingConfig
-from forgetlab.data import PackedBlocks
-from forgetlab.mitigations import PENALTY_METRICS, adapter_update_norm_sq, kl_to_base, replay_rows_before
+from forgetlab.finetune.data import PackedBlocks
+from forgetlab.finetune.mitigations import PENALTY_METRICS, adapter_update_norm_sq, kl_to_base, replay_rows_before
 
 REPLAY_SEED_SALT = 7_777_777  # the replay stream's permutations differ from the data stream's
 # Keeps the replay stream's generator seeds (seed · 1_000_003 + epoch) inside torch's 64-bit range.
@@ -31,7 +31,7 @@ REPLAY_SEED_MODULUS = 2**62 // 1_000_003
 
 
 class DivergedError(RuntimeError):
-    """The training loss became NaN or infinite, or the model collapsed (`forgetlab.curves`); the run is
+    """The training loss became NaN or infinite, or the model collapsed (`forgetlab.finetune.curves`); the run is
     stopped and marked FAILED."""
 
     def __init__(self, step: int, value: float, what: str = ""):

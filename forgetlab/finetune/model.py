@@ -17,7 +17,7 @@ import torch
 
 from forgetlab.config import LoraConfig, ModelConfig
 from forgetlab.errors import UserError
-from forgetlab.gguf_base import ensure_gguf_checkpoint, is_gguf_file
+from forgetlab.finetune.gguf_base import ensure_gguf_checkpoint, is_gguf_file
 from forgetlab.utils.paths import is_local_path
 
 EMBEDDED_PREFIX = "embedded"
@@ -86,7 +86,7 @@ def load_base(config: ModelConfig, on_gpu: bool = False, progress: bool = True) 
         fingerprint = _folder_fingerprint(Path(location)) if is_folder else f"hub:{config.name}@{config.revision or 'main'}"
         trust_remote_code = config.trust_remote_code
         if not is_folder:
-            from forgetlab.hub import require_hub
+            from forgetlab.finetune.hub import require_hub
 
             require_hub("model.name", config.name, "model")  # fails at once offline, instead of a minute of retries
     try:

@@ -3,7 +3,7 @@
 At the end of a FINISHED run the PEFT adapter (`adapter_config.json`, `adapter_model.safetensors`)
 is logged under the run's `adapter/` artifact folder, so it can be evaluated, merged or shared:
 
-    base = forgetlab.model.load_base(ModelConfig(name=<the run's model.name>)).model
+    base = forgetlab.finetune.model.load_base(ModelConfig(name=<the run's model.name>)).model
     adapter = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/adapter", tracking_uri=<the run's store>)
     tuned = PeftModel.from_pretrained(base, adapter)
 

@@ -33,8 +33,8 @@ from typing import Callable, ContextManager, Optional
 
 import torch
 
-from forgetlab.data import PackedBlocks
-from forgetlab.metric_names import FORGETTING_METRICS
+from forgetlab.finetune.data import PackedBlocks
+from forgetlab.tracking.names import FORGETTING_METRICS
 
 ForwardContext = Callable[[], ContextManager]  # returns a fresh context for one forward pass
 

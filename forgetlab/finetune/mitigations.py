@@ -25,7 +25,7 @@ from fractions import Fraction
 import torch
 import torch.nn.functional as F
 
-from forgetlab.metric_names import PENALTY_METRICS
+from forgetlab.tracking.names import PENALTY_METRICS
 
 
 def replay_rows_before(global_micro_batch: int, share: float, batch_size: int) -> int:
