@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+import forgetlab.tracking.names as names
+
 # What the UI's own kind selector writes for "Machine learning" (the other choice is GenAI).
 TRAINING_KIND = "custom_model_development"
 # Kinds forgetlab itself set before (the UI's selector does not offer them): replaced, not kept as a user's choice.
@@ -28,8 +29,7 @@ FORMER_TRAINING_KINDS = frozenset({"finetuning"})
 VIEW_KEY = "forgetlab-runs"
 VIEW_NAME = "forgetlab: forgetting"
 VIEW_CREATED_MS = 1_767_225_600_000  # fixed (2026-01-01), so an unchanged view is never rewritten
-SHARED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
-VIEW_TAG = SHARED_VIEW_TAG_PREFIX + VIEW_KEY
+VIEW_TAG = names.MLFLOW_SHARED_VIEW_PREFIX + VIEW_KEY
 
 # What a forgetting study compares, by the UI's column keys (`<type>.\`<name>\``). Metrics show
 # their latest value: the end of the run. One view serves the runs' and the fits' experiment: a
@@ -41,18 +41,18 @@ RUN_COLUMNS: tuple[tuple[str, str], ...] = (
     ("params", "model.name"),
     ("params", "data.name"),
     ("params", "train.steps"),
-    ("metrics", "ft_loss"),
-    ("metrics", "forget_hard"),
-    ("metrics", "forget_soft"),
-    ("metrics", "forget_kl"),
+    ("metrics", names.FT_LOSS),
+    ("metrics", names.FORGET_HARD),
+    ("metrics", names.FORGET_SOFT),
+    ("metrics", names.FORGET_KL),
 )
 # Fit runs (laws/store.py): what was fitted, how well, and the linear laws' coefficients with their
 # bootstrap intervals (every law's fitted parameters are metrics `fit/<name>`, `.low`, `.high`).
 FIT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("tags", "forgetlab.dataset"),
-    ("tags", "forgetlab.law"),
-    ("tags", "forgetlab.variant"),
-    ("tags", "forgetlab.status"),
+    ("tags", names.DATASET),
+    ("tags", names.LAW),
+    ("tags", names.VARIANT),
+    ("tags", names.FIT_STATUS),
     ("metrics", "L_f.r2"),
     ("metrics", "L_f.rmse"),
     *(("metrics", f"fit/{name}{bound}") for name in ("c", "s", "d") for bound in ("", ".low", ".high")),
@@ -60,7 +60,7 @@ FIT_COLUMNS: tuple[tuple[str, str], ...] = (
 STUDY_COLUMNS = RUN_COLUMNS + FIT_COLUMNS
 # The table's order: final hard forgetting, least first (a sort other than by time also lists a
 # sweep's points flat, visible without expanding their parent).
-ORDER_BY = ("metrics", "forget_hard")
+ORDER_BY = ("metrics", names.FORGET_HARD)
 
 # Chart sections: forgetlab's first, then MLflow's own two, model metrics before system metrics
 # (the UI puts each metric without a chart of its own into the section its name says).
@@ -95,17 +95,17 @@ def _line(uuid: str, title: str, metric: str, x_metric: str = "") -> dict[str, A
 def forgetting_charts() -> list[dict[str, Any]]:
     """The chart set of a forgetting study: each loss on its own axis, forgetting against L_ft, forgetting by rank."""
     return [
-        _line("forgetlab-ft-loss", "L_ft (ft_loss) vs step", "ft_loss"),
-        _line("forgetlab-forget-hard", "L_f (forget_hard) vs step", "forget_hard"),
-        _line("forgetlab-forget-vs-ft", "L_f (forget_hard) vs L_ft (ft_loss), per run", "forget_hard", x_metric="ft_loss"),
+        _line("forgetlab-ft-loss", "L_ft (ft_loss) vs step", names.FT_LOSS),
+        _line("forgetlab-forget-hard", "L_f (forget_hard) vs step", names.FORGET_HARD),
+        _line("forgetlab-forget-vs-ft", "L_f (forget_hard) vs L_ft (ft_loss), per run", names.FORGET_HARD, x_metric=names.FT_LOSS),
         _chart("forgetlab-final-by-rank", "SCATTER", "final L_f (forget_hard) by LoRA rank",
-               xaxis={"key": "lora.rank", "type": "PARAM"}, yaxis={"key": "forget_hard", "type": "METRIC"}),
+               xaxis={"key": "lora.rank", "type": "PARAM"}, yaxis={"key": names.FORGET_HARD, "type": "METRIC"}),
         _chart("forgetlab-final-vs-ft", "SCATTER", "final L_f vs final L_ft",
-               xaxis={"key": "ft_loss", "type": "METRIC"}, yaxis={"key": "forget_hard", "type": "METRIC"}),
+               xaxis={"key": names.FT_LOSS, "type": "METRIC"}, yaxis={"key": names.FORGET_HARD, "type": "METRIC"}),
         _chart("forgetlab-parallel", "PARALLEL", "rank, P -> L_ft, L_f",
-               selectedParams=["lora.rank", "P"], selectedMetrics=["ft_loss", "forget_hard"], showAllRuns=True),
+               selectedParams=["lora.rank", "P"], selectedMetrics=[names.FT_LOSS, names.FORGET_HARD], showAllRuns=True),
         # The base's held-out loss is one number for every run (in the table): no chart of its own.
-        {**_chart("forgetlab-base-heldout", "BAR", "base.heldout_loss", MODEL_SECTION, metricKey="base.heldout_loss"),
+        {**_chart("forgetlab-base-heldout", "BAR", names.BASE_HELDOUT_LOSS, MODEL_SECTION, metricKey=names.BASE_HELDOUT_LOSS),
          "deleted": True},
     ]
 
@@ -147,7 +147,7 @@ def view_state_of(tag_value: str) -> str | None:
 
 def training_view_tags() -> dict[str, str]:
     """The experiment tags that make the UI open on forgetlab's runs and columns."""
-    return {EXPERIMENT_KIND_TAG: TRAINING_KIND, VIEW_TAG: shared_view_state()}
+    return {names.MLFLOW_EXPERIMENT_KIND: TRAINING_KIND, VIEW_TAG: shared_view_state()}
 
 
 def missing_view_tags(existing: dict[str, str]) -> dict[str, str]:
@@ -157,8 +157,8 @@ def missing_view_tags(existing: dict[str, str]) -> dict[str, str]:
     """
     wanted = training_view_tags()
     missing = {}
-    if existing.get(EXPERIMENT_KIND_TAG, "") in FORMER_TRAINING_KINDS | {""}:
-        missing[EXPERIMENT_KIND_TAG] = wanted[EXPERIMENT_KIND_TAG]
+    if existing.get(names.MLFLOW_EXPERIMENT_KIND, "") in FORMER_TRAINING_KINDS | {""}:
+        missing[names.MLFLOW_EXPERIMENT_KIND] = wanted[names.MLFLOW_EXPERIMENT_KIND]
     if existing.get(VIEW_TAG) != wanted[VIEW_TAG]:
         missing[VIEW_TAG] = wanted[VIEW_TAG]
     return missing

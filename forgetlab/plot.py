@@ -142,10 +142,10 @@ def plot_query(request: PlotRequest) -> list[Line]:
 
 def log_plot(request: PlotRequest, tracking_uri: Optional[str], experiment: str) -> str:
     """Log the figure and its query as a run of kind `plot`; return the run id."""
-    from forgetlab.tracking import RunTracker
+    from forgetlab.tracking import RunTracker, names
 
     tracker = RunTracker(tracking_uri, experiment)
-    run_id = tracker.start(f"plot-{request.y}-by-{request.x}", {"forgetlab.kind": "plot", "forgetlab.query": request.query.name})
+    run_id = tracker.start(f"plot-{request.y}-by-{request.x}", {names.KIND: "plot", names.PLOT_QUERY: request.query.name})
     tracker.log_params({"x": request.x, "y": request.y, "color": request.color or "", **{f"param.{k}": v for k, v in request.params.items()}})
     tracker.log_text(request.query.read_text(), f"query/{request.query.name}")
     tracker.log_file(request.out, "figures")

@@ -20,7 +20,8 @@ import pytest
 from cli_helpers import invoke
 from mlflow_server import free_port
 
-from forgetlab.mlflow_ui import EXPERIMENT_KIND_TAG, TRAINING_KIND, VIEW_KEY, VIEW_NAME, VIEW_TAG, mark_training_experiment, view_state_of
+from forgetlab.mlflow_ui import TRAINING_KIND, VIEW_KEY, VIEW_NAME, VIEW_TAG, mark_training_experiment, view_state_of
+from forgetlab.tracking.names import MLFLOW_EXPERIMENT_KIND as EXPERIMENT_KIND_TAG
 
 REPO = Path(__file__).resolve().parents[1]
 

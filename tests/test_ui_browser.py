@@ -25,7 +25,8 @@ import pytest
 from mlflow_server import free_port
 from synthetic_store import build_store
 
-from forgetlab.mlflow_ui import EXPERIMENT_KIND_TAG, RUN_COLUMNS, TRAINING_KIND, VIEW_KEY, VIEW_NAME, VIEW_TAG, view_state_of
+from forgetlab.mlflow_ui import RUN_COLUMNS, TRAINING_KIND, VIEW_KEY, VIEW_NAME, VIEW_TAG, view_state_of
+from forgetlab.tracking.names import MLFLOW_EXPERIMENT_KIND as EXPERIMENT_KIND_TAG
 
 pytestmark = pytest.mark.slow
 

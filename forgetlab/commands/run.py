@@ -11,8 +11,9 @@ from typing import Optional
 import typer
 
 from forgetlab.errors import UserError
+from forgetlab.tracking import names
 
-FINAL_METRICS = ("ft_loss", "forget_hard", "forget_soft", "forget_kl", "forget_agree")
+FINAL_METRICS = (names.FT_LOSS, names.FORGET_HARD, names.FORGET_SOFT, names.FORGET_KL, names.FORGET_AGREE)
 
 
 def _config_of_run(run_id: str, tracking_uri: Optional[str]):
@@ -22,7 +23,6 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
     from forgetlab import tracking
     from forgetlab.config import read_yaml, validate_run_config
     from forgetlab.locations import resolve_tracking_uri, sqlite_path
-    from forgetlab.tracking import names
     from forgetlab.tracking.secrets import scrub_secrets
 
     uri = resolve_tracking_uri(tracking_uri)
@@ -33,7 +33,7 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
     tracking.check_store_writable(uri, "copy the folder holding mlruns/ to a writable place and resume from there")
     client = tracking.client(uri)
     missing = (
-        f"--resume: no run '{run_id}' with a config.yaml in the tracking store {scrub_secrets(uri)}; "
+        f"--resume: no run '{run_id}' with a {names.CONFIG_ARTIFACT} in the tracking store {scrub_secrets(uri)}; "
         "list the runs that did not finish, with their ids, with `forgetlab query queries/unfinished.sql`"
     )
     try:
@@ -49,7 +49,7 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
     if liveness.alive:
         raise UserError(f"--resume: run '{run_id}' is still running: {liveness.why}; wait for it or stop it first")
     try:
-        local = client.download_artifacts(run_id, "config.yaml")
+        local = client.download_artifacts(run_id, names.CONFIG_ARTIFACT)
     except MlflowException:
         raise UserError(missing) from None
     config = validate_run_config(read_yaml(Path(local)), f"config of run {run_id}")
@@ -67,8 +67,6 @@ def print_summary(result, console) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from forgetlab.tracking.names import MULTIPLE_CHOICE_METRICS, PENALTY_METRICS, REFUSAL_METRICS
-
     def unwrapped(text: str) -> None:
         console.print(text, soft_wrap=True, markup=False, highlight=False)
 
@@ -80,7 +78,7 @@ def print_summary(result, console) -> None:
     table.add_column("metric")
     table.add_column("step 0", justify="right")
     table.add_column(f"step {result.steps_done}", justify="right")
-    optional = (*PENALTY_METRICS, *MULTIPLE_CHOICE_METRICS, *REFUSAL_METRICS)  # in the run only when on
+    optional = (*names.PENALTY_METRICS, *names.MULTIPLE_CHOICE_METRICS, *names.REFUSAL_METRICS)  # in the run only when on
     for key in (*FINAL_METRICS, *optional):
         if key in result.last:
             start = result.first.get(key)

@@ -22,6 +22,7 @@ import torch
 from forgetlab.finetune.data import PackedBlocks
 from forgetlab.finetune.forgetting import ForgettingEvaluator, held_out_loss
 from forgetlab.finetune.evaluation_schedule import EvaluationSchedule
+from forgetlab.tracking.names import FT_LOSS, LR, TRAIN_LOSS
 from forgetlab.tracking.sink import MetricsSink
 from forgetlab.finetune.training import DivergedError
 
@@ -84,20 +85,20 @@ class ForgettingCurveCallback(L.Callback):
         step = trainer.global_step
         # The factory, not one context: mixed/half precision contexts can be entered once only.
         forward_context = trainer.precision_plugin.forward_context
-        metrics = {"ft_loss": held_out_loss(module.model, self.ft_validation, self.eval_batch_size, module.device, forward_context)}
+        metrics = {FT_LOSS: held_out_loss(module.model, self.ft_validation, self.eval_batch_size, module.device, forward_context)}
         metrics.update(self.evaluator.evaluate(module.model, module.device, forward_context))
         train_loss = module.take_train_loss()
         if train_loss is not None:
-            metrics["train_loss"] = train_loss
+            metrics[TRAIN_LOSS] = train_loss
         metrics.update(module.take_penalties())  # penalty_kl / penalty_l2 of the mitigations that are on
         if trainer.optimizers:
-            metrics["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+            metrics[LR] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.latest = metrics
         self.sink.log(metrics, step)
         self.sink.flush()  # before the checkpoint: what a checkpoint covers is already in the store
         if self.start_loss is None:
-            self.start_loss = metrics["ft_loss"]
-        return collapse(metrics["ft_loss"], self.start_loss, self.evaluator.vocab_size, step)
+            self.start_loss = metrics[FT_LOSS]
+        return collapse(metrics[FT_LOSS], self.start_loss, self.evaluator.vocab_size, step)
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.is_global_zero:

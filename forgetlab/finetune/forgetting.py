@@ -34,7 +34,7 @@ from typing import Callable, ContextManager, Optional
 import torch
 
 from forgetlab.finetune.data import PackedBlocks
-from forgetlab.tracking.names import FORGETTING_METRICS
+from forgetlab.tracking.names import FORGET_AGREE, FORGET_DATA, FORGET_HARD, FORGET_KL, FORGET_SOFT, FORGETTING_METRICS
 
 ForwardContext = Callable[[], ContextManager]  # returns a fresh context for one forward pass
 
@@ -182,12 +182,12 @@ def batch_forgetting_sums(
         base_probs = base.probs[key].to(device)
         soft = -_dot(base_probs, log_probs)  # cross-entropy: −Σ p_base log p_ft
         at_next_token = _at(log_probs, next_tokens[key])
-        sums["forget_hard"] -= at_base_argmax.sum()
-        sums["forget_soft"] += soft.sum()
-        sums["forget_kl"] += (soft + base.neg_entropy[key].to(device)).sum()
-        sums["forget_data"] -= at_next_token.sum()
+        sums[FORGET_HARD] -= at_base_argmax.sum()
+        sums[FORGET_SOFT] += soft.sum()
+        sums[FORGET_KL] += (soft + base.neg_entropy[key].to(device)).sum()
+        sums[FORGET_DATA] -= at_next_token.sum()
         base_argmax, base_ties = base.argmax[key].to(device), base.top_count[key].to(device)
-        sums["forget_agree"] += _agreement(log_probs, base_argmax, at_base_argmax, base_probs, base_ties).sum()  # last: masks log_probs
+        sums[FORGET_AGREE] += _agreement(log_probs, base_argmax, at_base_argmax, base_probs, base_ties).sum()  # last: masks log_probs
     return {name: value.cpu() for name, value in sums.items()}
 
 

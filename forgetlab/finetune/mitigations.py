@@ -25,8 +25,6 @@ from fractions import Fraction
 import torch
 import torch.nn.functional as F
 
-from forgetlab.tracking.names import PENALTY_METRICS
-
 
 def replay_rows_before(global_micro_batch: int, share: float, batch_size: int) -> int:
     """Replay rows in global micro-batches 0 .. g−1: floor(g·p·B), exactly (p read as a decimal)."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import lightning as L
 
+from forgetlab.tracking.names import FORGET_HARD, FORGET_KL, FT_LOSS
+
 
 class StepProgress(L.Callback):
     def __init__(self, total_steps: int, description: str):
@@ -24,7 +26,7 @@ class StepProgress(L.Callback):
 
     def show_evaluation(self, metrics: dict[str, float]) -> None:
         """A listener of the run's metrics sink: keeps the latest losses to show beside the bar."""
-        self.latest.update({key: metrics[key] for key in ("ft_loss", "forget_hard", "forget_kl") if key in metrics})
+        self.latest.update({key: metrics[key] for key in (FT_LOSS, FORGET_HARD, FORGET_KL) if key in metrics})
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int) -> None:
         if self.bar is None:

@@ -245,7 +245,7 @@ class FineTuningRecipe:
             if self.base.heldout_loss is not None:  # a measurement: a metric, absent when unknown
                 tracker.log_metrics({names.BASE_HELDOUT_LOSS: self.base.heldout_loss}, step=0)
                 tracker.flush()
-            tracker.log_text(to_yaml(self.config), "config.yaml")
+            tracker.log_text(to_yaml(self.config), names.CONFIG_ARTIFACT)
         # On a resume too: a run stopped before its inputs were written gets them; one that has them gets nothing twice.
         tracker.log_inputs(self._datasets())
         # Processes Lightning launches for the other devices inherit the environment: they

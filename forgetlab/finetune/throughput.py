@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import lightning as L
 import torch
 
-from forgetlab.tracking.names import THROUGHPUT_METRICS  # noqa: F401 (the names this module logs)
+from forgetlab.tracking.names import GPU_PEAK_ALLOCATED_MB, PEAK_RSS_MB, STEP_TIME_S, TOKENS_PER_S
 
 
 def peak_rss_mb() -> float:
@@ -69,12 +69,12 @@ class ThroughputCallback(L.Callback):
             return
         updates = step - (self._last_step or 0)
         metrics = {
-            "tokens_per_s": self._tokens / max(self._seconds, 1e-9),
-            "step_time_s": self._seconds / max(updates, 1),
-            "peak_rss_mb": peak_rss_mb(),
+            TOKENS_PER_S: self._tokens / max(self._seconds, 1e-9),
+            STEP_TIME_S: self._seconds / max(updates, 1),
+            PEAK_RSS_MB: peak_rss_mb(),
         }
         if torch.cuda.is_available() and module.device.type == "cuda":
-            metrics["gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated(module.device) / 2**20
+            metrics[GPU_PEAK_ALLOCATED_MB] = torch.cuda.max_memory_allocated(module.device) / 2**20
         if trainer.is_global_zero:
             self.log_metrics(metrics, step)
         self._seconds, self._tokens, self._last_step = 0.0, 0, step

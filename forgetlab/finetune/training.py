@@ -23,7 +23,8 @@ from torch.utils.data import Dataset, Sampler
 
 from forgetlab.config import MitigationConfig, TrainingConfig
 from forgetlab.finetune.data import PackedBlocks
-from forgetlab.finetune.mitigations import PENALTY_METRICS, adapter_update_norm_sq, kl_to_base, replay_rows_before
+from forgetlab.finetune.mitigations import adapter_update_norm_sq, kl_to_base, replay_rows_before
+from forgetlab.tracking.names import PENALTY_KL, PENALTY_L2, PENALTY_METRICS
 
 REPLAY_SEED_SALT = 7_777_777  # the replay stream's permutations differ from the data stream's
 # Keeps the replay stream's generator seeds (seed · 1_000_003 + epoch) inside torch's 64-bit range.
@@ -179,9 +180,9 @@ class LoRAFineTuning(L.LightningModule):
         objective = loss
         penalties = {}
         if self.mitigation.kl_to_base > 0:
-            penalties["penalty_kl"] = (self.mitigation.kl_to_base, kl_to_base(self.model, input_ids, logits))
+            penalties[PENALTY_KL] = (self.mitigation.kl_to_base, kl_to_base(self.model, input_ids, logits))
         if self.mitigation.l2_to_base > 0:
-            penalties["penalty_l2"] = (self.mitigation.l2_to_base, adapter_update_norm_sq(self.model))
+            penalties[PENALTY_L2] = (self.mitigation.l2_to_base, adapter_update_norm_sq(self.model))
         for name, (weight, penalty) in penalties.items():
             penalty_value = float(penalty.detach())
             if not math.isfinite(penalty_value):
@@ -201,7 +202,7 @@ class LoRAFineTuning(L.LightningModule):
 
     def take_penalties(self) -> dict[str, float]:
         """Mean of each active penalty (unscaled) since the last call, like `take_train_loss`."""
-        active = {"penalty_kl": self.mitigation.kl_to_base > 0, "penalty_l2": self.mitigation.l2_to_base > 0}
+        active = {PENALTY_KL: self.mitigation.kl_to_base > 0, PENALTY_L2: self.mitigation.l2_to_base > 0}
         count = self.penalty_count
         means = {name: total / count for name, total in self.penalty_sums.items() if active[name] and count}
         self.penalty_sums, self.penalty_count = {name: 0.0 for name in PENALTY_METRICS}, 0

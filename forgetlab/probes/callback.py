@@ -25,6 +25,7 @@ from forgetlab.probes.refusal import RefusalProbe
 from forgetlab.probes.samples import SamplesProbe
 from forgetlab.probes.sources import read_source_records
 from forgetlab.finetune.evaluation_schedule import EvaluationSchedule
+from forgetlab.tracking.names import PROBE_TIMING_ARTIFACT
 from forgetlab.tracking.sink import MetricsSink
 
 
@@ -147,4 +148,4 @@ class ProbeCallback(L.Callback):
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.is_global_zero and self.seconds:
             timing = {"seconds": {name: round(value, 3) for name, value in self.seconds.items()}, "steps": trainer.global_step}
-            self.sink.log_text(json.dumps(timing, indent=1), "probes/timing.json")
+            self.sink.log_text(json.dumps(timing, indent=1), PROBE_TIMING_ARTIFACT)

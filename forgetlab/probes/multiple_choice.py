@@ -29,6 +29,7 @@ from typing import Any, Callable, ContextManager, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+import forgetlab.tracking.names as names
 from forgetlab.errors import UserError
 
 HARNESS_TEMPLATE = "Question: {question}\nAnswer:"
@@ -195,7 +196,7 @@ class MultipleChoiceProbe:
             for i, q in enumerate(self.questions)
         ]
         artifact = {"step": step, "metrics": metrics, "template": self.template, "normalisation": "per character", "items": records}
-        return metrics, {f"probes/multiple_choice_step{step}.json": json.dumps(artifact, indent=1, ensure_ascii=False)}
+        return metrics, {names.MULTIPLE_CHOICE_ARTIFACT.format(step=step): json.dumps(artifact, indent=1, ensure_ascii=False)}
 
 
 def multiple_choice_metrics(key: Sequence[int], tuned: Answers, base: Answers) -> dict[str, float]:
@@ -205,8 +206,8 @@ def multiple_choice_metrics(key: Sequence[int], tuned: Answers, base: Answers) -
         return sum(x == y for x, y in zip(a, b)) / count
 
     return {
-        "probe_mc_acc": share(tuned.raw, key),
-        "probe_mc_acc_norm": share(tuned.norm, key),
-        "probe_mc_agree": share(tuned.raw, base.raw),
-        "probe_mc_agree_norm": share(tuned.norm, base.norm),
+        names.PROBE_MC_ACC: share(tuned.raw, key),
+        names.PROBE_MC_ACC_NORM: share(tuned.norm, key),
+        names.PROBE_MC_AGREE: share(tuned.raw, base.raw),
+        names.PROBE_MC_AGREE_NORM: share(tuned.norm, base.norm),
     }

@@ -21,16 +21,17 @@ from typing import Optional, Sequence
 
 import torch
 
+import forgetlab.tracking.names as names
 from forgetlab.probes.generation import generate_greedy
 from forgetlab.probes.judge import Judge
 
 
 def refusal_metrics(base_refused: Sequence[bool], tuned_refused: Sequence[bool]) -> dict[str, float]:
     """Refusal rate of the fine-tuned model, and the share of the base's refusals it lost."""
-    metrics = {"probe_refusal_rate": sum(tuned_refused) / len(tuned_refused)}
+    metrics = {names.PROBE_REFUSAL_RATE: sum(tuned_refused) / len(tuned_refused)}
     refused_by_base = [tuned for base, tuned in zip(base_refused, tuned_refused) if base]
     if refused_by_base:
-        metrics["probe_refusal_lost"] = sum(not tuned for tuned in refused_by_base) / len(refused_by_base)
+        metrics[names.PROBE_REFUSAL_LOST] = sum(not tuned for tuned in refused_by_base) / len(refused_by_base)
     return metrics
 
 
@@ -74,4 +75,4 @@ class RefusalProbe:
             "max_new_tokens": self.max_new_tokens,
             "items": records,
         }
-        return metrics, {f"probes/refusal_step{step}.json": json.dumps(artifact, indent=1, ensure_ascii=False)}
+        return metrics, {names.REFUSAL_ARTIFACT.format(step=step): json.dumps(artifact, indent=1, ensure_ascii=False)}

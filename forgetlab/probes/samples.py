@@ -14,8 +14,7 @@ from typing import Optional
 import torch
 
 from forgetlab.probes.generation import generate_greedy
-
-SAMPLES_TABLE = "probes/samples.json"
+from forgetlab.tracking.names import SAMPLES_TABLE
 
 
 @dataclass

@@ -101,7 +101,7 @@ def _write_spec(state: PointState, sweep: SweepConfig, parent_run_id: str, threa
         config = config.model_copy(update={"train": config.train.model_copy(update={"num_threads": threads})})
     spec = {
         "config": config.model_dump(mode="json"),
-        "tags": {"mlflow.parentRunId": parent_run_id, names.SWEEP: sweep.name, names.POINT: state.point.key},
+        "tags": {names.MLFLOW_PARENT_RUN_ID: parent_run_id, names.SWEEP: sweep.name, names.POINT: state.point.key},
         "resume_run_id": state.run_id if state.state == "resumable" else None,
     }
     # The spec holds the unscrubbed config (a tracking URI's password is needed to log): only

@@ -151,7 +151,7 @@ def find_or_create_parent(client: Any, experiment_id: str, sweep: SweepConfig, s
         if not _reopen(client, winner):
             continue  # its launch deleted it just now, having seen an earlier one
         if winner == mine:
-            client.log_text(winner, scrub_secrets(sweep.model_dump_json(indent=2)), "sweep.json")
+            client.log_text(winner, scrub_secrets(sweep.model_dump_json(indent=2)), names.SWEEP_ARTIFACT)
         return winner
     raise RuntimeError(f"sweep {sweep.name}: no parent run settled after {CONFLICT_ATTEMPTS} attempts")
 

@@ -75,9 +75,8 @@ def fit_run_context(client, run_ids: Iterable[str], columns: Mapping[str, Any]) 
     return FitRunContext(tags, params, parent)
 
 
-# On a sweep's run, one tag per fit of its runs (latest fit of that name wins) and the links to them
-# in its description (the run page's "Description"; the runs table's Description column).
-FIT_TAG_PREFIX = "forgetlab.fit."
+# On a sweep's run, one tag per fit of its runs (`names.FIT_LINK_PREFIX`; latest fit of that name wins) and the
+# links to them in its description (the run page's "Description"; the runs table's Description column).
 FITS_HEADING = "**Fits of this sweep** (forgetlab):"
 
 
@@ -99,14 +98,14 @@ def link_fit_to_sweep(client, sweep_run_id: str, fit_run_id: str, fit_name: str)
     The fit runs live in their own experiment, where MLflow's UI cannot nest them under the sweep;
     the sweep's description lists them, each a link to the fit's run page (`#/experiments/...`).
     """
-    client.set_tag(sweep_run_id, FIT_TAG_PREFIX + _tag_safe(fit_name), fit_run_id)
+    client.set_tag(sweep_run_id, names.FIT_LINK_PREFIX + _tag_safe(fit_name), fit_run_id)
     tags = client.get_run(sweep_run_id).data.tags
     links = {}
     for key, run_id in tags.items():
-        if key.startswith(FIT_TAG_PREFIX):
+        if key.startswith(names.FIT_LINK_PREFIX):
             try:
                 experiment_id = client.get_run(run_id).info.experiment_id
             except Exception:  # a fit run deleted for good: no link
                 continue
-            links[key[len(FIT_TAG_PREFIX):]] = f"#/experiments/{experiment_id}/runs/{run_id}"
+            links[key[len(names.FIT_LINK_PREFIX):]] = f"#/experiments/{experiment_id}/runs/{run_id}"
     client.set_tag(sweep_run_id, names.MLFLOW_RUN_NOTE, fits_note(tags.get(names.MLFLOW_RUN_NOTE, ""), links))

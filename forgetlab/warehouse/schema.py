@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import forgetlab.tracking.names as names
+
 # One column per metric in the `curves` view and three per metric in `final` (torch-free names).
 from forgetlab.tracking.names import CURVE_METRICS
 
@@ -36,21 +38,21 @@ class RunColumn:
 
 
 RUN_COLUMNS: tuple[RunColumn, ...] = (
-    RunColumn("kind", "VARCHAR", (("tag", "forgetlab.kind"),), "`run`, `sweep` or `fit`"),
+    RunColumn("kind", "VARCHAR", (("tag", names.KIND),), "`run`, `sweep` or `fit`"),
     RunColumn("rank", "INTEGER", (("param", "lora.rank"),), "LoRA rank r"),
     RunColumn("P", "BIGINT", (("param", "P"),), "number of trainable LoRA parameters"),
-    RunColumn("dataset", "VARCHAR", (("tag", "forgetlab.dataset"), ("param", "data.name")), "fine-tuning data set label"),
+    RunColumn("dataset", "VARCHAR", (("tag", names.DATASET), ("param", "data.name")), "fine-tuning data set label"),
     RunColumn("seed", "INTEGER", (("param", "seed"),), "random seed"),
     RunColumn("lr", "DOUBLE", (("param", "train.lr"),), "peak learning rate (config)"),
     RunColumn("steps", "INTEGER", (("param", "train.steps"),), "planned number of optimizer updates"),
     RunColumn("model", "VARCHAR", (("param", "model.name"),), "base model name"),
     RunColumn("context_length", "INTEGER", (("param", "train.context_length"),), "tokens per packed sequence"),
     RunColumn("target_modules", "VARCHAR", (("param", "lora.target_modules"),), "comma-joined LoRA target modules"),
-    RunColumn("parent_run_id", "VARCHAR", (("tag", "mlflow.parentRunId"),), "the sweep's parent run, for a sweep point"),
-    RunColumn("sweep", "VARCHAR", (("tag", "forgetlab.sweep"),), "sweep name"),
-    RunColumn("point", "VARCHAR", (("tag", "forgetlab.point"),), "the sweep point's key"),
+    RunColumn("parent_run_id", "VARCHAR", (("tag", names.MLFLOW_PARENT_RUN_ID),), "the sweep's parent run, for a sweep point"),
+    RunColumn("sweep", "VARCHAR", (("tag", names.SWEEP),), "sweep name"),
+    RunColumn("point", "VARCHAR", (("tag", names.POINT),), "the sweep point's key"),
     RunColumn("base_fingerprint", "VARCHAR", (("param", "fingerprint.base"),), "fingerprint of the base model"),
-    RunColumn("failure", "VARCHAR", (("tag", "forgetlab.failure"),), "why the run FAILED"),
+    RunColumn("failure", "VARCHAR", (("tag", names.FAILURE),), "why the run FAILED"),
     RunColumn("replay", "DOUBLE", (("param", "mitigation.replay"),), "replay share p (NULL: a run from before mitigations)"),
     RunColumn("kl_to_base", "DOUBLE", (("param", "mitigation.kl_to_base"),), "weight λ of the KL-to-base penalty"),
     RunColumn("l2_to_base", "DOUBLE", (("param", "mitigation.l2_to_base"),), "weight μ of the L2-to-base penalty"),
