@@ -70,3 +70,26 @@ def test_the_installed_wheel_lists_configs_and_fits_outside_the_checkout(install
     fitted = _run([installed / "forgetlab", "fit", "--law", "linear", "-B", "20", "--no-validation", "--no-store"], tmp_path)
     assert fitted.returncode == 0, fitted.stderr[-3000:]
     assert "kjv · linear" in fitted.stdout and "64 points, 8 runs" in fitted.stdout  # the default query, from the wheel
+
+
+def test_a_command_module_that_cannot_be_imported_is_an_error(monkeypatch):
+    """A packaging slip that loses a command module stops the CLI with its name, not one command fewer."""
+    import forgetlab.commands as commands
+
+    monkeypatch.setitem(sys.modules, "forgetlab.commands.plot", None)  # what importing a missing module meets
+    with pytest.raises(ImportError, match=r"forgetlab\.commands\.plot cannot be imported .*reinstall forgetlab"):
+        commands.load_command_modules()
+
+
+def test_the_cli_does_not_start_without_one_of_its_command_modules(tmp_path):
+    script = "import sys; sys.modules['forgetlab.commands.plot'] = None; import forgetlab.cli"
+    result = _run([sys.executable, "-c", script], cwd=tmp_path, timeout=120)
+    assert result.returncode != 0 and "forgetlab.commands.plot cannot be imported" in result.stderr
+
+
+def test_every_command_module_is_loaded():
+    """A module added under forgetlab/commands/ is listed in COMMAND_MODULES (else its commands never appear)."""
+    from forgetlab.commands import COMMAND_MODULES
+
+    on_disk = {path.stem for path in (REPO / "forgetlab" / "commands").glob("*.py") if path.stem != "__init__"}
+    assert set(COMMAND_MODULES) == on_disk
