@@ -50,7 +50,8 @@ def register(app: typer.Typer) -> None:
     @base_app.command("info")
     def info_command() -> None:
         """List the embedded bases and data sets in the cache, one line each."""
-        from forgetlab.embedded import cache_root, list_cached_bases, list_cached_datasets
+        from forgetlab.embedded import list_cached_bases, list_cached_datasets
+        from forgetlab.locations import cache_root
 
         root = cache_root()
         typer.echo(f"cache: {root} (set FORGETLAB_CACHE to move it)")

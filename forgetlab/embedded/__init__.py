@@ -5,7 +5,7 @@
 - `ensure_embedded_dataset(name)`: fine-tuning data from other domains (`code`, `instruct`).
 
 Both build on first use into the cache (`$FORGETLAB_CACHE`, else `~/.cache/forgetlab`; see
-`cache.py`) and are found there afterwards. Importing this package is cheap: torch, tokenizers
+`cache.py` and `forgetlab/locations.py`) and are found there afterwards. Importing this package is cheap: torch, tokenizers
 and transformers are imported only when something is built.
 """
 
@@ -16,7 +16,6 @@ from forgetlab.embedded.base import (
     ensure_pretrain_documents,
     list_cached_bases,
 )
-from forgetlab.embedded.cache import CACHE_ENV, cache_root
 from forgetlab.embedded.corpus import DOCUMENT_SEPARATOR, DocstringCorpus, collect_docstrings, split_documents
 from forgetlab.embedded.datasets import (
     EMBEDDED_DATASETS,
@@ -30,7 +29,6 @@ EMBEDDED_BASES: tuple[str, ...] = tuple(BASE_SPECS)
 
 __all__ = [
     "BASE_SPECS",
-    "CACHE_ENV",
     "DEFAULT_SPEC",
     "DOCUMENT_SEPARATOR",
     "EMBEDDED_BASES",
@@ -40,7 +38,6 @@ __all__ = [
     "DocstringCorpus",
     "EmbeddedBase",
     "EmbeddedDataset",
-    "cache_root",
     "collect_docstrings",
     "ensure_embedded_base",
     "ensure_pretrain_documents",

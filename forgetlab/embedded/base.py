@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forgetlab.embedded.cache import build_once, cache_root, sha256_file, sha256_json, write_json_atomic
+from forgetlab.embedded.cache import build_once, sha256_file, sha256_json
 from forgetlab.embedded.corpus import (
     DOCUMENT_SEPARATOR,
     DocstringCorpus,
@@ -35,7 +35,8 @@ from forgetlab.embedded.corpus import (
 )
 from forgetlab.embedded.pretrain import DEFAULT_SPEC, TINY_SPEC, BaseSpec
 from forgetlab.errors import UserError
-from forgetlab.utils.files import write_atomic
+from forgetlab.locations import cache_root
+from forgetlab.utils.files import write_atomic, write_json_atomic
 from forgetlab.utils.versions import package_versions
 
 BASE_SPECS: dict[str, BaseSpec] = {"embedded": DEFAULT_SPEC, "embedded-tiny": TINY_SPEC}

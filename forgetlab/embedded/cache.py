@@ -24,8 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from forgetlab.locations import CACHE_ENV, cache_root  # noqa: F401  (re-exported: one definition of the cache folder)
-from forgetlab.utils.files import current_umask, write_json_atomic  # noqa: F401  (re-exported: embedded/base.py writes with it)
+from forgetlab.utils.files import current_umask
 
 
 def sha256_file(path: Path) -> str:

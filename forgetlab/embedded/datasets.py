@@ -32,9 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from forgetlab.embedded.cache import build_once, cache_root, sha256_file, sha256_json, write_json_atomic
+from forgetlab.embedded.cache import build_once, sha256_file, sha256_json
 from forgetlab.embedded.corpus import parse_source, stdlib_dir, stdlib_signature, stdlib_sources
 from forgetlab.errors import UserError
+from forgetlab.locations import cache_root
+from forgetlab.utils.files import write_json_atomic
 
 TRAIN_BUDGET_CHARS = 2_000_000
 VALIDATION_BUDGET_CHARS = 60_000

@@ -19,9 +19,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgetlab.embedded.cache import build_once, file_lock, write_json_atomic
+from forgetlab.embedded.cache import build_once, file_lock
 from forgetlab.errors import UserError
 from forgetlab.locations import cache_root
+from forgetlab.utils.files import write_json_atomic
 
 GGUF_SUFFIX = ".gguf"
 GGUF_MAGIC = b"GGUF"

@@ -22,7 +22,6 @@ _EXPORTS = {
     "load_query": "forgetlab.warehouse.query",
     "parse_query": "forgetlab.warehouse.query",
     "run_query": "forgetlab.warehouse.query",
-    "CURVE_METRICS": "forgetlab.warehouse.schema",
     "POINTS_COLUMNS": "forgetlab.warehouse.schema",
     "RUN_COLUMNS": "forgetlab.warehouse.schema",
 }
