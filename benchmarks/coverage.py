@@ -14,7 +14,7 @@ the study's own share is printed). Each study is fitted with the real pipeline f
 bootstrap of seeds within ranks (`within rank`), per-seed fits with t on seeds − 1 (`per seed`),
 and on `linear-rank` also the cluster bootstrap over whole seeds (`seed bootstrap`); the same
 simulated studies for every method. The last rows repeat the default at 2 and 3 seeds (the
-study's first seeds) with half the variance shared. About 15 minutes of one core at the defaults,
+study's first seeds) with half the variance shared. About 11 minutes of one core at the defaults,
 nearly all of it in the two bootstrap schemes.
 """
 

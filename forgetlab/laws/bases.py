@@ -2,7 +2,7 @@
 
 Forgetting is measured against the base model itself, so two arms run on different bases (even
 two builds of the same config whose weights differ) answer different questions: in the long-N
-arm, built on an older embedded base, hard L_f came out 0.03–0.16 nats lower at matched rank,
+arm, built on an older embedded base, hard L_f came out 0.04–0.16 nats lower (mean per run) at matched rank,
 seed and N than in the study. The points carry the base's fingerprint (`base_fingerprint`, a
 hash of its weights; `model` where an older export lacks it). `forgetlab report` names the
 base of every results folder, refuses to fit points or folders of different bases together

@@ -21,7 +21,7 @@ def print_fit(result: FitResult, console, artifact_location: Optional[str] = Non
     table = Table(title=title, title_justify="left")
     table.add_column("parameter")
     table.add_column("estimate", justify="right")
-    table.add_column(f"{level}% interval (bootstrap over {_unit(result)})", justify="right")
+    table.add_column(f"{level}% interval (over {_unit(result)})", justify="right")
     table.add_column("note")
     for name, value in result.params.items():
         low, high = result.intervals.get(name, [None, None])
@@ -80,18 +80,19 @@ def _print_bootstrap(result: FitResult, console) -> None:
     if boot.get("withheld"):
         console.print(f"  [yellow]no intervals[/yellow]: {boot['withheld']}")
     if boot["succeeded"] or boot["failed"]:
+        jackknife = (boot.get("scheme") or "").startswith("jackknife")  # no random draws: no seed, no stream
         resampled = f", resampling {boot['summary']}" if boot.get("summary") else ""
         console.print(
-            f"  bootstrap: {boot['succeeded']}/{boot.get('replicates') or boot['B']} refits succeeded over {runs}{resampled} "
-            f"({boot['failed']} failed{_reasons(boot['failed_by_reason'])}), seed {boot['seed']}"
-            + (f", stream '{boot['stream']}'" if boot.get("stream") else "")
+            f"  {'jackknife' if jackknife else 'bootstrap'}: {boot['succeeded']}/{boot.get('replicates') or boot['B']} refits "
+            f"succeeded over {runs}{resampled} ({boot['failed']} failed{_reasons(boot['failed_by_reason'])})"
+            + ("" if jackknife else f", seed {boot['seed']}" + (f", stream '{boot['stream']}'" if boot.get("stream") else ""))
         )
     if boot.get("caution"):
         console.print(f"  [yellow]caution[/yellow]: {boot['caution']}")
 
 
 def _unit(result: FitResult) -> str:
-    """What the interval's bootstrap resampled, for a column title (older fits: seeds within ranks)."""
+    """What the interval was measured over, for a column title (older fits: seeds within ranks)."""
     unit = result.bootstrap.get("unit") or "seed within rank"
     units = result.bootstrap.get("units")
     if unit == "seed":
