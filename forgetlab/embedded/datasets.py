@@ -363,6 +363,10 @@ def _write_jsonl(path: Path, records: list[Record]) -> None:
 
 def _build(folder: Path, name: str, recipe: _Recipe, key: str) -> None:
     train, validation = _fill_splits(recipe.records(), recipe.budgets, recipe.validation_per_100)
+    # The same text under two keys (pydoc's topics repeat whole sections) must not be on both sides:
+    # it leaves the training side, so the held-out side (forgetting text, L_ft) is what the hash decided.
+    held_out = {json.dumps(record, sort_keys=True) for record in validation}
+    train = [record for record in train if json.dumps(record, sort_keys=True) not in held_out]
     _write_jsonl(folder / "train.jsonl", train)
     _write_jsonl(folder / "validation.jsonl", validation)
     fingerprint = hashlib.sha256(
