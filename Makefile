@@ -9,9 +9,9 @@ PYTHON ?= python3
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-$(BIN)/.forgetlab-installed: pyproject.toml
+$(BIN)/.forgetlab-installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check $(TORCH) -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt $(TORCH) -e '.[test]'
 	touch $@
 
 .PHONY: install run test smollm2
