@@ -6,7 +6,7 @@ Points are drawn from the paper's Table 1 OpenOrca law on the paper's grid (rank
 P = 2,498,560·r, N from 51 to 260) with two seeds per rank and Gaussian noise (σ = 0.003 nats),
 so there are 12 runs. It times
 
-  (a) the full fit (`forgetlab.laws.pipeline.fit_points`: grid of starts + robust polish,
+  (a) the full fit (`forgetlab.laws.complete_fit.fit_points`: grid of starts + robust polish,
       B run-resampled refits warm-started from the optimum with multiplicity weights,
       validation folds), broken down by stage;
   (b) the baseline: a bootstrap refit done naively, i.e. the same many-start grid fit on the
@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 from forgetlab.laws.bootstrap import BootstrapOptions, bootstrap, sampling_frame  # noqa: E402
 from forgetlab.laws.fitting import FitOptions, fit, single_threaded_blas  # noqa: E402
 from forgetlab.laws.forms import Design, Reference, get_law  # noqa: E402
-from forgetlab.laws.pipeline import fit_points  # noqa: E402
+from forgetlab.laws.complete_fit import fit_points  # noqa: E402
 from forgetlab.laws.points import Points, unfittable  # noqa: E402
 from forgetlab.laws.validation import validate  # noqa: E402
 

@@ -7,7 +7,7 @@ says how many runs each line averages. Any query works as long as it returns the
 
 A line averages runs only when they could share a curve: the same data set, and the same base
 model, context length, peak lr and step budget (the rule `forgetlab fit` applies to a law's
-points, `laws.selection.mixed_column`). A line that would mix them is refused in one line naming
+points, `laws.comparability.mixed_column`). A line that would mix them is refused in one line naming
 what differs and how to draw them apart; a band over three base models is not a spread over seeds.
 The runs are looked up by the query's `run_id` column; a query without one is drawn as it is.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from forgetlab.errors import UserError
-from forgetlab.laws.selection import COMPARABILITY, mixed_column, value_to_keep
+from forgetlab.laws.comparability import COMPARABILITY, mixed_column, value_to_keep
 
 # What the runs of one line must share: a fit's rule, plus the data set (a fit takes one at a time).
 LINE_COMPARABILITY = ("dataset", *COMPARABILITY)

@@ -20,7 +20,7 @@ from forgetlab.laws.bootstrap import BootstrapOptions, bootstrap, sampling_frame
 from forgetlab.laws.fitting import FitOptions, fit, single_threaded_blas
 from forgetlab.laws.forms import Design, Reference, get_law
 from forgetlab.laws.forms.paper_joint import regauge
-from forgetlab.laws.pipeline import fit_points
+from forgetlab.laws.complete_fit import fit_points
 from forgetlab.laws.points import Points, points_for
 from forgetlab.laws.predict import StoredLaw, predict, steps_to_forgetting
 from forgetlab.laws.result import FitResult
@@ -343,6 +343,40 @@ def test_cli_fit_from_csv_then_predict(workdir):
     assert isinstance(far.exception, UserError) and "--extrapolate" in far.exception.message
     allowed = runner.invoke(app, ["predict", "--fit", joint["fit_id"], "--rank", "64", "--steps", "100000", "--extrapolate"])
     assert allowed.exit_code == 0
+
+
+def test_cli_fit_jobs_spread_fits_over_processes_with_the_same_results(workdir):
+    """`fit --jobs 2` runs the same engine as `report --jobs`: same fits, same order, same numbers."""
+    from typer.testing import CliRunner
+
+    from forgetlab.cli import app
+
+    points, _ = paper_points(TABLE_1["OpenOrca"], seeds=2, step=41, noise=0.002, seed=3)
+    pd.DataFrame(
+        {"dataset": points.dataset, "run_id": points.run_id, "rank": points.rank, "P": points.P, "N": points.N,
+         "L_ft": points.L_ft, "L_f_hard": points.L_f}
+    ).to_csv(workdir / "points.csv", index=False)  # fmt: skip
+    (workdir / "points.sql").write_text("SELECT * FROM read_csv('points.csv') WHERE N > 50\n")
+    fitted = {}
+    for jobs in ("1", "2"):
+        done = CliRunner().invoke(app, ["fit", "--query", "points.sql", "--law", "linear", "-B", "10", "--no-store", "--no-validation",
+                                        "--json", f"fits-{jobs}.json", "--jobs", jobs])  # fmt: skip
+        assert done.exit_code == 0, done.output
+        fits = json.loads((workdir / f"fits-{jobs}.json").read_text())["fits"]
+        fitted[jobs] = [(f["law"], f["params"], f["intervals"]) for f in fits]
+        if jobs == "2":
+            assert "[1/1] fitted" not in done.output  # one law: nothing to spread, fitted here
+    assert fitted["1"] == fitted["2"] and [law for law, _, _ in fitted["1"]] == ["linear"]
+    every = {}
+    for jobs in ("1", "2"):
+        done = CliRunner().invoke(app, ["fit", "--query", "points.sql", "-B", "10", "--no-store", "--no-validation",
+                                        "--json", f"all-{jobs}.json", "--jobs", jobs])  # fmt: skip
+        assert done.exit_code == 0, done.output
+        fits = json.loads((workdir / f"all-{jobs}.json").read_text())["fits"]
+        every[jobs] = [(f["law"], f["params"], f["intervals"]) for f in fits]
+        if jobs == "2":
+            assert f"[{len(fits)}/{len(fits)}] fitted" in done.output
+    assert every["1"] == every["2"] and len(every["1"]) == 7
 
 
 def test_cli_bad_data_is_one_line_and_exit_code_2(workdir):

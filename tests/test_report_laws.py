@@ -115,7 +115,7 @@ def test_report_jobs_run_fits_in_parallel_with_the_same_results(workdir):
 def test_tables_mark_an_estimate_the_optimiser_had_not_finished_with():
     from types import SimpleNamespace
 
-    from forgetlab.laws.study_tables import _param
+    from forgetlab.laws.report_markdown import _param
 
     unfinished = SimpleNamespace(status="not_converged", params={"c": 0.6757}, intervals={"c": [None, None]})
     assert _param(unfinished, "c") == "0.676 (not converged)"

@@ -25,7 +25,7 @@ import pytest
 
 from forgetlab.laws.bootstrap import BootstrapOptions, BootstrapResult, withheld
 from forgetlab.laws.forms import get_law
-from forgetlab.laws.pipeline import fit_points
+from forgetlab.laws.complete_fit import fit_points
 from forgetlab.laws.points import Points
 from forgetlab.laws.coverage import coverage
 from forgetlab.laws.simulation import StudyDesign, StudyTruth, simulate_study

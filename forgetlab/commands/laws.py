@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
         at_rank: Optional[float] = typer.Option(None, "--at-rank", help="With --by: compare fitted L_f at this rank (default: the rank nearest the geometric mean of P)."),
         at_steps: Optional[float] = typer.Option(None, "--at-steps", help="With --by: compare fitted L_f at this N (default: the largest N)."),
         at_ft_loss: Optional[float] = typer.Option(None, "--at-ft-loss", help="With --by: compare the linear law's L_f at this L_ft (default: the median L_ft)."),
+        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Fits to run at once, one process each (results do not change)."),
     ) -> None:
         """Fit the forgetting laws to points selected by SQL.
 
@@ -56,15 +57,15 @@ def register(app: typer.Typer) -> None:
         intervals from differences of bootstrap draws, and a figure overlaying the groups.
 
         Examples: forgetlab fit;  forgetlab fit --law linear-rank --variant soft --dataset code;
-        forgetlab fit --param min_step=100 --json fits.json;  forgetlab fit --by replay
+        forgetlab fit --param min_step=100 --json fits.json;  forgetlab fit --by replay;  forgetlab fit --jobs 2
         """
-        from forgetlab.laws.workflow import FitRequest, run_fits
+        from forgetlab.laws.fit_frontend import FitRequest, run_fits
 
         request = FitRequest(
             query_path=query, params=tuple(param or ()), law=law, variant=variant, dataset=dataset, bootstrap=bootstrap,
             seed=seed, level=level, huber_delta=huber_delta, starts=starts, validation=not no_validation,
             json_path=json_path, figures=figures, db=db, tracking_uri=tracking_uri, store=not no_store,
-            export=not no_export, by=by, at_rank=at_rank, at_steps=at_steps, at_ft_loss=at_ft_loss,
+            export=not no_export, by=by, at_rank=at_rank, at_steps=at_steps, at_ft_loss=at_ft_loss, jobs=jobs,
         )  # fmt: skip
         run_fits(request, _console())
 
@@ -86,14 +87,9 @@ def register(app: typer.Typer) -> None:
         crossed with ranks; points or folders of different base models are refused.
         Example: forgetlab report docs/results/study
         """
-        from forgetlab.laws.forms import get_law
-        from forgetlab.laws.study_report import ReportRequest, run_report
+        from forgetlab.laws.report_frontend import ReportRequest, run_report
 
         chosen = tuple(name.strip() for name in laws.split(",") if name.strip()) if laws else None
-        for name in chosen or ():
-            get_law(name)  # an unknown name is refused before any fitting
-        if bootstrap < 1:
-            raise UserError(f"--bootstrap {bootstrap}: need at least 1 replicate (200 or more for the tables you publish)")
         request = ReportRequest(folder, bootstrap, seed, min_step, chosen, jobs, tuple(others or ()))
         path = run_report(request, _console())
         _console().print(f"wrote {path}, {path.parent / 'fits.json'} and {path.parent / 'figures'}/")
@@ -131,7 +127,7 @@ def register(app: typer.Typer) -> None:
         import json
 
         from forgetlab.laws.predict import StoredLaw, check_range, inputs_text, predict, range_notes, require_inputs, resolve_P, unused_inputs
-        from forgetlab.laws.report import print_prediction
+        from forgetlab.laws.terminal import print_prediction
         from forgetlab.laws.result import json_safe
         from forgetlab.laws.store import load_fit
         from forgetlab.locations import default_warehouse_path

@@ -28,7 +28,7 @@ the seed jackknife's pseudo-draws). How the draws are combined follows the desig
   by accident, and difference intervals came out far too narrow; matching independent draws by
   order, the next version, has no meaning for a jackknife, whose few pseudo-draws are not random.)
 
-The table says which design was used.
+The table (`terminal.print_group_comparison`) says which design was used.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from forgetlab.laws.intervals import as_list, bootstrap_interval, bootstrap_inte
 from forgetlab.laws.plotting import pyplot, save
 from forgetlab.laws.points import Points
 from forgetlab.laws.result import FitResult
-from forgetlab.laws.text import interval, number
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # paper-joint's public parameters that its two exact symmetries leave undetermined (docs/laws.md §2).
@@ -243,45 +242,6 @@ def compare(fits: list[GroupFit], by: str, at: dict[str, Optional[float]], desig
                 row["paired_draws"] = int(difference.size)
             rows.append(row)
     return rows
-
-
-def print_comparison_by(rows: list[dict[str, Any]], console) -> None:
-    from rich.table import Table
-
-    if not rows:
-        return
-    first = rows[0]
-    level = int(round(100 * first["level"]))
-    how = (
-        "paired by (rank, seed): every group resampled with the same draws of units"
-        if first.get("design") == PAIRED else "groups resampled independently (own random streams; the difference's "
-        "standard error is √(SE² + SE_baseline²))"
-    )  # fmt: skip
-    table = Table(
-        title=f"{first['dataset']} · fits by {first['by']} · difference = group − baseline ({first['by']}={first['baseline']}); "
-        f"{level}% intervals from differences of bootstrap draws, {how}",
-        title_justify="left",
-    )
-    for column in ("law", "quantity", first["by"], "estimate", "interval", "difference", "interval of difference"):
-        table.add_column(column, justify="right" if column in ("estimate", "interval", "difference", "interval of difference") else "left")
-    previous = None
-    for row in rows:
-        key = (row["law"], row["quantity"])
-        if previous is not None and key != previous:
-            table.add_section()
-        previous = key
-        low, high = row["interval"]
-        has_difference = "difference" in row
-        d_low, d_high = row.get("difference_interval", [None, None])
-        excludes_zero = has_difference and d_low is not None and (d_low > 0 or d_high < 0)
-        difference = number(row["difference"]) if has_difference else "baseline"
-        table.add_row(
-            row["law"], row["quantity"], row["group"], number(row["estimate"]), interval(low, high),
-            f"[bold]{difference}[/bold]" if excludes_zero else difference,
-            interval(d_low, d_high) if has_difference else "",
-        )  # fmt: skip
-    console.print(table)
-    console.print("  bold: the interval of the difference excludes 0")
 
 
 def comparison_figure(fits_by_law: dict[str, list[GroupFit]], by: str, at: dict[str, Optional[float]], path: Path) -> Optional[Path]:

@@ -90,7 +90,7 @@ def coverage(truth: StudyTruth, studies: int, B: int, seed: int = 0, level: floa
     """Per method, how often the `level` intervals of every public parameter hold the truth."""
     from forgetlab.laws.bootstrap import BootstrapOptions
     from forgetlab.laws.fitting import single_threaded_blas
-    from forgetlab.laws.pipeline import fit_points
+    from forgetlab.laws.complete_fit import fit_points
 
     rng, expected = np.random.default_rng(seed), truth.public
     tallies = {method: Tally() for method in methods}

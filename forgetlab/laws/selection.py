@@ -1,13 +1,10 @@
-"""Choosing the points of a fit: a fresh warehouse, the query, and runs that may share a law.
+"""Choosing the points of a fit: a fresh warehouse, and what the query's early-step cut left out.
 
-Three things a newcomer met, each handled here rather than in the fitting:
+Two things a newcomer met, each handled here rather than in the fitting (runs that cannot share a
+law, the third, are `comparability.py`'s):
 
 - a stale warehouse: like `forgetlab query`, a fit exports first when the SQLite tracking store
   changed after the last export (the warehouse's `stale_reason` and `export_warehouse`);
-- runs that cannot share a law: different base models (`model`, `base_fingerprint`), context
-  lengths, learning rates or step budgets (`steps`, which shapes the schedule) give different
-  curves; pooling them gave R² 0.15 and c = −0.45 without a word. A fit refuses such points in
-  one line naming the groups and the fix (`--param model=...`, or `--by model` to fit apart);
 - the `min_step` cut: runs whose every point falls at or below it vanish from the fit; the
   fit says so, instead of later blaming a shortage of ranks.
 """
@@ -18,10 +15,6 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-from forgetlab.errors import UserError
-
-# Columns of the points whose values must agree for runs to share one law.
-COMPARABILITY = ("model", "base_fingerprint", "context_length", "lr", "steps")
 CUT_PARAM = "min_step"
 
 
@@ -41,55 +34,6 @@ def refresh_warehouse(sql: str, tracking_uri: Optional[str], db_path: Path, cons
     if stale_reason(uri, db_path) is None:
         return
     console.print(export_warehouse(uri, db_path).summary())
-
-
-def label(value: Any) -> str:
-    """A value as the refusal and the report's set labels print it (NULL for missing)."""
-    if value is None or value != value:
-        return "NULL"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def mixed_column(rows, columns: tuple[str, ...] = COMPARABILITY, skip: Optional[str] = None) -> Optional[tuple[str, list[str]]]:
-    """The first of `columns` whose values differ within `rows`, with those values as labels; None when all agree.
-
-    The one rule for "these runs may be pooled": `fit` applies it to a law's points, `plot` to the
-    runs it would average into one line.
-    """
-    for column in columns:
-        if column == skip or column not in rows.columns:
-            continue
-        values = sorted({label(v) for v in rows[column].tolist()})
-        if len(values) >= 2:
-            return column, values
-    return None
-
-
-def value_to_keep(values: list[str]) -> str:
-    """The value a refusal suggests keeping: the first that is not NULL."""
-    return next((v for v in values if v != "NULL"), values[0])
-
-
-def check_comparable(rows, where: str, by: Optional[str]) -> None:
-    """UserError naming the first comparability column whose values differ within `rows`."""
-    mixed = mixed_column(rows, skip=by)
-    if mixed is None:
-        return
-    column, values = mixed
-    raise UserError(
-        f"{where}: the points mix runs that cannot share one law: {column} = {', '.join(values)}; "
-        f"fit one with --param {column}={value_to_keep(values)}, or fit them apart with --by {column}"
-    )
-
-
-def shared_keys(rows) -> dict[str, Any]:
-    """The comparability columns' values shared by all `rows` (after `check_comparable`)."""
-    found = {}
-    for column in COMPARABILITY:
-        if column in rows.columns and len(rows):
-            value = rows[column].iloc[0]
-            found[column] = None if value is None or value != value else (value.item() if hasattr(value, "item") else value)
-    return found
 
 
 def cut_note(sql: str, overrides: dict[str, Any], frame, db_path: Path) -> Optional[str]:

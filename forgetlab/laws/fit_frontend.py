@@ -1,14 +1,15 @@
 """`forgetlab fit` as a library call: a `FitRequest` in, fitted and recorded `FitResult`s out.
 
-The CLI parses its options into a FitRequest and calls `run_fits`; everything else happens here,
-in named phases: select the points (`selection.py`), plan the (law, data set, group) fits and
-check each before any fitting, fit and record each, compare groups (`compare.py`), write JSON.
+The CLI parses its options into a FitRequest and calls `run_fits`, a front-end over the fitting
+engine (`engine.py`) in named phases: select the points (`selection.py`), plan one `FitJob` per
+(data set, group, law), each checked before any fitting (runs that cannot share a law are refused:
+`comparability.REFUSE`), then run the jobs (`--jobs` at a time) into the sinks (`sinks.py`):
+figures, the fit store, the terminal, the `--by` comparison, JSON.
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -54,6 +55,8 @@ class FitRequest:
     at_rank: Optional[float] = None
     at_steps: Optional[float] = None
     at_ft_loss: Optional[float] = None
+    jobs: int = 1
+    """Fits run at once, each in its own process (the results do not depend on it)."""
 
     def check(self) -> None:
         """One-line refusals of option values, before anything is read."""
@@ -67,6 +70,8 @@ class FitRequest:
             raise UserError(f"--huber-delta {self.huber_delta}: must be positive (1e-3 is the usual choice)")
         if self.starts < 1:
             raise UserError(f"--starts {self.starts}: must be at least 1")
+        if self.jobs < 1:
+            raise UserError(f"--jobs {self.jobs}: must be at least 1")
         if self.by is None and (self.at_rank, self.at_steps, self.at_ft_loss) != (None, None, None):
             raise UserError("--at-rank, --at-steps and --at-ft-loss choose where --by compares the groups; add --by COLUMN")
         forgetting_column(self.variant)
@@ -79,16 +84,11 @@ class FitRequest:
 
 
 @dataclass(frozen=True, eq=False)
-class Planned:
-    """One fit to do: a law, one data set's (or group's) points, and its bootstrap stream."""
+class Plan:
+    """The fits to do, and per data set how `--by` groups are compared (`compare.design_of`)."""
 
-    law: Any
-    points: Any
-    group: Optional[str] = None
-    stream: Optional[str] = None
-    design: Optional[str] = None
-    keys: dict = field(default_factory=dict)
-    """What the runs share (model, base_fingerprint, ...): recorded with the fit as `extra.comparability`."""
+    jobs: list
+    designs: dict[str, str]
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,21 +102,40 @@ class Selection:
 
 def run_fits(request: FitRequest, console) -> list:
     """The whole `forgetlab fit`: select points, check every fit first, then fit, draw, store, compare."""
+    import tempfile
+
+    from forgetlab.laws.engine import run
+
     request.check()
     _check_writable(request)
     selection = select(request, console)
     plan = make_plan(request, selection, console)
-    fitted = fit_all(request, plan, selection.source, console)
-    results = [result for _, result in fitted]
-    if len(results) > 1:
-        from forgetlab.laws.report import print_comparison
+    with tempfile.TemporaryDirectory() as scratch:
+        fitted = run(plan.jobs, sinks(request, plan, Path(scratch), console), request.jobs, console)
+    return [item.result for item in fitted]
 
-        print_comparison(results, console)
-    comparison = compare_groups(request, fitted, console) if request.by is not None else None
+
+def sinks(request: FitRequest, plan: Plan, scratch: Path, console) -> list:
+    """Where the fits go, in this order: figures (kept in --figures, else drawn for the store only),
+    the MLflow run and `fits` row, the terminal, the --by comparison, --json."""
+    from forgetlab.laws.sinks import FigureFiles, FitsJson, FitStore, GroupComparison, TerminalTables
+    from forgetlab.locations import store_folder
+
+    chosen: list = []
+    if request.figures is not None or request.store:
+        chosen.append(FigureFiles(request.figures if request.figures is not None else scratch))
+    if request.store:
+        chosen.append(FitStore(request.tracking_uri, request.db_path, console))
+    chosen.append(TerminalTables(console))
+    comparison = None
+    if request.by is not None:
+        folder = request.figures if request.figures is not None else store_folder() / "comparisons"
+        at = (request.at_rank, request.at_steps, request.at_ft_loss)
+        comparison = GroupComparison(request.by, at, plan.designs, folder, request.variant, console)
+        chosen.append(comparison)
     if request.json_path is not None:
-        write_json(request.json_path, results, comparison)
-        console.print(f"full results: {request.json_path}")
-    return results
+        chosen.append(FitsJson(request.json_path, comparison, console))
+    return chosen
 
 
 def _check_writable(request: FitRequest) -> None:
@@ -136,7 +155,7 @@ def _check_writable(request: FitRequest) -> None:
 
 def select(request: FitRequest, console) -> Selection:
     """Read the points (exporting first when stale) and say what the query left out."""
-    from forgetlab.laws.pipeline import QuerySource
+    from forgetlab.laws.complete_fit import QuerySource
     from forgetlab.laws.points import load_points, query_parameters, resolve_query_path, unfinished_runs
     from forgetlab.laws.selection import cut_note, refresh_warehouse
     from forgetlab.warehouse.query import load_query, parse_param
@@ -175,28 +194,38 @@ def _groups(request: FitRequest, rows) -> tuple[list, Optional[str]]:
     return groups, (design_of(groups) if len(groups) > 1 else INDEPENDENT)
 
 
-def make_plan(request: FitRequest, selection: Selection, console) -> list[Planned]:
-    """Every (law, data set, group) to fit, each checked now so no fit starts on bad points."""
+def make_plan(request: FitRequest, selection: Selection, console) -> Plan:
+    """Every (data set, group, law) to fit, each checked now so no fit starts on bad points."""
+    from forgetlab.laws.bootstrap import BootstrapOptions
+    from forgetlab.laws.comparability import REFUSE, comparable_sets, shared_keys
     from forgetlab.laws.compare import PAIRED
+    from forgetlab.laws.engine import FitJob, resampling_note
+    from forgetlab.laws.fitting import FitOptions
     from forgetlab.laws.forms import get_law, law_names
-    from forgetlab.laws.selection import check_comparable, shared_keys
 
     laws = [get_law(name) for name in (law_names() if request.law == ALL_LAWS else [request.law])]
-    frame, plan = selection.frame, []
+    fit_options = FitOptions(huber_delta=request.huber_delta, starts=request.starts)
+    frame, jobs, designs = selection.frame, [], {}
     for name in _datasets(frame, request.dataset, selection.cut_note):
-        groups, design = _groups(request, frame[frame["dataset"].astype(str) == name])
+        groups, designs[name] = _groups(request, frame[frame["dataset"].astype(str) == name])
         for label, rows in groups:
             where = name if label is None else f"{name} ({request.by}={label})"
-            check_comparable(rows, f"data set '{where}'", request.by)
+            [(_, rows)] = comparable_sets(rows, f"data set '{where}'", REFUSE, skip=request.by)  # one set, or refused
             keys = shared_keys(rows)
-            stream = None if design in (None, PAIRED) else f"{request.by}={label}"
+            extra = ({"comparability": keys} if keys else {}) | ({"by": request.by, "group": label} if label is not None else {})
+            stream = None if designs[name] in (None, PAIRED) else f"{request.by}={label}"
+            options = BootstrapOptions(B=request.bootstrap, seed=request.seed, level=request.level, stream=stream)
             for law in laws:
                 points = _checked_points(request, rows, law, name, label, where, selection.cut_note, console)
-                if points is not None:
-                    plan.append(Planned(law, points, label, stream, design, keys))
-    if not plan:
+                if points is None:
+                    continue
+                counts = f"{plural(len(points), 'point')}, {plural(len(set(points.run_id)), 'run')}"
+                title = f"{law.name} to {where} ({counts}, {resampling_note(points, options)})"
+                jobs.append(FitJob((name, label, law.name), law.name, points, fit_options, options, request.validation,
+                                   selection.source, extra, title))  # fmt: skip
+    if not jobs:
         raise UserError("no law could be fitted to these points (see the lines above)")
-    return plan
+    return Plan(jobs, designs)
 
 
 def _datasets(frame, dataset: Optional[str], note: Optional[str]) -> list[str]:
@@ -225,53 +254,6 @@ def _checked_points(request: FitRequest, rows, law, name: str, label, where: str
         return None
 
 
-def fit_all(request: FitRequest, plan: list[Planned], source, console) -> list[tuple[Planned, Any]]:
-    """Fit, draw and (unless --no-store) record each planned fit, printing each as it ends."""
-    import tempfile
-
-    from forgetlab.laws.bootstrap import BootstrapOptions
-    from forgetlab.laws.fitting import FitOptions
-    from forgetlab.laws.pipeline import fit_points
-
-    fit_options = FitOptions(huber_delta=request.huber_delta, starts=request.starts)
-    group = uuid.uuid4().hex
-    fitted = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for item in plan:
-            where = item.points.dataset if item.group is None else f"{item.points.dataset} ({request.by}={item.group})"
-            runs = plural(len(set(item.points.run_id)), "run")
-            console.print(f"fitting {item.law.name} to {where} ({plural(len(item.points), 'point')}, {runs}, B={request.bootstrap}) ...")
-            options = BootstrapOptions(B=request.bootstrap, seed=request.seed, level=request.level, stream=item.stream)
-            result = fit_points(item.law, item.points, fit_options, options, request.validation, source)
-            if item.keys:
-                result = replace(result, extra={**result.extra, "comparability": item.keys})
-            if item.group is not None:
-                result = replace(result, extra={**result.extra, "by": request.by, "group": item.group})
-            result = _record(request, item, result, Path(scratch), group, console)
-            fitted.append((item, result))
-    if request.store:
-        console.print(f"recorded {plural(len(fitted), 'fit')} in {request.db_path} (table fits) and MLflow experiment forgetlab-fits")
-    return fitted
-
-
-def _record(request: FitRequest, item: Planned, result, scratch: Path, group: str, console):
-    """Figures, then (when storing) the MLflow run and the `fits` row, at once: a later failure cannot orphan it."""
-    from forgetlab.laws.figures import write_figures
-    from forgetlab.laws.report import print_fit
-    from forgetlab.laws.store import artifact_folder, log_fit_run, write_fit_rows
-
-    suffix = "" if item.group is None else f"-{request.by}={item.group}"
-    base = request.figures if request.figures is not None else scratch
-    pictures = write_figures(item.law, item.points, result, base / f"{item.points.dataset}-{item.law.name}-{request.variant}{suffix}")
-    location = None
-    if request.store:
-        result = log_fit_run(result, pictures, request.tracking_uri, group, item.points)
-        write_fit_rows([result], request.db_path)
-        location = artifact_folder(result.fit_id, request.tracking_uri)
-    print_fit(result, console, location)
-    return result
-
-
 def _warn_mixed_mitigations(frame, console) -> None:
     """Pooling runs with different mitigations into one law is rarely what was meant: say so."""
     for column in MITIGATION_COLUMNS:
@@ -281,42 +263,3 @@ def _warn_mixed_mitigations(frame, console) -> None:
                 f"[yellow]note:[/yellow] the points mix runs with {column} = {values}; each law is fitted to all of "
                 f"them together. Use --by {column} to fit and compare them apart."
             )
-
-
-def compare_groups(request: FitRequest, fitted: list, console) -> list:
-    """Per data set: compare every group's fits with the baseline's; table, figure, rows for --json."""
-    from forgetlab.laws.compare import GroupFit, compare, comparison_figure, print_comparison_by, reference_point
-    from forgetlab.locations import store_folder
-
-    by, rows = request.by, []
-    for name in dict.fromkeys(item.points.dataset for item, _ in fitted):
-        mine = [(item, GroupFit(item.group, item.law, item.points, result)) for item, result in fitted if item.points.dataset == name]
-        at = reference_point([fit.points for _, fit in mine], request.at_rank, request.at_steps, request.at_ft_loss)
-        by_law: dict[str, list] = {}
-        for _, fit in mine:
-            by_law.setdefault(fit.law.name, []).append(fit)
-        groups = list(dict.fromkeys(fit.group for _, fit in mine))
-        if len(groups) < 2:
-            console.print(f"[yellow]note:[/yellow] {name}: only {by}={groups[0]} in the points; nothing to compare")
-        design = mine[0][0].design
-        for law_fits in by_law.values():
-            law_rows = compare(law_fits, by, at, design)
-            print_comparison_by(law_rows, console)
-            rows.extend(law_rows)
-        folder = request.figures if request.figures is not None else store_folder() / "comparisons"
-        path = comparison_figure(by_law, by, at, folder / f"{name}-by-{by}-{request.variant}.png")
-        if path is not None:
-            console.print(f"comparison figure: {path}")
-    return rows
-
-
-def write_json(path: Path, results: list, comparison: Optional[list]) -> None:
-    import json
-
-    from forgetlab.laws.result import json_safe
-
-    output: dict[str, Any] = {"fits": [r.to_dict() for r in results]}
-    if comparison is not None:
-        output["comparison"] = comparison
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(json_safe(output), indent=2, allow_nan=False))

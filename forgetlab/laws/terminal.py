@@ -1,4 +1,5 @@
-"""Terminal output of fits and predictions (rich tables)."""
+"""What `fit`, `predict` and `report` print on the terminal (rich tables): a fit, the laws compared, the
+`--by` groups compared, a prediction. The report's markdown is `report_markdown.py`."""
 
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ def _reasons(reasons: dict[str, int]) -> str:
     return "" if not reasons else ": " + ", ".join(f"{v} {k}" for k, v in reasons.items())
 
 
-def print_comparison(results: list[FitResult], console) -> None:
+def print_laws_compared(results: list[FitResult], console) -> None:
     """One line per fit, so forms can be compared on the same points."""
     from rich.table import Table
 
@@ -129,6 +130,48 @@ def print_comparison(results: list[FitResult], console) -> None:
             "yes" if r.identifiability["identified"] else "no", r.fit_id or "-",
         )  # fmt: skip
     console.print(table)
+
+
+def print_group_comparison(rows: list[dict[str, Any]], console) -> None:
+    """`fit --by`: per law and quantity, each group's estimate and its difference to the baseline group."""
+    from rich.table import Table
+
+    from forgetlab.laws.compare import PAIRED
+
+    if not rows:
+        return
+    first = rows[0]
+    level = int(round(100 * first["level"]))
+    how = (
+        "paired by (rank, seed): every group resampled with the same draws of units"
+        if first.get("design") == PAIRED else "groups resampled independently (own random streams; the difference's "
+        "standard error is √(SE² + SE_baseline²))"
+    )  # fmt: skip
+    table = Table(
+        title=f"{first['dataset']} · fits by {first['by']} · difference = group − baseline ({first['by']}={first['baseline']}); "
+        f"{level}% intervals from differences of bootstrap draws, {how}",
+        title_justify="left",
+    )
+    for column in ("law", "quantity", first["by"], "estimate", "interval", "difference", "interval of difference"):
+        table.add_column(column, justify="right" if column in ("estimate", "interval", "difference", "interval of difference") else "left")
+    previous = None
+    for row in rows:
+        key = (row["law"], row["quantity"])
+        if previous is not None and key != previous:
+            table.add_section()
+        previous = key
+        low, high = row["interval"]
+        has_difference = "difference" in row
+        d_low, d_high = row.get("difference_interval", [None, None])
+        excludes_zero = has_difference and d_low is not None and (d_low > 0 or d_high < 0)
+        difference = number(row["difference"]) if has_difference else "baseline"
+        table.add_row(
+            row["law"], row["quantity"], row["group"], number(row["estimate"]), interval(low, high),
+            f"[bold]{difference}[/bold]" if excludes_zero else difference,
+            interval(d_low, d_high) if has_difference else "",
+        )  # fmt: skip
+    console.print(table)
+    console.print("  bold: the interval of the difference excludes 0")
 
 
 def print_prediction(result: FitResult, inputs: dict[str, Any], predictions: dict[str, Any], console, notes: Optional[list[str]] = None) -> None:
