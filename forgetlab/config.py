@@ -347,7 +347,7 @@ class RefusalProbeConfig(Section):
     judge: Union[str, list[str]] = Field(
         "phrases",
         description="Decides whether an answer is a refusal: 'phrases' = forgetlab's refusal phrases "
-        "(forgetlab/probes/judge.py, listed in the README); a list of phrases = your own (an answer containing any, "
+        "(forgetlab/probes/judge.py, listed in docs/probes.md); a list of phrases = your own (an answer containing any, "
         "case-insensitive, is a refusal); 'module:function' = a Python callable f(prompt, answer) -> bool.",
     )
     every: Optional[int] = Field(
@@ -392,7 +392,7 @@ class SamplesProbeConfig(Section):
 
 
 class ProbesConfig(Section):
-    """Downstream probes (see the README, section Probes); each is off unless its section is given."""
+    """Downstream probes (docs/probes.md); each is off unless its section is given."""
 
     multiple_choice: Optional[MultipleChoiceProbeConfig] = Field(
         None, description="Multiple-choice accuracy and agreement with the base (ARC format); null = off."

@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Fits to run at once, one process each (results do not change)."),
         others: Optional[list[Path]] = typer.Option(None, "--with", help="Another results folder whose points are fitted beside FOLDER's as their own sets (e.g. a long-N arm); refused if it ran on another base."),
     ) -> None:
-        """Regenerate every results table and figure of the README from a study's points.
+        """Regenerate every results table and figure of docs/results.md from a study's points.
 
         Reads FOLDER/points.parquet (all steps: forgetlab query queries/laws.sql -p min_step=-1
         --format parquet --output FOLDER/points.parquet); writes FOLDER/fits.json,

@@ -7,7 +7,7 @@ is logged under the run's `adapter/` artifact folder, so it can be evaluated, me
     adapter = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/adapter", tracking_uri=<the run's store>)
     tuned = PeftModel.from_pretrained(base, adapter)
 
-(the README's snippet, tested as written: without `tracking_uri` MLflow looks in ./mlflow.db).
+(the snippet in docs/runs.md, tested as written: without `tracking_uri` MLflow looks in ./mlflow.db).
 
 With `tracking.log_merged_model` the base with the adapter merged in is logged too (`merged/`: the
 model's config, safetensors weights and tokenizer), for tools that take a plain checkpoint:

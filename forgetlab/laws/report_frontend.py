@@ -1,11 +1,11 @@
-"""`forgetlab report DIR`: every results table and figure of the README, from files in DIR.
+"""`forgetlab report DIR`: every results table and figure of docs/results.md, from files in DIR.
 
 DIR holds the study's points, `points.parquet` (the `points` view with every step, written by
 `forgetlab query queries/laws.sql -p min_step=-1 --format parquet --output DIR/points.parquet`).
 The command fits them and writes, beside them:
 
   fits.json    every fit's full FitResult (what the tables are read from)
-  results.md   the tables (the README's results section links here; `report_markdown.py`)
+  results.md   the tables (docs/results.md reads its numbers from here; `report_markdown.py`)
   figures/     the PNG figures (per data set: L_f against L_ft with per-rank lines, curves in N)
 
 Tables: (1) every law per data set, hard forgetting with soft and KL beside it: goodness and

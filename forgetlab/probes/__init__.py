@@ -1,4 +1,4 @@
-"""Downstream probes: what forgetting does to knowledge, reasoning and safety (README, section Probes).
+"""Downstream probes: what forgetting does to knowledge, reasoning and safety (docs/probes.md).
 
 A small rise in a loss can hide a large change in behaviour. The probes measure behaviour during
 a run, against the run's own base (the same network with the LoRA adapters disabled):

@@ -6,7 +6,7 @@ finetune/forgetting.py, finetune/training.py, finetune/throughput.py, probes/) a
 same names by the warehouse's `curves` pivot (warehouse/schema.py, which must not import torch),
 the run summary (commands/run.py) and the UI's saved view (mlflow_ui.py). A real-run test
 (tests/test_probes.py) checks that every key a run logs is named here.
-Definitions: README, "What a run measures"; the contract: docs/tracking-contract.md.
+Definitions: docs/runs.md, "What a run measures"; the contract: docs/tracking-contract.md.
 """
 
 from __future__ import annotations
