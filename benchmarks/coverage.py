@@ -61,10 +61,26 @@ def main() -> None:
     parser.add_argument("--laws", nargs="+", default=["linear-rank", "linear-rank-steps"])
     parser.add_argument("--shares", type=float, nargs="+", default=[0.0, 0.25, 0.5])
     parser.add_argument("--methods", nargs="+", default=["seed", "within rank", "per seed"], choices=METHODS)
-    parser.add_argument("--seed-bootstrap-on", nargs="*", default=["linear-rank"], help="Laws on which the cluster bootstrap over seeds is compared too (the costly rows).")
-    parser.add_argument("--few-seeds", type=int, nargs="*", default=[2, 3], help="Also the default method at these numbers of seeds (half shared).")
+    parser.add_argument(
+        "--seed-bootstrap-on",
+        nargs="*",
+        default=["linear-rank"],
+        help="Laws on which the cluster bootstrap over seeds is compared too (the costly rows).",
+    )
+    parser.add_argument(
+        "--few-seeds",
+        type=int,
+        nargs="*",
+        default=[2, 3],
+        help="Also the default method at these numbers of seeds (half shared).",
+    )
     parser.add_argument("--studies", type=int, default=200)
-    parser.add_argument("--bootstrap", type=int, default=100, help="Replicates of the bootstrap schemes compared (the default, the seed jackknife, needs none).")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=100,
+        help="Replicates of the bootstrap schemes compared (the default, the seed jackknife, needs none).",
+    )
     parser.add_argument("--min-step", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -84,11 +100,13 @@ def main() -> None:
     for law, truth in truths.items():
         names = truth.law.public_names
         terms = [n for n in names if n in ("d", "e")]
-        print(f"| law | seed share | seeds | method | " + " | ".join(f"coverage of {n}" for n in names) + " | "
+        print("| law | seed share | seeds | method | " + " | ".join(f"coverage of {n}" for n in names) + " | "
               + " | ".join(f"median width of {n}" for n in terms) + " | withheld | seconds |")  # fmt: skip
         print("|---" * (6 + len(names) + len(terms)) + "|")
         every = len(np.unique(truth.points.seed))
-        methods = args.methods + (["seed bootstrap"] if law in args.seed_bootstrap_on and "seed bootstrap" not in args.methods else [])
+        methods = args.methods + (
+            ["seed bootstrap"] if law in args.seed_bootstrap_on and "seed bootstrap" not in args.methods else []
+        )
         plan = [(share, every, method) for share in args.shares for method in methods]
         plan += [(0.5, seeds, "seed") for seeds in args.few_seeds]
         for share, seeds, method in plan:

@@ -27,10 +27,23 @@ def write_rows(path: Path, rows: int) -> None:
     import inspect
     import textwrap
 
-    sentences = [s.strip() for _, m in inspect.getmembers(textwrap) for s in (inspect.getdoc(m) or "").split(".") if len(s.strip()) > 20]
+    sentences = [
+        s.strip()
+        for _, m in inspect.getmembers(textwrap)
+        for s in (inspect.getdoc(m) or "").split(".")
+        if len(s.strip()) > 20
+    ]
     with path.open("w") as out:
         for i in range(rows):
-            out.write(json.dumps({"prompt": f"Item {i}: {sentences[i % len(sentences)]}?", "response": sentences[(i * 7) % len(sentences)]}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "prompt": f"Item {i}: {sentences[i % len(sentences)]}?",
+                        "response": sentences[(i * 7) % len(sentences)],
+                    }
+                )
+                + "\n"
+            )
 
 
 def first_step_seconds(data_file: Path, max_examples: str, steps: int, workdir: Path) -> tuple[float, object]:
@@ -81,7 +94,9 @@ def main() -> None:
     data_file = root / "rows.jsonl"
     started = time.perf_counter()
     write_rows(data_file, args.rows)
-    print(f"wrote {args.rows:,} rows ({data_file.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.1f} s")
+    print(
+        f"wrote {args.rows:,} rows ({data_file.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.1f} s"
+    )
     from forgetlab.embedded.base import ensure_embedded_base
 
     ensure_embedded_base("embedded-tiny", progress=False)  # built once, outside both timings
@@ -96,7 +111,9 @@ def main() -> None:
         data_module.packed_cache_dir = lambda m=max_examples: root / f"packed-{m}"
         seconds, stats = first_step_seconds(data_file, max_examples, args.steps, root / label.split()[0])
         results[label] = seconds
-        print(f"{label:22s} first step after {seconds:7.1f} s; tokenized {stats.examples:,} examples, {stats.tokens:,} tokens")
+        print(
+            f"{label:22s} first step after {seconds:7.1f} s; tokenized {stats.examples:,} examples, {stats.tokens:,} tokens"
+        )
     before, after = results["every row (before)"], results["auto subset (after)"]
     print(f"speed-up to first step: {before / after:.1f}x")
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import math
 import os
 import random
 import sqlite3
@@ -48,8 +47,12 @@ _L_FT = "2.0 + 3.0 * pow(pow(7000.0 / (14592 * r.rank), 0.2) + pow(30.0 / (s.ste
 _KL = "1.2 * (1 - exp(-(s.step + 1) / 300.0)) * (1 + 0.05 * ln(r.rank) / ln(2))"
 _NOISE = "(abs(random()) % 2001 - 1000) / 100000.0"
 _VALUE = {
-    "ft_loss": f"{_L_FT} + {_NOISE}", "forget_hard": f"3.0 + {_KL} + {_NOISE}", "forget_soft": f"4.2 + {_KL} + {_NOISE}",
-    "forget_kl": _KL, "forget_data": f"4.3 + 0.5 * {_KL}", "forget_agree": f"max(0.0, 1.0 - 0.5 * {_KL})",
+    "ft_loss": f"{_L_FT} + {_NOISE}",
+    "forget_hard": f"3.0 + {_KL} + {_NOISE}",
+    "forget_soft": f"4.2 + {_KL} + {_NOISE}",
+    "forget_kl": _KL,
+    "forget_data": f"4.3 + 0.5 * {_KL}",
+    "forget_agree": f"max(0.0, 1.0 - 0.5 * {_KL})",
 }
 
 
@@ -65,16 +68,34 @@ def build_store(folder: Path, runs: int, steps: int) -> str:
     now_ms, rng, ranks = int(time.time() * 1000), random.Random(0), []
     for index in range(runs):
         rank, dataset = RANKS[index % len(RANKS)], ("kjv" if index % 2 == 0 else "shakespeare")
-        run = client.create_run(experiment_id, run_name=f"r{rank}-s{index}", tags={
-            "forgetlab.kind": "run", "forgetlab.dataset": dataset, "forgetlab.sweep": "bench",
-            "forgetlab.point": f"rank={rank},seed={index}"})
-        params = {"lora.rank": rank, "P": 14_592 * rank, "data.name": dataset, "seed": index, "train.lr": 3e-4,
-                  "train.steps": steps, "model.name": "tiny-llama", "fingerprint.base": "0123abcd",
-                  "lora.target_modules": "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"}
+        run = client.create_run(
+            experiment_id,
+            run_name=f"r{rank}-s{index}",
+            tags={
+                "forgetlab.kind": "run",
+                "forgetlab.dataset": dataset,
+                "forgetlab.sweep": "bench",
+                "forgetlab.point": f"rank={rank},seed={index}",
+            },
+        )
+        params = {
+            "lora.rank": rank,
+            "P": 14_592 * rank,
+            "data.name": dataset,
+            "seed": index,
+            "train.lr": 3e-4,
+            "train.steps": steps,
+            "model.name": "tiny-llama",
+            "fingerprint.base": "0123abcd",
+            "lora.target_modules": "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+        }
         # Step 0 goes through MLflow's own log_batch, so the store is one MLflow really wrote.
-        client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()],
-                         metrics=[Metric(key, 4.0 + rng.random(), now_ms, 0) for key in METRICS],
-                         tags=[RunTag("bench", "1")])
+        client.log_batch(
+            run.info.run_id,
+            params=[Param(k, str(v)) for k, v in params.items()],
+            metrics=[Metric(key, 4.0 + rng.random(), now_ms, 0) for key in METRICS],
+            tags=[RunTag("bench", "1")],
+        )
         client.set_terminated(run.info.run_id, "FINISHED")
         ranks.append((run.info.run_id, rank))
     _generate_history(database, ranks, steps, now_ms)
@@ -90,13 +111,18 @@ def _generate_history(database: Path, ranks: list[tuple[str, int]], steps: int, 
         for run_id, _ in ranks:
             selects = " UNION ALL ".join(
                 f"SELECT '{key}', {value}, {now_ms} + s.step, r.run_uuid, s.step, 0 FROM s, bench_runs r "
-                f"WHERE r.run_uuid = '{run_id}'" for key, value in _VALUE.items())
-            connection.execute(f"{steps_cte} INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
-                               f"SELECT * FROM ({selects}) ORDER BY 5, 1")
+                f"WHERE r.run_uuid = '{run_id}'"
+                for key, value in _VALUE.items()
+            )
+            connection.execute(
+                f"{steps_cte} INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+                f"SELECT * FROM ({selects}) ORDER BY 5, 1"
+            )
         connection.execute(
             "UPDATE latest_metrics SET value = m.value, timestamp = m.timestamp, step = m.step, is_nan = m.is_nan "
             f"FROM metrics m WHERE m.run_uuid = latest_metrics.run_uuid AND m.key = latest_metrics.key "
-            f"AND m.step = {steps - 1}")
+            f"AND m.step = {steps - 1}"
+        )
 
 
 def copy_to_postgres(database: Path, postgres_uri: str) -> None:
@@ -111,8 +137,12 @@ def copy_to_postgres(database: Path, postgres_uri: str) -> None:
     with psycopg.connect(postgres_uri) as target:
         target.execute("DELETE FROM experiments")  # the migration's Default experiment: ids must match
         for table in ("experiments", "runs", "params", "tags", "latest_metrics", "metrics"):
-            pg_columns = [row[0] for row in target.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))]
+            pg_columns = [
+                row[0]
+                for row in target.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,)
+                )
+            ]
             sqlite_columns = [row[1] for row in sqlite3.connect(database).execute(f"PRAGMA table_info({table})")]
             columns = [c for c in sqlite_columns if c in pg_columns]
             statement = adbc_driver_manager.AdbcStatement(source)
@@ -122,8 +152,11 @@ def copy_to_postgres(database: Path, postgres_uri: str) -> None:
             with target.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
                 for batch in reader:
                     buffer = io.BytesIO()
-                    pacsv.write_csv(pa.Table.from_batches([batch]), buffer,
-                                    pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+                    pacsv.write_csv(
+                        pa.Table.from_batches([batch]),
+                        buffer,
+                        pacsv.WriteOptions(include_header=False, quoting_style="needed"),
+                    )
                     copy.write(buffer.getvalue())
             statement.close()
         target.execute("ANALYZE")
@@ -135,13 +168,18 @@ def _process(label: str, args: list[str], repeat: int, env: dict | None = None) 
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "forgetlab", *args], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+        done = subprocess.run(
+            [sys.executable, "-m", "forgetlab", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        )
         times.append(time.perf_counter() - started)
         if done.returncode != 0:
             raise SystemExit(f"{label} failed: {done.stderr[-2000:]}")
-    print(f"  {label:<44} best {min(times):7.2f} s of {', '.join(f'{t:.2f}' for t in times)}   "
-          f"{done.stdout.strip()[:90]}")
+    print(
+        f"  {label:<44} best {min(times):7.2f} s of {', '.join(f'{t:.2f}' for t in times)}   {done.stdout.strip()[:90]}"
+    )
     return min(times)
 
 
@@ -155,13 +193,19 @@ def _client_loop(uri: str, sample_runs: int) -> float:
     runs = client.search_runs([client.get_experiment_by_name("forgetlab").experiment_id], max_results=50_000)
     search = time.perf_counter() - started
     started = time.perf_counter()
-    rows = [{"run_id": run.info.run_id, "key": key, "step": m.step, "value": m.value, "timestamp": m.timestamp}
-            for run in runs[:sample_runs] for key in METRICS for m in client.get_metric_history(run.info.run_id, key)]
+    rows = [
+        {"run_id": run.info.run_id, "key": key, "step": m.step, "value": m.value, "timestamp": m.timestamp}
+        for run in runs[:sample_runs]
+        for key in METRICS
+        for m in client.get_metric_history(run.info.run_id, key)
+    ]
     pd.DataFrame(rows)
     histories = time.perf_counter() - started
     total = search + histories * len(runs) / sample_runs
-    print(f"  {'client loop (MLflow client)':<44} {total:7.2f} s  (search_runs {search:.2f} s + histories of "
-          f"{sample_runs} runs, {len(rows):,} points, {histories:.2f} s, x {len(runs) / sample_runs:g})")
+    print(
+        f"  {'client loop (MLflow client)':<44} {total:7.2f} s  (search_runs {search:.2f} s + histories of "
+        f"{sample_runs} runs, {len(rows):,} points, {histories:.2f} s, x {len(runs) / sample_runs:g})"
+    )
     return total
 
 
@@ -206,8 +250,10 @@ def _rest_sampled(url: str, sample_runs: int) -> float:
     rows = source.read_metrics(sorted(catalog.signatures)[:sample_runs]).num_rows
     histories = time.perf_counter() - started
     total = listing + histories * len(catalog.signatures) / sample_runs
-    print(f"  {'REST, sampled':<44} {total:7.2f} s  (catalog {listing:.2f} s + {sample_runs} runs' histories, "
-          f"{rows:,} points, {histories:.2f} s, x {len(catalog.signatures) / sample_runs:g})")
+    print(
+        f"  {'REST, sampled':<44} {total:7.2f} s  (catalog {listing:.2f} s + {sample_runs} runs' histories, "
+        f"{rows:,} points, {histories:.2f} s, x {len(catalog.signatures) / sample_runs:g})"
+    )
     return total
 
 
@@ -224,8 +270,13 @@ def _team_store(database: Path, scratch: Path):
     stack = contextlib.ExitStack()
     postgres_uri = stack.enter_context(postgres_server(bindir))
     started = time.perf_counter()
-    url = stack.enter_context(mlflow_server(postgres_uri.replace("postgresql://", "postgresql+psycopg://"),
-                                            scratch / "server-artifacts", proxy_artifacts=True))
+    url = stack.enter_context(
+        mlflow_server(
+            postgres_uri.replace("postgresql://", "postgresql+psycopg://"),
+            scratch / "server-artifacts",
+            proxy_artifacts=True,
+        )
+    )
     copy_to_postgres(database, postgres_uri)
     print(f"  team store: PostgreSQL + mlflow server started and rows copied in {time.perf_counter() - started:.1f} s")
     return stack, postgres_uri, url
@@ -236,8 +287,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--sample-runs", type=int, default=10, help="runs timed for the client loop (scaled)")
-    parser.add_argument("--sample-slow", type=int, default=0,
-                        help="time REST on this many runs and scale, instead of a whole REST export (0: whole)")
+    parser.add_argument(
+        "--sample-slow",
+        type=int,
+        default=0,
+        help="time REST on this many runs and scale, instead of a whole REST export (0: whole)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="process timings: best of this many")
     parser.add_argument("--store", type=Path, help="folder to keep (and reuse) the synthetic SQLite store in")
     args = parser.parse_args()
@@ -249,38 +304,67 @@ def main() -> int:
         if (folder / "mlflow.db").exists():
             print(f"reusing the store {folder / 'mlflow.db'}")
         else:
-            print(f"building a store of {args.runs} runs x {args.steps} steps x {len(METRICS)} metrics = {points:,} points")
+            print(
+                f"building a store of {args.runs} runs x {args.steps} steps x {len(METRICS)} metrics = {points:,} points"
+            )
             started = time.perf_counter()
             build_store(folder, args.runs, args.steps)
-            print(f"  built in {time.perf_counter() - started:.1f} s ({(folder / 'mlflow.db').stat().st_size / 1e6:,.0f} MB)")
+            print(
+                f"  built in {time.perf_counter() - started:.1f} s ({(folder / 'mlflow.db').stat().st_size / 1e6:,.0f} MB)"
+            )
         database = folder / "mlflow.db"
         uri = f"sqlite:///{database}"
         stack, postgres_uri, url = _team_store(database, scratch)
         with stack:
-            print(f"timings (os.cpu_count()={os.cpu_count()}, load average before: "
-                  f"{', '.join(f'{x:.1f}' for x in os.getloadavg())})")
+            print(
+                f"timings (os.cpu_count()={os.cpu_count()}, load average before: "
+                f"{', '.join(f'{x:.1f}' for x in os.getloadavg())})"
+            )
             client = _client_loop(uri, args.sample_runs)
-            sqlite = _process("forgetlab export, SQLite, whole process", ["export", "--tracking-uri", uri, "--db",
-                              str(scratch / "a.duckdb"), "--full"], args.repeat)
-            noop = _process("forgetlab export, nothing new, whole process", ["export", "--tracking-uri", uri, "--db",
-                            str(scratch / "a.duckdb")], args.repeat)
+            sqlite = _process(
+                "forgetlab export, SQLite, whole process",
+                ["export", "--tracking-uri", uri, "--db", str(scratch / "a.duckdb"), "--full"],
+                args.repeat,
+            )
+            noop = _process(
+                "forgetlab export, nothing new, whole process",
+                ["export", "--tracking-uri", uri, "--db", str(scratch / "a.duckdb")],
+                args.repeat,
+            )
             adbc = _adbc_alone(database)
             query = _query(scratch / "a.duckdb")
-            postgres = _process("forgetlab export, PostgreSQL direct, whole process",
-                                ["export", "--tracking-uri", postgres_uri, "--db", str(scratch / "p.duckdb"), "--full"],
-                                args.repeat)
-            rest = (_rest_sampled(url, args.sample_slow) if args.sample_slow else
-                    _process("forgetlab export, REST, whole process",
-                             ["export", "--tracking-uri", url, "--db", str(scratch / "r.duckdb"), "--full"], 1))
+            postgres = _process(
+                "forgetlab export, PostgreSQL direct, whole process",
+                ["export", "--tracking-uri", postgres_uri, "--db", str(scratch / "p.duckdb"), "--full"],
+                args.repeat,
+            )
+            rest = (
+                _rest_sampled(url, args.sample_slow)
+                if args.sample_slow
+                else _process(
+                    "forgetlab export, REST, whole process",
+                    ["export", "--tracking-uri", url, "--db", str(scratch / "r.duckdb"), "--full"],
+                    1,
+                )
+            )
             print(f"load average after: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"results on {points:,} points, against the client loop ({client:.1f} s):")
-    for label, seconds in [("SQLite export", sqlite), ("no-op export", noop), ("ADBC alone", adbc),
-                           ("query: every point -> pandas", query),
-                           ("PostgreSQL direct export", postgres), ("REST export" + (" (sampled)" if args.sample_slow else ""), rest)]:
-        print(f"  {label:<28} {seconds:8.2f} s   {client / seconds:8.1f}x faster   "
-              f"{points / seconds / 1e6:6.2f} M points/s")
-    print(f"  targets: SQLite export >= 50x ({'ok' if client / sqlite >= 50 else 'MISSED'}), "
-          f"no-op < 0.5 s ({'ok' if noop < 0.5 else 'MISSED'})")
+    for label, seconds in [
+        ("SQLite export", sqlite),
+        ("no-op export", noop),
+        ("ADBC alone", adbc),
+        ("query: every point -> pandas", query),
+        ("PostgreSQL direct export", postgres),
+        ("REST export" + (" (sampled)" if args.sample_slow else ""), rest),
+    ]:
+        print(
+            f"  {label:<28} {seconds:8.2f} s   {client / seconds:8.1f}x faster   "
+            f"{points / seconds / 1e6:6.2f} M points/s"
+        )
+    print(
+        f"  targets: SQLite export >= 50x ({'ok' if client / sqlite >= 50 else 'MISSED'}), "
+        f"no-op < 0.5 s ({'ok' if noop < 0.5 else 'MISSED'})"
+    )
     return 0
 
 

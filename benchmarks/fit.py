@@ -31,9 +31,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import numpy as np  # noqa: E402
 
 from forgetlab.laws.bootstrap import BootstrapOptions, bootstrap, sampling_frame  # noqa: E402
+from forgetlab.laws.complete_fit import fit_points  # noqa: E402
 from forgetlab.laws.fitting import FitOptions, fit, single_threaded_blas  # noqa: E402
 from forgetlab.laws.forms import Design, Reference, get_law  # noqa: E402
-from forgetlab.laws.complete_fit import fit_points  # noqa: E402
 from forgetlab.laws.points import Points, unfittable  # noqa: E402
 from forgetlab.laws.validation import validate  # noqa: E402
 
@@ -90,7 +90,9 @@ def main() -> None:
         optimum = fit(law, design, y, options)
         t1 = time.perf_counter()
         frame = sampling_frame(points.rank, points.run_id)
-        boot = bootstrap(law, design, y, frame, optimum.theta, options, boot_options, lambda i: unfittable(law, points.take(i)))
+        boot = bootstrap(
+            law, design, y, frame, optimum.theta, options, boot_options, lambda i: unfittable(law, points.take(i))
+        )
         t2 = time.perf_counter()
         validate(law, points, reference, options)
         t3 = time.perf_counter()
@@ -104,10 +106,14 @@ def main() -> None:
 
     per_warm = (t2 - t1) / args.bootstrap
     naive_total = per_naive * args.bootstrap
-    print(f"full fit (fit + bootstrap + validation): {total:.1f} s  (target < {TARGET_SECONDS:.0f} s: {'met' if total < TARGET_SECONDS else 'NOT met'})")
+    print(
+        f"full fit (fit + bootstrap + validation): {total:.1f} s  (target < {TARGET_SECONDS:.0f} s: {'met' if total < TARGET_SECONDS else 'NOT met'})"
+    )
     print(f"  stages: fit {t1 - t0:.2f} s ({optimum.starts} starts), bootstrap {t2 - t1:.1f} s "
           f"({boot.n_ok} ok, {boot.n_failed} failed, {boot.retried} retried), validation {t3 - t2:.1f} s")  # fmt: skip
-    print(f"  status {result.status}; identified: {result.identifiability['identified']} ({result.identifiability['note']})")
+    print(
+        f"  status {result.status}; identified: {result.identifiability['identified']} ({result.identifiability['note']})"
+    )
     print(f"bootstrap refit: warm + weighted {per_warm * 1e3:.1f} ms vs naive many-start {per_naive * 1e3:.0f} ms "
           f"(naive timed on {args.baseline} replicates, scaled to B={args.bootstrap}: {naive_total:.0f} s)")  # fmt: skip
     print(f"ratio naive/ours for the bootstrap: {naive_total / (t2 - t1):.1f}x; "

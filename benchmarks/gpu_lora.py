@@ -27,8 +27,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SHAPES = {
     # Llama 2 7B: 32 layers, d=4096, d_ff=11008, 32 heads, vocab 32000.
-    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, vocab_size=32000),
-    "small": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, vocab_size=1024),
+    "7b": dict(
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+    ),
+    "small": dict(
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        vocab_size=1024,
+    ),
 }
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
@@ -38,7 +52,9 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="7b")
     parser.add_argument("--ranks", type=int, nargs="+", default=[8, 64])
     parser.add_argument("--batch", type=int, default=32, help="sequences per update (the paper: 32)")
-    parser.add_argument("--micro-batch", type=int, default=8, help="sequences per forward; accumulation fills the batch")
+    parser.add_argument(
+        "--micro-batch", type=int, default=8, help="sequences per forward; accumulation fills the batch"
+    )
     parser.add_argument("--context", type=int, default=512)
     parser.add_argument("--steps", type=int, default=6, help="timed updates per rank (after 2 warm-up)")
     parser.add_argument("--forget-sequences", type=int, default=32)
@@ -69,7 +85,9 @@ def main() -> None:
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=1e-4)
-        non_embedding = sum(p.numel() for n, p in base.named_parameters() if "embed_tokens" not in n and "lm_head" not in n)
+        non_embedding = sum(
+            p.numel() for n, p in base.named_parameters() if "embed_tokens" not in n and "lm_head" not in n
+        )
         generator = torch.Generator(device="cpu").manual_seed(1)
         data = torch.randint(0, shape["vocab_size"], (args.batch, args.context), generator=generator).to(device)
         accumulation = max(1, args.batch // args.micro_batch)
@@ -108,6 +126,7 @@ def main() -> None:
         timings = {}
         for label, cache_mb in (("cached", 1 << 20), ("recomputed", 0)):
             evaluator = ForgettingEvaluator(forget, args.micro_batch, cache_mb, shape["vocab_size"])
+
             # A factory: a fresh autocast per forward pass, the same for the base and the fine-tuned pass.
             def forward_context():
                 return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)
@@ -120,9 +139,13 @@ def main() -> None:
             synchronise()
             timings[label] = time.perf_counter() - start
         row = {
-            "device": device_name, "shape": args.shape, "rank": rank, "P": count_trainable_parameters(model),
+            "device": device_name,
+            "shape": args.shape,
+            "rank": rank,
+            "P": count_trainable_parameters(model),
             "batch": f"{args.batch}x{args.context} ({args.micro_batch} x {accumulation} accumulation)",
-            "step_s": round(step, 4), "tokens_per_s": round(tokens_per_second),
+            "step_s": round(step, 4),
+            "tokens_per_s": round(tokens_per_second),
             "mfu": round(mfu, 4) if mfu is not None else None,
             "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
             "forget_eval_cached_steps": round(timings["cached"] / step, 3),
@@ -130,7 +153,9 @@ def main() -> None:
         }
         results.append(row)
         print(json.dumps(row))
-        del model, base, optimizer
+        model = base = optimizer = (
+            None  # free the GPU memory before the next rank (not `del`: the closures above name them)
+        )
         if cuda:
             torch.cuda.empty_cache()
     if args.json:

@@ -112,7 +112,9 @@ def load_config(args, precision: str | None = None, workdir: Path | None = None)
     config = load_run_config(args.config, overrides)
     model_path = args.origin / config.model.name  # an absolute name stays itself
     if model_path.exists():
-        config = config.model_copy(update={"model": config.model.model_copy(update={"name": str(model_path.resolve())})})
+        config = config.model_copy(
+            update={"model": config.model.model_copy(update={"name": str(model_path.resolve())})}
+        )
     return config
 
 
@@ -222,7 +224,9 @@ def train_part(args) -> None:
     probe = load_config(args, workdir=workdir)
     base = load_base(probe.model, progress=False)
     train = probe.train
-    tokens_needed = train.steps * train.batch_size * train.grad_accum * train.context_length  # as the run sizes max_examples: auto
+    tokens_needed = (
+        train.steps * train.batch_size * train.grad_accum * train.context_length
+    )  # as the run sizes max_examples: auto
     blocks = load_fine_tuning_data(probe.data, base.tokenizer, train.context_length, tokens_needed).train
     vocab = base.model.config.vocab_size
     del base
@@ -255,7 +259,9 @@ def _train_rows(args, probe, blocks, vocab: int, workdir: Path) -> None:
         after, _ = bare_update_times(config, blocks, precision)
         gc.collect()
         if run_first is None or not torch.equal(run_first, bare_first):
-            print(f"WARNING: {precision}: the run's first batch is not the bare loop's; the comparison is not like for like")
+            print(
+                f"WARNING: {precision}: the run's first batch is not the bare loop's; the comparison is not like for like"
+            )
 
         def median(times, which: int = 0) -> float:
             return statistics.median(sample[which] for sample in times[skip:])
@@ -270,7 +276,9 @@ def _train_rows(args, probe, blocks, vocab: int, workdir: Path) -> None:
     if configured in wall:
         bare, step = wall[configured]
         verdict = "met" if step / bare <= TRAIN_TARGET else "NOT met"
-        print(f"forgetlab / bare in the config's precision ({configured}): {step / bare:.3f} (target <= {TRAIN_TARGET}: {verdict})")
+        print(
+            f"forgetlab / bare in the config's precision ({configured}): {step / bare:.3f} (target <= {TRAIN_TARGET}: {verdict})"
+        )
     fastest = min(wall, key=lambda precision: wall[precision][1])
     print(f"fastest forgetlab update on this CPU: {fastest} ({wall[fastest][1]:.3f} s per update)")
 
@@ -286,7 +294,6 @@ def evaluation_costs(args, big_vocab: int) -> dict:
     from forgetlab.finetune.data import PackedBlocks, load_forget_blocks
     from forgetlab.finetune.forgetting import ForgettingEvaluator
     from forgetlab.finetune.model import apply_lora, load_base
-
     from forgetlab.finetune.runtime import quiet_libraries
 
     quiet_libraries()
@@ -343,7 +350,10 @@ def evaluation_costs(args, big_vocab: int) -> dict:
         assert evaluator.keep_base_in_memory == (mode == "cached")
         prepare = seconds(lambda: evaluator.prepare(model, device, forward_context))
         forward_only(), evaluator.evaluate(model, device, forward_context)  # warm-up
-        pairs = [(seconds(forward_only), seconds(lambda: evaluator.evaluate(model, device, forward_context))) for _ in range(args.pairs)]
+        pairs = [
+            (seconds(forward_only), seconds(lambda: evaluator.evaluate(model, device, forward_context)))
+            for _ in range(args.pairs)
+        ]
         ratios = sorted(evaluation / forward for forward, evaluation in pairs)
         result["modes"][mode] = {
             "base_cache_mb": limit_mb, "prepare_s": prepare,
@@ -352,7 +362,7 @@ def evaluation_costs(args, big_vocab: int) -> dict:
             "ratio": statistics.median(ratios), "ratio_min": ratios[0], "ratio_max": ratios[-1],
             "peak_rss_mb": peak_rss_mb(),
         }  # fmt: skip
-        del evaluator
+        evaluator = None  # free its cached base log-probs before the next mode (not `del`: the lambdas above name it)
     return result
 
 
@@ -393,7 +403,12 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--pairs", type=int, default=7, help="alternating (forward, evaluation) pairs per mode")
     parser.add_argument("--big-vocab", type=int, default=262144, help="vocabulary of the random model (0: none)")
-    parser.add_argument("--sequences", type=int, default=None, help="forgetting and held-out sequences instead of the config's (short checks)")
+    parser.add_argument(
+        "--sequences",
+        type=int,
+        default=None,
+        help="forgetting and held-out sequences instead of the config's (short checks)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     args.config, args.origin = args.config.resolve(), Path.cwd()

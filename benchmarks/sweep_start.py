@@ -43,8 +43,13 @@ def one_pass(folder: Path, sweep: Path, jobs: int, warm: bool) -> tuple[float, f
     store.mkdir(parents=True)
     environment = dict(os.environ, FORGETLAB_WARM_START="1" if warm else "0", MLFLOW_DISABLE_TELEMETRY="true")
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "forgetlab", "sweep", "--config", str(sweep), "--jobs", str(jobs)],
-                          cwd=store, env=environment, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "forgetlab", "sweep", "--config", str(sweep), "--jobs", str(jobs)],
+        cwd=store,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"sweep failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
@@ -62,17 +67,24 @@ def main() -> None:
         folder = Path(temporary)
         os.environ["FORGETLAB_CACHE"] = str(folder / "cache")
         sweep = sweep_file(folder, args.points, args.steps)
-        subprocess.run([sys.executable, "-m", "forgetlab", "base", "build", "--name", "embedded-tiny", "--quiet"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "forgetlab", "base", "build", "--name", "embedded-tiny", "--quiet"],
+            check=True,
+            capture_output=True,
+        )
         fresh_a = one_pass(folder, sweep, args.jobs, warm=False)
         warm = one_pass(folder, sweep, args.jobs, warm=True)
         fresh_b = one_pass(folder, sweep, args.jobs, warm=False)
     fresh_wall, fresh_point = (fresh_a[0] + fresh_b[0]) / 2, (fresh_a[1] + fresh_b[1]) / 2
     print(f"sweep of {args.points} tiny points, --jobs {args.jobs}, {args.steps} updates each, {os.cpu_count()} cores")
-    print(f"fresh process per point: wall {fresh_a[0]:.1f} s / {fresh_b[0]:.1f} s, median point {fresh_a[1]:.0f} s / {fresh_b[1]:.0f} s")
+    print(
+        f"fresh process per point: wall {fresh_a[0]:.1f} s / {fresh_b[0]:.1f} s, median point {fresh_a[1]:.0f} s / {fresh_b[1]:.0f} s"
+    )
     print(f"warm start:              wall {warm[0]:.1f} s, median point {warm[1]:.0f} s")
-    print(f"warm / fresh: wall {warm[0] / fresh_wall:.2f}x, per point {warm[1] / fresh_point:.2f}x "
-          f"(sweep {fresh_wall / warm[0]:.2f}x faster)")
+    print(
+        f"warm / fresh: wall {warm[0] / fresh_wall:.2f}x, per point {warm[1] / fresh_point:.2f}x "
+        f"(sweep {fresh_wall / warm[0]:.2f}x faster)"
+    )
 
 
 if __name__ == "__main__":

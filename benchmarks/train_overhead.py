@@ -80,11 +80,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rank", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--eval-only", action="store_true", help="only the forgetting evaluation against a forward pass")
+    parser.add_argument(
+        "--eval-only", action="store_true", help="only the forgetting evaluation against a forward pass"
+    )
     parser.add_argument("--vocab", type=int, default=None, help="with --eval-only: a random Llama with this vocabulary")
     parser.add_argument("--hidden", type=int, default=256, help="with --vocab: its hidden size")
     parser.add_argument("--layers", type=int, default=4, help="with --vocab: its number of layers")
-    parser.add_argument("--pairs", type=int, default=7, help="with --eval-only: alternating (forward, evaluation) pairs")
+    parser.add_argument(
+        "--pairs", type=int, default=7, help="with --eval-only: alternating (forward, evaluation) pairs"
+    )
     args = parser.parse_args()
 
     import torch
@@ -105,8 +109,14 @@ def main() -> None:
     eval_every = 10
     config = load_run_config(
         None,
-        [f"model.name={args.model}", f"lora.rank={args.rank}", f"train.steps={args.steps}",
-         f"train.eval_every={eval_every}", "train.warmup_steps=0", "train.checkpoint_every=0"],
+        [
+            f"model.name={args.model}",
+            f"lora.rank={args.rank}",
+            f"train.steps={args.steps}",
+            f"train.eval_every={eval_every}",
+            "train.warmup_steps=0",
+            "train.checkpoint_every=0",
+        ],
     )
     base = load_base(config.model)
     data = load_fine_tuning_data(config.data, base.tokenizer, config.train.context_length)
@@ -129,7 +139,9 @@ def main() -> None:
 
     # Evaluation costs on the same model (adapters just created, like step 0).
     model = apply_lora(load_base(config.model).model, config.lora)
-    forget_blocks, _ = load_forget_blocks(config.forget, base.tokenizer, config.train.context_length, base.forget_text_path)
+    forget_blocks, _ = load_forget_blocks(
+        config.forget, base.tokenizer, config.train.context_length, base.forget_text_path
+    )
     device = torch.device("cpu")
     cached = ForgettingEvaluator(forget_blocks, config.forget.batch_size, 1024, model.config.vocab_size)
     cached.prepare(model, device)
@@ -156,19 +168,48 @@ def main() -> None:
     tracker.start("bench", {})
     flushes = []
     for step in range(10):
-        tracker.log_metrics({k: 1.0 for k in ("ft_loss", "train_loss", "forget_hard", "forget_soft", "forget_kl", "forget_data", "forget_agree", "lr")}, step)
+        tracker.log_metrics(
+            {
+                k: 1.0
+                for k in (
+                    "ft_loss",
+                    "train_loss",
+                    "forget_hard",
+                    "forget_soft",
+                    "forget_kl",
+                    "forget_data",
+                    "forget_agree",
+                    "lr",
+                )
+            },
+            step,
+        )
         start = time.perf_counter()
         tracker.flush()
         flushes.append(time.perf_counter() - start)
     flush = statistics.median(flushes)
 
-    print(f"model={args.model} rank={args.rank} batch={config.train.batch_size}x{config.train.context_length} threads={torch.get_num_threads()}")
-    print(f"bare PyTorch+PEFT step      {bare_step * 1000:8.1f} ms   (before {statistics.median(bare_before) * 1000:.1f}, after {statistics.median(bare_after) * 1000:.1f})")
-    print(f"forgetlab (Lightning) step  {forgetlab_step * 1000:8.1f} ms   overhead ratio {forgetlab_step / bare_step:.3f}")
-    print(f"forgetting eval, base cached     {forget_cached * 1000:8.1f} ms = {forget_cached / bare_step:.2f} training steps")
-    print(f"forgetting eval, base recomputed {forget_recomputed * 1000:8.1f} ms = {forget_recomputed / bare_step:.2f} training steps")
-    print(f"L_ft eval ({len(validation)} sequences)      {ft_eval * 1000:8.1f} ms = {ft_eval / bare_step:.2f} training steps")
-    print(f"MLflow flush per evaluation {flush * 1000:8.1f} ms = {100 * flush / (eval_every * forgetlab_step):.2f}% of the {eval_every} steps between evaluations")
+    print(
+        f"model={args.model} rank={args.rank} batch={config.train.batch_size}x{config.train.context_length} threads={torch.get_num_threads()}"
+    )
+    print(
+        f"bare PyTorch+PEFT step      {bare_step * 1000:8.1f} ms   (before {statistics.median(bare_before) * 1000:.1f}, after {statistics.median(bare_after) * 1000:.1f})"
+    )
+    print(
+        f"forgetlab (Lightning) step  {forgetlab_step * 1000:8.1f} ms   overhead ratio {forgetlab_step / bare_step:.3f}"
+    )
+    print(
+        f"forgetting eval, base cached     {forget_cached * 1000:8.1f} ms = {forget_cached / bare_step:.2f} training steps"
+    )
+    print(
+        f"forgetting eval, base recomputed {forget_recomputed * 1000:8.1f} ms = {forget_recomputed / bare_step:.2f} training steps"
+    )
+    print(
+        f"L_ft eval ({len(validation)} sequences)      {ft_eval * 1000:8.1f} ms = {ft_eval / bare_step:.2f} training steps"
+    )
+    print(
+        f"MLflow flush per evaluation {flush * 1000:8.1f} ms = {100 * flush / (eval_every * forgetlab_step):.2f}% of the {eval_every} steps between evaluations"
+    )
     print(f"whole forgetlab run of {args.steps} steps: {forgetlab_total:.1f} s")
 
 
@@ -196,7 +237,9 @@ def forgetting_cost_against_forward(args) -> None:
     else:
         base = load_base(config.model)
         base_model = base.model
-        blocks, _ = load_forget_blocks(config.forget, base.tokenizer, config.train.context_length, base.forget_text_path)
+        blocks, _ = load_forget_blocks(
+            config.forget, base.tokenizer, config.train.context_length, base.forget_text_path
+        )
     model = apply_lora(base_model, LoraConfig(rank=args.rank)).eval()
     device, batch = torch.device("cpu"), config.forget.batch_size
     vocab = model.config.vocab_size
@@ -221,8 +264,10 @@ def forgetting_cost_against_forward(args) -> None:
     shape = f"random Llama hidden {args.hidden}, {args.layers} layers" if args.vocab else args.model
     print(f"model={shape} vocab={vocab} tokens={blocks.input_ids.numel()} threads={torch.get_num_threads()}")
     print(f"one forward pass            {forward * 1000:8.1f} ms")
-    print(f"forgetting eval, base cached {forgetting * 1000:8.1f} ms   forgetting eval / forward = "
-          f"{statistics.median(ratios):.3f} (median of {len(pairs)} pairs; range {ratios[0]:.3f}-{ratios[-1]:.3f})")
+    print(
+        f"forgetting eval, base cached {forgetting * 1000:8.1f} ms   forgetting eval / forward = "
+        f"{statistics.median(ratios):.3f} (median of {len(pairs)} pairs; range {ratios[0]:.3f}-{ratios[-1]:.3f})"
+    )
 
 
 if __name__ == "__main__":

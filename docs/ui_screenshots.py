@@ -28,11 +28,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "ui"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 WAIT_MS = 120_000
 DRAWN_SECONDS = 4  # after a chart's frame is there, its lines are drawn (plotly) from data already fetched
 SWEEP = f"""name: screenshots
-base: {REPO / 'lightning_configs' / 'r4.yaml'}
+base: {REPO / "lightning_configs" / "r4.yaml"}
 overrides:
   model.name: embedded-tiny
   train.steps: 30
@@ -70,8 +77,13 @@ def make_store(folder: Path) -> None:
 
 def start_ui(folder: Path) -> tuple[subprocess.Popen, str]:
     """`forgetlab ui` on a free port; returns it and the runs address it prints."""
-    process = subprocess.Popen([sys.executable, "-m", "forgetlab", "ui", "--port", str(free_port())], cwd=folder,
-                               stdout=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forgetlab", "ui", "--port", str(free_port())],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     for line in process.stdout:
         print(line, end="")
         if line.startswith("runs of"):

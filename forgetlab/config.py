@@ -101,8 +101,9 @@ class DataConfig(Section):
         None, description="With template 'chat': a system message put before every instruction; null = none."
     )
     system_field: Optional[str] = Field(
-        None, description="With template 'chat': column holding each row's own system message (e.g. OpenOrca's "
-        "system_prompt); an empty value falls back to system_prompt."
+        None,
+        description="With template 'chat': column holding each row's own system message (e.g. OpenOrca's "
+        "system_prompt); an empty value falls back to system_prompt.",
     )
     max_examples: Union[Literal["auto"], int, None] = Field(
         "auto",
@@ -111,21 +112,28 @@ class DataConfig(Section):
         "applied to splits of more than 100,000 examples; null = every example.",
     )
     streaming: bool = Field(
-        False, description="Read the source as a stream and keep only the examples used (max_examples): for hub-sized "
-        "data sets, nothing else is downloaded or converted."
+        False,
+        description="Read the source as a stream and keep only the examples used (max_examples): for hub-sized "
+        "data sets, nothing else is downloaded or converted.",
     )
-    num_proc: Optional[int] = Field(None, gt=0, description="Processes tokenizing in parallel (datasets map); null = 1.")
+    num_proc: Optional[int] = Field(
+        None, gt=0, description="Processes tokenizing in parallel (datasets map); null = 1."
+    )
     train_split: str = Field("train", description="Split (or file) to fine-tune on.")
     validation_split: Optional[str] = Field(
         "validation", description="Held-out split for L_ft; if the source has none, validation_fraction is held out."
     )
-    validation_fraction: float = Field(0.05, gt=0, lt=1, description="Share held out when there is no validation split.")
+    validation_fraction: float = Field(
+        0.05, gt=0, lt=1, description="Share held out when there is no validation split."
+    )
 
     @field_validator("template")
     @classmethod
     def _template_has_prompt(cls, template: str) -> str:
         if template != "chat" and "{prompt}" not in template:
-            raise ValueError("must contain '{prompt}', where the instruction goes, or be 'chat' (the tokenizer's chat template)")
+            raise ValueError(
+                "must contain '{prompt}', where the instruction goes, or be 'chat' (the tokenizer's chat template)"
+            )
         return template
 
     @field_validator("max_examples")
@@ -188,23 +196,31 @@ class TrainingConfig(Section):
 
     steps: int = Field(300, gt=0, description="Optimizer updates N.")
     batch_size: int = Field(8, gt=0, description="Sequences per micro-batch (per device).")
-    grad_accum: int = Field(1, gt=0, description="Micro-batches accumulated per update; effective batch = batch_size*grad_accum*devices.")
+    grad_accum: int = Field(
+        1, gt=0, description="Micro-batches accumulated per update; effective batch = batch_size*grad_accum*devices."
+    )
     context_length: int = Field(128, gt=1, description="Tokens per packed sequence (training and evaluation).")
     lr: float = Field(3e-4, gt=0, description="Peak learning rate.")
     optimizer: Literal["adamw", "adafactor"] = Field("adamw", description="adamw, or adafactor (the paper's).")
     weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay on the adapters.")
-    schedule: Literal["constant", "cosine"] = Field("constant", description="After warm-up: constant, or cosine to zero.")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="After warm-up: constant, or cosine to zero."
+    )
     warmup_steps: int = Field(20, ge=0, description="Linear warm-up updates; at most train.steps.")
     max_grad_norm: Optional[float] = Field(1.0, gt=0, description="Gradient clipping by norm; null disables.")
-    eval_every: int = Field(10, gt=0, description="Evaluate L_ft and forgetting every this many updates (and at step 0).")
+    eval_every: int = Field(
+        10, gt=0, description="Evaluate L_ft and forgetting every this many updates (and at step 0)."
+    )
     ft_eval_sequences: int = Field(32, gt=0, description="Held-out fine-tuning sequences used for L_ft.")
     precision: Literal["auto", "32-true", "bf16-mixed", "bf16-true", "16-mixed"] = Field(
         "auto", description="Lightning precision; auto = bf16-mixed on a bf16-capable GPU, else 32-true."
     )
     num_threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch; null = torch's default.")
     checkpoint_every: int = Field(
-        1, ge=0, description="Save a resumable checkpoint (adapters, optimizer, scheduler, step) every this many "
-        "evaluations; the last two are kept. 0 = never (the run cannot be resumed)."
+        1,
+        ge=0,
+        description="Save a resumable checkpoint (adapters, optimizer, scheduler, step) every this many "
+        "evaluations; the last two are kept. 0 = never (the run cannot be resumed).",
     )
 
     @field_validator("warmup_steps")
@@ -213,7 +229,9 @@ class TrainingConfig(Section):
         # A longer warm-up never reaches the peak lr, while the run's params (and runs.lr) say it did.
         steps = info.data.get("steps")  # absent when steps itself was invalid: that error is reported instead
         if steps is not None and warmup_steps > steps:
-            raise ValueError(f"exceeds train.steps = {steps}, so the peak lr is never reached; set train.warmup_steps to at most {steps}")
+            raise ValueError(
+                f"exceeds train.steps = {steps}, so the peak lr is never reached; set train.warmup_steps to at most {steps}"
+            )
         return warmup_steps
 
 
@@ -251,7 +269,9 @@ class MitigationConfig(Section):
     )
 
     def replay_text_source(self) -> TextSource:
-        return TextSource(self.replay_source, self.replay_hub_config, self.replay_split, self.replay_text_field, "mitigation.replay_")
+        return TextSource(
+            self.replay_source, self.replay_hub_config, self.replay_split, self.replay_text_field, "mitigation.replay_"
+        )
 
 
 class LightningTrainerConfig(Section):
@@ -271,7 +291,8 @@ class TrackingConfig(Section):
     )
     experiment: str = Field("forgetlab", description="MLflow experiment name.")
     run_name: Optional[str] = Field(
-        None, description="Run name; default {model}-r{rank}-{data}-s{seed} (model: the last part of model.name), plus each "
+        None,
+        description="Run name; default {model}-r{rank}-{data}-s{seed} (model: the last part of model.name), plus each "
         "mitigation that is on (e.g. -replay0.05).",
     )
     system_metrics: bool = Field(
@@ -314,8 +335,10 @@ class MultipleChoiceProbeConfig(Section):
     max_items: Optional[int] = Field(200, gt=0, description="Use the first this many questions; null = all.")
     batch_size: int = Field(32, gt=0, description="Question-choice sequences per forward pass.")
     every: Optional[int] = Field(
-        None, gt=0, description="Probe every this many updates (and at step 0 and the last step); null = only at "
-        "step 0 and the last step. A multiple of train.eval_every puts the probe on evaluation steps."
+        None,
+        gt=0,
+        description="Probe every this many updates (and at step 0 and the last step); null = only at "
+        "step 0 and the last step. A multiple of train.eval_every puts the probe on evaluation steps.",
     )
 
     def text_source(self) -> TextSource:
@@ -340,7 +363,9 @@ class RefusalProbeConfig(Section):
     hub_config: Optional[str] = Field(None, description="Hub configuration, if the data set has several.")
     split: str = Field("train", description="Split of a hub data set to read.")
     prompt_field: str = Field("goal", description="Column holding the request.")
-    max_items: Optional[int] = Field(50, gt=0, description="Use the first this many requests; null = all (the paper: 50).")
+    max_items: Optional[int] = Field(
+        50, gt=0, description="Use the first this many requests; null = all (the paper: 50)."
+    )
     batch_size: int = Field(16, gt=0, description="Requests generated at once.")
     max_new_tokens: int = Field(48, gt=0, description="Greedy generation stops after this many new tokens (or at EOS).")
     prompt_format: PROMPT_FORMATS = Field("auto", description=PROMPT_FORMAT_HELP)
@@ -351,8 +376,10 @@ class RefusalProbeConfig(Section):
         "case-insensitive, is a refusal); 'module:function' = a Python callable f(prompt, answer) -> bool.",
     )
     every: Optional[int] = Field(
-        None, gt=0, description="Probe every this many updates (and at step 0 and the last step); null = only at "
-        "step 0 and the last step."
+        None,
+        gt=0,
+        description="Probe every this many updates (and at step 0 and the last step); null = only at "
+        "step 0 and the last step.",
     )
 
     def text_source(self) -> TextSource:
@@ -430,7 +457,11 @@ class RunConfig(Section):
         mitigation, are told apart in the UI (`embedded-r4-code-s0`, `embedded-tiny-r4-code-s0`)."""
         if self.tracking.run_name:
             return self.tracking.run_name
-        mitigations = {"replay": self.mitigation.replay, "kl": self.mitigation.kl_to_base, "l2w": self.mitigation.l2_to_base}
+        mitigations = {
+            "replay": self.mitigation.replay,
+            "kl": self.mitigation.kl_to_base,
+            "l2w": self.mitigation.l2_to_base,
+        }
         suffix = "".join(f"-{label}{value:g}" for label, value in mitigations.items() if value > 0)
         return f"{self.model.label()}-r{self.lora.rank}-{self.data.label()}-s{self.seed}{suffix}"
 
@@ -498,11 +529,13 @@ def _describe_validation_error(error: ValidationError, source: str, overrides: l
 
 def _known_keys(section_path: Optional[str]) -> list[str]:
     model: type[BaseModel] = RunConfig
-    for part in (section_path.split(".") if section_path else []):
+    for part in section_path.split(".") if section_path else []:
         field = model.model_fields.get(part)
         annotation = field.annotation if field else None
         # An optional section (probes.refusal: Optional[RefusalProbeConfig]) lists its own keys too.
-        annotation = next((arg for arg in get_args(annotation) if isinstance(arg, type) and issubclass(arg, BaseModel)), annotation)
+        annotation = next(
+            (arg for arg in get_args(annotation) if isinstance(arg, type) and issubclass(arg, BaseModel)), annotation
+        )
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
@@ -534,7 +567,11 @@ def validate_run_config(raw: dict[str, Any], source: str, overrides: list[str] =
         raise UserError(_describe_validation_error(error, source, overrides)) from None
 
 
-SWEEP_KEYS = ("base", "grid", "points")  # top-level keys of a sweep file (forgetlab/sweeps/spec.py), none of a run config
+SWEEP_KEYS = (
+    "base",
+    "grid",
+    "points",
+)  # top-level keys of a sweep file (forgetlab/sweeps/spec.py), none of a run config
 
 
 def _refuse_sweep_file(raw: dict[str, Any], path: Path) -> None:

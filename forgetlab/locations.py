@@ -53,4 +53,4 @@ def cache_root() -> Path:
 def sqlite_path(tracking_uri: str) -> Optional[Path]:
     """The database file of a `sqlite:///...` URI, or None for servers and other stores."""
     prefix = "sqlite:///"
-    return Path(tracking_uri[len(prefix):]) if tracking_uri.startswith(prefix) else None
+    return Path(tracking_uri[len(prefix) :]) if tracking_uri.startswith(prefix) else None

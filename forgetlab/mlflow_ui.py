@@ -75,21 +75,52 @@ def column_key(kind: str, name: str) -> str:
 
 
 def _section(uuid: str, name: str, generated: bool) -> dict[str, Any]:
-    return {"uuid": uuid, "name": name, "display": True, "isReordered": False, "deleted": False, "isGenerated": generated}
+    return {
+        "uuid": uuid,
+        "name": name,
+        "display": True,
+        "isReordered": False,
+        "deleted": False,
+        "isGenerated": generated,
+    }
 
 
 def _chart(uuid: str, chart_type: str, title: str, section: str = FORGETTING_SECTION, **config: Any) -> dict[str, Any]:
-    return {"uuid": uuid, "type": chart_type, "displayName": title, "metricSectionId": section, "isGenerated": False,
-            "deleted": False, "runsCountToCompare": 100, **config}
+    return {
+        "uuid": uuid,
+        "type": chart_type,
+        "displayName": title,
+        "metricSectionId": section,
+        "isGenerated": False,
+        "deleted": False,
+        "runsCountToCompare": 100,
+        **config,
+    }
 
 
 def _line(uuid: str, title: str, metric: str, x_metric: str = "") -> dict[str, Any]:
     """A line per run: `metric` against the step, or against another metric of the same run."""
-    x_axis = {"xAxisKey": "metric", "selectedXAxisMetricKey": x_metric, "useGlobalXaxisKey": False} if x_metric else \
-        {"xAxisKey": "step", "selectedXAxisMetricKey": "", "useGlobalXaxisKey": True}
-    return _chart(uuid, "LINE", title, metricKey=metric, selectedMetricKeys=[metric], lineSmoothness=0, scaleType="linear",
-                  xAxisScaleType="linear", yAxisKey="metric", yAxisExpressions=[], ignoreOutliers=False,
-                  useGlobalLineSmoothing=True, range={}, **x_axis)
+    x_axis = (
+        {"xAxisKey": "metric", "selectedXAxisMetricKey": x_metric, "useGlobalXaxisKey": False}
+        if x_metric
+        else {"xAxisKey": "step", "selectedXAxisMetricKey": "", "useGlobalXaxisKey": True}
+    )
+    return _chart(
+        uuid,
+        "LINE",
+        title,
+        metricKey=metric,
+        selectedMetricKeys=[metric],
+        lineSmoothness=0,
+        scaleType="linear",
+        xAxisScaleType="linear",
+        yAxisKey="metric",
+        yAxisExpressions=[],
+        ignoreOutliers=False,
+        useGlobalLineSmoothing=True,
+        range={},
+        **x_axis,
+    )
 
 
 def forgetting_charts() -> list[dict[str, Any]]:
@@ -97,16 +128,45 @@ def forgetting_charts() -> list[dict[str, Any]]:
     return [
         _line("forgetlab-ft-loss", "L_ft (ft_loss) vs step", names.FT_LOSS),
         _line("forgetlab-forget-hard", "L_f (forget_hard) vs step", names.FORGET_HARD),
-        _line("forgetlab-forget-vs-ft", "L_f (forget_hard) vs L_ft (ft_loss), per run", names.FORGET_HARD, x_metric=names.FT_LOSS),
-        _chart("forgetlab-final-by-rank", "SCATTER", "final L_f (forget_hard) by LoRA rank",
-               xaxis={"key": "lora.rank", "type": "PARAM"}, yaxis={"key": names.FORGET_HARD, "type": "METRIC"}),
-        _chart("forgetlab-final-vs-ft", "SCATTER", "final L_f vs final L_ft",
-               xaxis={"key": names.FT_LOSS, "type": "METRIC"}, yaxis={"key": names.FORGET_HARD, "type": "METRIC"}),
-        _chart("forgetlab-parallel", "PARALLEL", "rank, P -> L_ft, L_f",
-               selectedParams=["lora.rank", "P"], selectedMetrics=[names.FT_LOSS, names.FORGET_HARD], showAllRuns=True),
+        _line(
+            "forgetlab-forget-vs-ft",
+            "L_f (forget_hard) vs L_ft (ft_loss), per run",
+            names.FORGET_HARD,
+            x_metric=names.FT_LOSS,
+        ),
+        _chart(
+            "forgetlab-final-by-rank",
+            "SCATTER",
+            "final L_f (forget_hard) by LoRA rank",
+            xaxis={"key": "lora.rank", "type": "PARAM"},
+            yaxis={"key": names.FORGET_HARD, "type": "METRIC"},
+        ),
+        _chart(
+            "forgetlab-final-vs-ft",
+            "SCATTER",
+            "final L_f vs final L_ft",
+            xaxis={"key": names.FT_LOSS, "type": "METRIC"},
+            yaxis={"key": names.FORGET_HARD, "type": "METRIC"},
+        ),
+        _chart(
+            "forgetlab-parallel",
+            "PARALLEL",
+            "rank, P -> L_ft, L_f",
+            selectedParams=["lora.rank", "P"],
+            selectedMetrics=[names.FT_LOSS, names.FORGET_HARD],
+            showAllRuns=True,
+        ),
         # The base's held-out loss is one number for every run (in the table): no chart of its own.
-        {**_chart("forgetlab-base-heldout", "BAR", names.BASE_HELDOUT_LOSS, MODEL_SECTION, metricKey=names.BASE_HELDOUT_LOSS),
-         "deleted": True},
+        {
+            **_chart(
+                "forgetlab-base-heldout",
+                "BAR",
+                names.BASE_HELDOUT_LOSS,
+                MODEL_SECTION,
+                metricKey=names.BASE_HELDOUT_LOSS,
+            ),
+            "deleted": True,
+        },
     ]
 
 
@@ -131,7 +191,9 @@ def view_state() -> dict[str, Any]:
 def shared_view_state() -> str:
     """The saved view's tag value: the envelope the UI's "Views" list and share links read."""
     state = json.dumps(view_state(), sort_keys=True)
-    return json.dumps({"name": VIEW_NAME, "createdAt": VIEW_CREATED_MS, "updatedAt": VIEW_CREATED_MS, "state": state}, sort_keys=True)
+    return json.dumps(
+        {"name": VIEW_NAME, "createdAt": VIEW_CREATED_MS, "updatedAt": VIEW_CREATED_MS, "state": state}, sort_keys=True
+    )
 
 
 def view_state_of(tag_value: str) -> str | None:
@@ -140,7 +202,11 @@ def view_state_of(tag_value: str) -> str | None:
         envelope = json.loads(tag_value)
     except ValueError:
         return None
-    if not isinstance(envelope, dict) or not isinstance(envelope.get("state"), str) or not isinstance(envelope.get("name"), str):
+    if (
+        not isinstance(envelope, dict)
+        or not isinstance(envelope.get("state"), str)
+        or not isinstance(envelope.get("name"), str)
+    ):
         return None
     return envelope["state"]
 

@@ -57,7 +57,9 @@ def summarise(frame, x: str, y: str, color: Optional[str]) -> list[Line]:
     """Mean, min and max of y over runs at each x, per colour value."""
     missing = [column for column in (x, y, color) if column and column not in frame.columns]
     if missing:
-        raise UserError(f"the query has no column {', '.join(repr(m) for m in missing)}; its columns: {', '.join(frame.columns)}")
+        raise UserError(
+            f"the query has no column {', '.join(repr(m) for m in missing)}; its columns: {', '.join(frame.columns)}"
+        )
     frame = frame.dropna(subset=[x, y])
     if frame.empty:
         raise UserError(f"the query returned no rows with both {x} and {y}; nothing to plot")
@@ -67,7 +69,11 @@ def summarise(frame, x: str, y: str, color: Optional[str]) -> list[Line]:
         stats = group.groupby(x)[y].agg(["mean", "min", "max"]).sort_index()
         runs = group["run_id"].nunique() if "run_id" in group.columns else len(group) // max(len(stats), 1)
         label = f"{color}={value} ({runs} run{'s' if runs != 1 else ''})" if color else f"{runs} runs"
-        lines.append(Line(label, stats.index.tolist(), stats["mean"].tolist(), stats["min"].tolist(), stats["max"].tolist(), runs))
+        lines.append(
+            Line(
+                label, stats.index.tolist(), stats["mean"].tolist(), stats["min"].tolist(), stats["max"].tolist(), runs
+            )
+        )
     return lines
 
 
@@ -116,7 +122,9 @@ def draw(lines: list[Line], request: PlotRequest) -> Path:
             axes.fill_between(line.x, line.low, line.high, color=colour, alpha=0.2, linewidth=0)
     axes.set_xlabel(request.x)
     axes.set_ylabel(request.y)
-    axes.set_title(request.title or f"{request.y} by {request.x} ({request.query.name}); band: min–max over runs", fontsize=10)
+    axes.set_title(
+        request.title or f"{request.y} by {request.x} ({request.query.name}); band: min–max over runs", fontsize=10
+    )
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, frameon=False)
     figure.tight_layout()
@@ -145,8 +153,17 @@ def log_plot(request: PlotRequest, tracking_uri: Optional[str], experiment: str)
     from forgetlab.tracking import RunTracker, names
 
     tracker = RunTracker(tracking_uri, experiment)
-    run_id = tracker.start(f"plot-{request.y}-by-{request.x}", {names.KIND: "plot", names.PLOT_QUERY: request.query.name})
-    tracker.log_params({"x": request.x, "y": request.y, "color": request.color or "", **{f"param.{k}": v for k, v in request.params.items()}})
+    run_id = tracker.start(
+        f"plot-{request.y}-by-{request.x}", {names.KIND: "plot", names.PLOT_QUERY: request.query.name}
+    )
+    tracker.log_params(
+        {
+            "x": request.x,
+            "y": request.y,
+            "color": request.color or "",
+            **{f"param.{k}": v for k, v in request.params.items()},
+        }
+    )
     tracker.log_text(request.query.read_text(), f"query/{request.query.name}")
     tracker.log_file(request.out, "figures")
     tracker.finish("FINISHED")

@@ -45,7 +45,10 @@ _logger = logging.getLogger(__name__)
 
 def seed_script(views: dict[str, str]) -> str:
     """The script that gives a fresh browser training mode and, per experiment id, forgetlab's view state."""
-    keys = {EXPERIMENT_STATE_KEY.format(ids=json.dumps([experiment_id])): state for experiment_id, state in sorted(views.items())}
+    keys = {
+        EXPERIMENT_STATE_KEY.format(ids=json.dumps([experiment_id])): state
+        for experiment_id, state in sorted(views.items())
+    }
     keys.update({WORKFLOW_TYPE_KEY: json.dumps(TRAINING_WORKFLOW), ASSISTANT_OPENED_KEY: "true"})
     return (
         "(function () {\n"
@@ -63,7 +66,11 @@ def seed_script(views: dict[str, str]) -> str:
 def with_script(index_html: str, script_src: str) -> str:
     """index.html with the seed script ahead of MLflow's deferred bundle (it runs first)."""
     tag = f'<script src="{script_src}"></script>'
-    return index_html.replace("<script", tag + "<script", 1) if "<script" in index_html else index_html.replace("</head>", tag + "</head>", 1)
+    return (
+        index_html.replace("<script", tag + "<script", 1)
+        if "<script" in index_html
+        else index_html.replace("</head>", tag + "</head>", 1)
+    )
 
 
 def experiment_views(store: Any) -> dict[str, str]:
@@ -83,7 +90,6 @@ def experiment_views(store: Any) -> dict[str, str]:
 def install(flask_app: Any) -> None:
     """Add the seed script, the answers above and the page that loads the script, to MLflow's Flask app."""
     from flask import Response, jsonify, request
-
     from mlflow.server import handlers
 
     prefix = os.environ.get(handlers.STATIC_PREFIX_ENV_VAR, "").rstrip("/")
@@ -110,7 +116,9 @@ def install(flask_app: Any) -> None:
     flask_app.view_functions["serve"] = page
     flask_app.add_url_rule(prefix + SCRIPT_ROUTE, "forgetlab_ui_script", script)
     flask_app.add_url_rule(prefix + CURRENT_USER_ROUTE, "forgetlab_current_user", current_user)
-    for endpoint in {rule.endpoint for rule in flask_app.url_map.iter_rules() if rule.rule.endswith(BULK_INTERVAL_SUFFIX)}:
+    for endpoint in {
+        rule.endpoint for rule in flask_app.url_map.iter_rules() if rule.rule.endswith(BULK_INTERVAL_SUFFIX)
+    }:
         flask_app.view_functions[endpoint] = _metric_required(flask_app.view_functions[endpoint], request, jsonify)
 
 

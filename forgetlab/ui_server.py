@@ -44,19 +44,34 @@ def check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as error:
             if error.errno in (98, 48):  # EADDRINUSE on Linux, macOS
-                raise UserError(f"port {port} on {host} is in use; stop what uses it or pick another with --port") from None
+                raise UserError(
+                    f"port {port} on {host} is in use; stop what uses it or pick another with --port"
+                ) from None
             raise UserError(f"cannot serve on {host}:{port} ({error.strerror}); check --host and --port") from None
 
 
-def server_command(tracking_uri: str, host: str, port: int, artifact_root: Optional[str], with_app: bool = True) -> list[str]:
+def server_command(
+    tracking_uri: str, host: str, port: int, artifact_root: Optional[str], with_app: bool = True
+) -> list[str]:
     # The `mlflow` script, not `python -m mlflow`: the current folder stays off the server's import
     # path, so package metadata lying there (a checkout's *.egg-info) cannot hide the app plugin.
     script = Path(sys.executable).with_name("mlflow")
     launcher = [str(script)] if script.exists() else [sys.executable, "-m", "mlflow"]
-    command = [*launcher, "server", "--backend-store-uri", tracking_uri,
-               "--host", host, "--port", str(port), "--workers", "1",
-               # The UI polls every few seconds: an access log would bury everything else.
-               "--uvicorn-opts", "--no-access-log"]
+    command = [
+        *launcher,
+        "server",
+        "--backend-store-uri",
+        tracking_uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        # The UI polls every few seconds: an access log would bury everything else.
+        "--uvicorn-opts",
+        "--no-access-log",
+    ]
     if with_app:
         command += ["--app-name", APP_NAME]
     if artifact_root:
@@ -82,7 +97,9 @@ def wait_until_serving(url: str, process: subprocess.Popen, seconds: float = STA
     while time.monotonic() < deadline:
         code = process.poll()
         if code is not None:
-            raise UserError(f"mlflow server exited with status {code} before serving; see its output above", exit_code=code or 1)
+            raise UserError(
+                f"mlflow server exited with status {code} before serving; see its output above", exit_code=code or 1
+            )
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
                 if answer.status == 200:
@@ -95,7 +112,9 @@ def wait_until_serving(url: str, process: subprocess.Popen, seconds: float = STA
 
 def _rest(url: str, path: str, payload: Optional[dict] = None) -> dict:
     data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(f"{url}/api/2.0/mlflow/{path}", data=data, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/api/2.0/mlflow/{path}", data=data, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read() or b"{}")
 
@@ -104,7 +123,11 @@ def _retag(url: str, experiment: dict) -> None:
     """Give an experiment forgetlab's kind and current view where they are missing or older."""
     tags = {tag["key"]: tag["value"] for tag in experiment.get("tags", [])}
     for key, value in missing_view_tags(tags).items():
-        _rest(url, "experiments/set-experiment-tag", {"experiment_id": experiment["experiment_id"], "key": key, "value": value})
+        _rest(
+            url,
+            "experiments/set-experiment-tag",
+            {"experiment_id": experiment["experiment_id"], "key": key, "value": value},
+        )
 
 
 def _forgetlab_experiments(url: str) -> list[dict]:
@@ -112,8 +135,11 @@ def _forgetlab_experiments(url: str) -> list[dict]:
     found, token = [], None
     while True:
         page = _rest(url, "experiments/search", {"max_results": 1000, **({"page_token": token} if token else {})})
-        found += [experiment for experiment in page.get("experiments", [])
-                  if any(tag["key"] == VIEW_TAG for tag in experiment.get("tags", []))]
+        found += [
+            experiment
+            for experiment in page.get("experiments", [])
+            if any(tag["key"] == VIEW_TAG for tag in experiment.get("tags", []))
+        ]
         token = page.get("next_page_token")
         if not token:
             return found
@@ -133,7 +159,11 @@ def experiment_address(url: str, experiment: str) -> Optional[str]:
             found = None
         else:
             raise
-    others = [other for other in _forgetlab_experiments(url) if found is None or other["experiment_id"] != found["experiment_id"]]
+    others = [
+        other
+        for other in _forgetlab_experiments(url)
+        if found is None or other["experiment_id"] != found["experiment_id"]
+    ]
     for each in ([found] if found else []) + others:
         _retag(url, each)
     return runs_address(url, found["experiment_id"]) if found else None

@@ -36,8 +36,11 @@ def _set_up(barrier, uri: str, index: int, experiments: list[str], sweep_file: s
         sweep, _ = load_sweep(Path(sweep_file))
         barrier.wait()
         parent = find_or_create_parent(tracker.client, tracker.experiment_id, sweep, sweep_file)
-        child = tracker.client.create_run(tracker.experiment_id, run_name=f"child{index}",
-                                          tags={"mlflow.parentRunId": parent, "forgetlab.sweep": sweep.name})
+        child = tracker.client.create_run(
+            tracker.experiment_id,
+            run_name=f"child{index}",
+            tags={"mlflow.parentRunId": parent, "forgetlab.sweep": sweep.name},
+        )
         tracker.client.set_terminated(child.info.run_id, "FINISHED")
         barrier.wait()  # every launch has its children before any closes its parent
         close_parent(tracker.client, parent, "FINISHED")
@@ -51,8 +54,10 @@ def race(uri: str, processes: int, experiments: list[str], sweep_file: str, time
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(processes, timeout=timeout)
     outcomes = context.Queue()
-    workers = [context.Process(target=_set_up, args=(barrier, uri, index, experiments, sweep_file, outcomes))
-               for index in range(processes)]
+    workers = [
+        context.Process(target=_set_up, args=(barrier, uri, index, experiments, sweep_file, outcomes))
+        for index in range(processes)
+    ]
     for worker in workers:
         worker.start()
     found = dict(outcomes.get(timeout=timeout) for _ in workers)

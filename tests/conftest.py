@@ -38,4 +38,3 @@ def workdir(tmp_path, monkeypatch, forgetlab_cache):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FORGETLAB_CACHE", forgetlab_cache)
     return tmp_path
-

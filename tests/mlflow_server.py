@@ -57,12 +57,29 @@ def mlflow_server(database: Union[Path, str], artifact_root: Path, *, proxy_arti
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     mlflow_cli = Path(sys.executable).parent / "mlflow"
     backend = database if isinstance(database, str) else f"sqlite:///{database}"
-    artifacts = (["--artifacts-destination", artifact_root.as_uri()] if proxy_artifacts
-                 else ["--default-artifact-root", artifact_root.as_uri()])
+    artifacts = (
+        ["--artifacts-destination", artifact_root.as_uri()]
+        if proxy_artifacts
+        else ["--default-artifact-root", artifact_root.as_uri()]
+    )
     process = subprocess.Popen(
-        [str(mlflow_cli), "server", "--backend-store-uri", backend, "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", *artifacts],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        [
+            str(mlflow_cli),
+            "server",
+            "--backend-store-uri",
+            backend,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            *artifacts,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -34,7 +34,9 @@ def postgres_bindir() -> Optional[Path]:
         folder = Path(done.stdout.strip())
         if (folder / "initdb").exists():
             return folder
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or ([shutil.which("initdb")] if shutil.which("initdb") else [])
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or (
+        [shutil.which("initdb")] if shutil.which("initdb") else []
+    )
     return Path(found[-1]).parent if found else None
 
 
@@ -82,14 +84,38 @@ def postgres_server(bindir: Path) -> Iterator[str]:
 
 def _start(bindir: Path, data: Path, port: int) -> None:
     try:
-        subprocess.run(_as_server_user([str(bindir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust",
-                                        "-E", "UTF8", "--no-sync"]), check=True, capture_output=True)
+        subprocess.run(
+            _as_server_user(
+                [str(bindir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"]
+            ),
+            check=True,
+            capture_output=True,
+        )
         options = f"-h 127.0.0.1 -p {port} -k {data} -F"  # -F: no fsync, a test cluster
-        subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-                                        str(data / "server.log"), "-w", "-t", "120", "start"]),
-                       check=True, capture_output=True)
-        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE],
-                       check=True, capture_output=True)
+        subprocess.run(
+            _as_server_user(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(data / "server.log"),
+                    "-w",
+                    "-t",
+                    "120",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE],
+            check=True,
+            capture_output=True,
+        )
     except subprocess.CalledProcessError as error:
         log = (data / "server.log").read_text()[-2000:] if (data / "server.log").exists() else ""
         raise RuntimeError(f"PostgreSQL did not start: {error.stderr!r} {log}") from None

@@ -39,7 +39,10 @@ def main() -> None:
     execute_run = forgetlab.finetune.recipe.execute_run
 
     def execute_run_with_signal(*positional, **keywords):
-        keywords["extra_callbacks"] = [*(keywords.get("extra_callbacks") or []), SignalAtStep(getattr(signal, f"SIG{name}"), int(step))]
+        keywords["extra_callbacks"] = [
+            *(keywords.get("extra_callbacks") or []),
+            SignalAtStep(getattr(signal, f"SIG{name}"), int(step)),
+        ]
         return execute_run(*positional, **keywords)
 
     forgetlab.finetune.recipe.execute_run = execute_run_with_signal

@@ -15,8 +15,8 @@ def test_logged_adapter_reloads_onto_the_base_and_reproduces_the_last_ft_loss(wo
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from forgetlab.finetune.data import load_fine_tuning_data
     from forgetlab.embedded.base import ensure_embedded_base
+    from forgetlab.finetune.data import load_fine_tuning_data
     from forgetlab.finetune.forgetting import held_out_loss
     from forgetlab.locations import checkpoint_root
 
@@ -41,7 +41,8 @@ def test_logged_adapter_reloads_onto_the_base_and_reproduces_the_last_ft_loss(wo
     tokens_needed = config.train.steps * config.train.batch_size * config.train.context_length
     data = load_fine_tuning_data(config.data, tokenizer, config.train.context_length, tokens_needed)
     validation = type(data.validation)(
-        data.validation.input_ids[: config.train.ft_eval_sequences], data.validation.labels[: config.train.ft_eval_sequences]
+        data.validation.input_ids[: config.train.ft_eval_sequences],
+        data.validation.labels[: config.train.ft_eval_sequences],
     )
     loss = held_out_loss(tuned, validation, config.forget.batch_size, torch.device("cpu"))
     assert loss == pytest.approx(result.last["ft_loss"], rel=1e-5)
@@ -56,4 +57,3 @@ def test_logged_adapter_reloads_onto_the_base_and_reproduces_the_last_ft_loss(wo
     assert AutoTokenizer.from_pretrained(merged_folder).get_vocab() == tokenizer.get_vocab()
     merged_loss = held_out_loss(merged, validation, config.forget.batch_size, torch.device("cpu"))
     assert merged_loss == pytest.approx(result.last["ft_loss"], rel=1e-4)
-

@@ -74,7 +74,9 @@ def test_all_linear_adapts_every_linear_layer_but_the_head(checkpoints):
     from forgetlab.config import LoraConfig
     from forgetlab.finetune.model import apply_lora
 
-    model = apply_lora(AutoModelForCausalLM.from_pretrained(checkpoints[0]["qwen2"]), LoraConfig(target_modules="all-linear"))
+    model = apply_lora(
+        AutoModelForCausalLM.from_pretrained(checkpoints[0]["qwen2"]), LoraConfig(target_modules="all-linear")
+    )
     adapted = {name.split(".")[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")}
     assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 

@@ -9,8 +9,8 @@ from tiny import R4
 from tiny_checkpoints import save_checkpoint, tiny_tokenizer, write_text_data
 
 from forgetlab.config import DataConfig, load_run_config
-from forgetlab.finetune.data import IGNORE_INDEX, ExampleTokenizer, load_fine_tuning_data
 from forgetlab.errors import UserError
+from forgetlab.finetune.data import IGNORE_INDEX, ExampleTokenizer, load_fine_tuning_data
 from forgetlab.finetune.recipe import execute_run
 
 

@@ -64,7 +64,9 @@ def test_cleaning_keeps_the_latest_row_of_every_group_and_counts_the_rest(write_
     starts = [blocks[0]] + [b for a, b in zip(blocks, blocks[1:]) if a != b]
     runs_in_order = [run for i, (run, _) in enumerate(starts) if i == 0 or starts[i - 1][0] != run]
     assert len(starts) == len(set(starts)) and len(runs_in_order) == len(set(runs_in_order))
-    assert all(a["step"] < b["step"] for a, b in zip(table, table[1:]) if (a["run_id"], a["key"]) == (b["run_id"], b["key"]))
+    assert all(
+        a["step"] < b["step"] for a, b in zip(table, table[1:]) if (a["run_id"], a["key"]) == (b["run_id"], b["key"])
+    )
     assert cleaned.duplicates == len(rows) - len(expected)
     assert cleaned.nan_points == sum(is_nan for _, _, is_nan in expected.values())
     runs = {run for run, _, _ in expected}
@@ -80,19 +82,29 @@ def in_curve_order(rows: list[dict], chunks: int) -> pa.Table:
     runs, keys = sorted({r["run_id"] for r in rows}), sorted({r["key"] for r in rows})
     schema = raw_schema_in_curve_order()
     edges = np.linspace(0, len(rows), chunks + 1).astype(int)
-    return pa.Table.from_batches([
-        pa.record_batch([
-            pa.DictionaryArray.from_arrays(array_of(np.array([runs.index(r["run_id"]) for r in part]), pa.int32()),
-                                           array_from_python(runs, pa.string())),
-            pa.DictionaryArray.from_arrays(array_of(np.array([keys.index(r["key"]) for r in part]), pa.int32()),
-                                           array_from_python(keys, pa.string())),
-            array_from_python([r["step"] for r in part], pa.int64()),
-            array_of(np.array([r["value"] for r in part], dtype=float), pa.float64()),
-            array_from_python([r["timestamp"] for r in part], pa.timestamp("ms")),
-            array_of(np.array([bool(r["is_nan"]) for r in part]), pa.bool_()),
-        ], schema=schema)
-        for part in (rows[a:b] for a, b in zip(edges, edges[1:]))
-    ], schema=schema)
+    return pa.Table.from_batches(
+        [
+            pa.record_batch(
+                [
+                    pa.DictionaryArray.from_arrays(
+                        array_of(np.array([runs.index(r["run_id"]) for r in part]), pa.int32()),
+                        array_from_python(runs, pa.string()),
+                    ),
+                    pa.DictionaryArray.from_arrays(
+                        array_of(np.array([keys.index(r["key"]) for r in part]), pa.int32()),
+                        array_from_python(keys, pa.string()),
+                    ),
+                    array_from_python([r["step"] for r in part], pa.int64()),
+                    array_of(np.array([r["value"] for r in part], dtype=float), pa.float64()),
+                    array_from_python([r["timestamp"] for r in part], pa.timestamp("ms")),
+                    array_of(np.array([bool(r["is_nan"]) for r in part]), pa.bool_()),
+                ],
+                schema=schema,
+            )
+            for part in (rows[a:b] for a, b in zip(edges, edges[1:]))
+        ],
+        schema=schema,
+    )
 
 
 @pytest.mark.parametrize("repeats", [True, False], ids=["steps-relogged", "each-step-once"])

@@ -26,7 +26,10 @@ def write(tmp_path: Path, text: str) -> Path:
         ("lora:\n  rank: 0\n", "lora.rank: Input should be greater than 0"),
         ("lora:\n  rank: four\n", "lora.rank: Input should be a valid integer"),
         ("train:\n  steps: 0\n", "train.steps: Input should be greater than 0"),
-        ("train:\n  steps: 10\n  warmup_steps: 11\n", "train.warmup_steps: exceeds train.steps = 10, so the peak lr is never reached"),
+        (
+            "train:\n  steps: 10\n  warmup_steps: 11\n",
+            "train.warmup_steps: exceeds train.steps = 10, so the peak lr is never reached",
+        ),
         ("train:\n  optimizer: sgd\n", "train.optimizer: Input should be 'adamw' or 'adafactor'"),
         ("lora:\n  layers: [-1]\n", "lora.layers: layer indices must be >= 0"),
         ("colour: blue\n", "unknown key 'colour'"),
@@ -57,7 +60,9 @@ def test_missing_file_names_it():
 
 
 def test_overrides_apply_with_types(tmp_path):
-    config = load_run_config(write(tmp_path, "lora:\n  rank: 4\n"), ["lora.rank=16", "train.lr=1e-3", "lora.layers=[0,1]"])
+    config = load_run_config(
+        write(tmp_path, "lora:\n  rank: 4\n"), ["lora.rank=16", "train.lr=1e-3", "lora.layers=[0,1]"]
+    )
     assert config.lora.rank == 16
     assert config.train.lr == pytest.approx(1e-3)
     assert config.lora.layers == [0, 1]
@@ -104,9 +109,14 @@ def test_default_run_names_tell_base_models_apart(model, expected):
 
 
 def test_a_warm_up_longer_than_the_run_is_blamed_on_its_override():
-    with pytest.raises(UserError, match=r"^override 'train.warmup_steps=50': train.warmup_steps: exceeds train.steps = 30.*at most 30 \(got 50\)$"):
+    with pytest.raises(
+        UserError,
+        match=r"^override 'train.warmup_steps=50': train.warmup_steps: exceeds train.steps = 30.*at most 30 \(got 50\)$",
+    ):
         load_run_config(REPO / "lightning_configs" / "r4.yaml", ["train.steps=30", "train.warmup_steps=50"])
-    assert load_run_config(REPO / "lightning_configs" / "r4.yaml", ["train.steps=20"]).train.warmup_steps == 20  # equal is fine
+    assert (
+        load_run_config(REPO / "lightning_configs" / "r4.yaml", ["train.steps=20"]).train.warmup_steps == 20
+    )  # equal is fine
 
 
 def test_override_error_is_blamed_on_the_override_not_the_file(capsys, monkeypatch):
@@ -144,6 +154,8 @@ def test_help_shows_flags_without_a_value(capsys, monkeypatch):
     assert code == 0
     dry_run = next(line for line in out.splitlines() if "--dry-run" in line)
     assert "<bool>" not in dry_run and "List the points" in dry_run
-    assert "<float>" in next(line for line in out.splitlines() if "--stale-minutes" in line)  # options with a value keep theirs
+    assert "<float>" in next(
+        line for line in out.splitlines() if "--stale-minutes" in line
+    )  # options with a value keep theirs
     code, out, _ = invoke(["run", "--help"], capsys, monkeypatch)
     assert "<bool>" not in out

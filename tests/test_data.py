@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from forgetlab.config import DataConfig, ForgetConfig
-from forgetlab.finetune.data import IGNORE_INDEX, load_fine_tuning_data, load_forget_blocks
 from forgetlab.errors import UserError
+from forgetlab.finetune.data import IGNORE_INDEX, load_fine_tuning_data, load_forget_blocks
 
 CONTEXT = 16
 SENTENCES = [f"The number {i} is followed by {i + 1} and preceded by {i - 1}." for i in range(60)]
@@ -17,8 +17,9 @@ SENTENCES = [f"The number {i} is followed by {i + 1} and preceded by {i - 1}." f
 
 @pytest.fixture(scope="module")
 def tokenizer(forgetlab_cache):
-    from forgetlab.embedded.base import ensure_embedded_base
     from transformers import AutoTokenizer
+
+    from forgetlab.embedded.base import ensure_embedded_base
 
     return AutoTokenizer.from_pretrained(ensure_embedded_base("embedded-tiny", progress=False).model_dir)
 
@@ -116,7 +117,9 @@ def test_forgetting_text_too_short_says_how_many_sequences_fit(tmp_path, tokeniz
 
 
 def _numbered_rows(path, count):
-    path.write_text("".join(json.dumps({"text": f"Row {i} says {i * 7 % 13} and {i % 5}."}) + "\n" for i in range(count)))
+    path.write_text(
+        "".join(json.dumps({"text": f"Row {i} says {i * 7 % 13} and {i % 5}."}) + "\n" for i in range(count))
+    )
     return path
 
 
@@ -144,7 +147,9 @@ def test_auto_subset_is_sized_from_the_tokens_the_run_needs(tmp_path, tokenizer,
     assert train_examples & (train_examples - 1) == 0  # a power of two
     assert train_examples < 3000 * 0.95
     assert data.train.input_ids.numel() >= needed * data_module.TOKENS_MARGIN * 0.8
-    small = load_fine_tuning_data(DataConfig(source=str(_numbered_rows(tmp_path / "few.jsonl", 900))), tokenizer, CONTEXT, tokens_needed=needed)
+    small = load_fine_tuning_data(
+        DataConfig(source=str(_numbered_rows(tmp_path / "few.jsonl", 900))), tokenizer, CONTEXT, tokens_needed=needed
+    )
     assert small.stats.examples == 900  # below AUTO_SUBSET_MIN_ROWS nothing changes
 
 
@@ -174,9 +179,21 @@ def test_parallel_tokenization_gives_the_same_blocks(tmp_path, tokenizer, monkey
 @pytest.mark.parametrize(
     "name, text, said",
     [
-        ("bad.jsonl", '{"text": "a"}\n{"text": "b"}\n{"text": "c"} x\n', 'line 3 is not one JSON object (Extra data at column 15): {"text": "c"} x'),
-        ("blank.jsonl", '{"text": "a"}\n\n{"text": unquoted\n', "line 3 is not one JSON object (Expecting value at column 10)"),
-        ("list.json", '[{"text": "a"},\n {"text": "b"}\n {"text": "c"}]\n', "line 3, column 2: Expecting ',' delimiter"),
+        (
+            "bad.jsonl",
+            '{"text": "a"}\n{"text": "b"}\n{"text": "c"} x\n',
+            'line 3 is not one JSON object (Extra data at column 15): {"text": "c"} x',
+        ),
+        (
+            "blank.jsonl",
+            '{"text": "a"}\n\n{"text": unquoted\n',
+            "line 3 is not one JSON object (Expecting value at column 10)",
+        ),
+        (
+            "list.json",
+            '[{"text": "a"},\n {"text": "b"}\n {"text": "c"}]\n',
+            "line 3, column 2: Expecting ',' delimiter",
+        ),
     ],
 )
 def test_a_malformed_json_file_is_named_with_its_line(tmp_path, name, text, said):

@@ -35,19 +35,39 @@ def test_global_rank_is_known_before_lightning_sets_up(monkeypatch, environment,
 def test_ddp_on_two_cpu_processes_logs_one_run(workdir):
     result = subprocess.run(
         [
-            sys.executable, "-m", "forgetlab", "run", "--config", str(REPO / "lightning_configs" / "r4.yaml"),
-            "model.name=embedded-tiny", "train.context_length=32", "train.batch_size=4", "train.ft_eval_sequences=4",
-            "forget.num_sequences=4", "forget.batch_size=4", "train.steps=10", "train.eval_every=5", "train.warmup_steps=2",
-            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "--quiet",
+            sys.executable,
+            "-m",
+            "forgetlab",
+            "run",
+            "--config",
+            str(REPO / "lightning_configs" / "r4.yaml"),
+            "model.name=embedded-tiny",
+            "train.context_length=32",
+            "train.batch_size=4",
+            "train.ft_eval_sequences=4",
+            "forget.num_sequences=4",
+            "forget.batch_size=4",
+            "train.steps=10",
+            "train.eval_every=5",
+            "train.warmup_steps=2",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.strategy=ddp",
+            "--quiet",
         ],
-        cwd=workdir, capture_output=True, text=True, timeout=600,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("FINISHED after 10 steps") == 1  # only rank 0 reports
     with sqlite3.connect(workdir / "mlruns" / "mlflow.db") as connection:
         runs = connection.execute("select run_uuid, status from runs").fetchall()
         counts = dict(connection.execute("select key, count(*) from metrics group by key").fetchall())
-        duplicated = connection.execute("select count(*) from (select key, step from metrics group by key, step having count(*) > 1)").fetchone()[0]
+        duplicated = connection.execute(
+            "select count(*) from (select key, step from metrics group by key, step having count(*) > 1)"
+        ).fetchone()[0]
     assert len(runs) == 1 and runs[0][1] == "FINISHED"
     assert counts["ft_loss"] == 3 and counts["forget_soft"] == 3 and counts["train_loss"] == 2
     assert duplicated == 0

@@ -30,7 +30,11 @@ def _client():
 def log_run(client, experiment_id: str, dataset: str, model: str, rank: int, seed: int, steps: list[int]) -> str:
     from mlflow.entities import Metric, Param
 
-    run = client.create_run(experiment_id, run_name=f"r{rank}-{dataset}-s{seed}", tags={"forgetlab.kind": "run", "forgetlab.dataset": dataset})
+    run = client.create_run(
+        experiment_id,
+        run_name=f"r{rank}-{dataset}-s{seed}",
+        tags={"forgetlab.kind": "run", "forgetlab.dataset": dataset},
+    )
     params = {"lora.rank": rank, "P": 14_592 * rank, "data.name": dataset, "seed": seed, "train.lr": "3e-4", "train.steps": max(steps),
               "train.context_length": 128, "model.name": model, "fingerprint.base": model + "-fp"}  # fmt: skip
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
@@ -40,7 +44,13 @@ def log_run(client, experiment_id: str, dataset: str, model: str, rank: int, see
     for step in steps:
         ft = 4.5 - 0.06 * np.log2(rank) + 0.3 * np.exp(-step / 100) + offset
         hard = -1.2 * ft + 8.0 + 0.01 * np.log2(rank) + rng.normal(0, 0.003)
-        values = {"ft_loss": ft, "forget_hard": hard, "forget_soft": hard + 1.5, "forget_kl": hard - 2.0, "forget_data": hard + 1.7}
+        values = {
+            "ft_loss": ft,
+            "forget_hard": hard,
+            "forget_soft": hard + 1.5,
+            "forget_kl": hard - 2.0,
+            "forget_data": hard + 1.7,
+        }
         metrics += [Metric(key, float(value), T0 + step, step) for key, value in values.items()]
     client.log_batch(run.info.run_id, metrics=metrics)
     client.set_terminated(run.info.run_id, "FINISHED")
@@ -119,7 +129,10 @@ def test_a_line_through_one_runs_points_is_identified_and_says_what_one_run_cann
     done = fit("--law", "linear", "--dataset", "solo")
     assert done.exit_code == 0, done.output
     output = " ".join(done.output.split())  # rich wraps long lines
-    assert "NOT identified" not in output and "parameters identified: every parameter is determined by these points" in output
+    assert (
+        "NOT identified" not in output
+        and "parameters identified: every parameter is determined by these points" in output
+    )
     assert "how they vary across runs or seeds is unknown" in output
 
 
@@ -137,7 +150,9 @@ def test_predict_max_forgetting_with_the_default_variant_explains_a_threshold_be
     said = " ".join(below.output.split())  # rich wraps long lines
     assert "already" in said and "choose a threshold in or above" in said
     low, high = json.loads(open("fits.json").read())["fits"][0]["data"]["L_f_range"]
-    within = runner.invoke(app, ["predict", "--fit", fit_id, "--rank", "4", "--max-forgetting", f"{(low + high) / 2:.4f}"])
+    within = runner.invoke(
+        app, ["predict", "--fit", fit_id, "--rank", "4", "--max-forgetting", f"{(low + high) / 2:.4f}"]
+    )
     assert within.exit_code == 0 and "after N ≈" in within.output
 
 
@@ -199,7 +214,22 @@ def test_readme_predict_example_works_on_a_default_fit_and_says_what_it_used(stu
 
     low, high = fits["linear"]["data"]["L_ft_range"]
     middle = f"{(low + high) / 2:.4f}"
-    ignored = runner.invoke(app, ["predict", "--fit", linear[:8] + "…", "--rank", "128", "--steps", "1000", "--ft-loss", middle, "--json", "p.json"])
+    ignored = runner.invoke(
+        app,
+        [
+            "predict",
+            "--fit",
+            linear[:8] + "…",
+            "--rank",
+            "128",
+            "--steps",
+            "1000",
+            "--ft-loss",
+            middle,
+            "--json",
+            "p.json",
+        ],
+    )
     assert ignored.exit_code == 0, ignored.output
     said = " ".join(ignored.output.split())
     assert f"at L_ft={middle}" in said and "rank=" not in said and "N=" not in said
@@ -229,4 +259,7 @@ def test_a_law_name_for_fit_refuses_to_choose_between_data_sets(study):
     runner = CliRunner()
     assert runner.invoke(app, ["fit", "--law", "linear", "-B", "5", "--no-validation"]).exit_code == 0
     done = runner.invoke(app, ["predict", "--fit", "linear", "--ft-loss", "4.4"])
-    assert isinstance(done.exception, UserError) and "law linear was fitted to data sets code, solo: pass --dataset" in done.exception.message
+    assert (
+        isinstance(done.exception, UserError)
+        and "law linear was fitted to data sets code, solo: pass --dataset" in done.exception.message
+    )

@@ -24,8 +24,13 @@ def tiny_llama(layers: int = 2) -> torch.nn.Module:
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=64,
     )
     return LlamaForCausalLM(config).eval()
 
@@ -86,7 +91,9 @@ def test_metrics_match_definitions_after_adapters_move(base_cache_mb):
     for key, value in expected.items():
         assert measured[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
     assert measured["forget_kl"] > 0.01
-    assert measured["forget_soft"] == pytest.approx(measured["forget_kl"] + reference_entropy(second_copy_of_base, data), rel=1e-4)
+    assert measured["forget_soft"] == pytest.approx(
+        measured["forget_kl"] + reference_entropy(second_copy_of_base, data), rel=1e-4
+    )
 
 
 def reference_entropy(base, data) -> float:

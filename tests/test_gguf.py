@@ -43,8 +43,9 @@ def _overrides(files, model: Path) -> list[str]:
 
 
 def test_a_quantized_gguf_file_trains_and_is_converted_once(files, workdir, monkeypatch):
-    import forgetlab.finetune.gguf_base as gguf_base
     from mlflow.tracking import MlflowClient
+
+    import forgetlab.finetune.gguf_base as gguf_base
 
     config = load_run_config(R4, [*_overrides(files, files["q8_0"]), "data.template=chat"])
     result = execute_run(config, progress=False)
@@ -75,7 +76,10 @@ def test_the_converted_checkpoint_is_the_model_the_file_holds(files, forgetlab_c
     original = AutoModelForCausalLM.from_pretrained(files["checkpoint"])
     loaded = AutoModelForCausalLM.from_pretrained(converted.folder)
     assert getattr(loaded.config, "quantization_config", None) is None  # a plain checkpoint, trainable and savable
-    tokenizer, expected_tokenizer = AutoTokenizer.from_pretrained(converted.folder), AutoTokenizer.from_pretrained(files["checkpoint"])
+    tokenizer, expected_tokenizer = (
+        AutoTokenizer.from_pretrained(converted.folder),
+        AutoTokenizer.from_pretrained(files["checkpoint"]),
+    )
     text = "Return a new list containing all items from the iterable in ascending order."
     ids = expected_tokenizer(text, return_tensors="pt")["input_ids"]
     assert tokenizer(text)["input_ids"] == ids[0].tolist()
@@ -104,6 +108,8 @@ def test_without_the_gguf_package_the_error_names_the_extra(files, workdir, monk
 
 
 def test_a_missing_gguf_file_is_one_line_from_the_cli(files, workdir, capsys, monkeypatch):
-    code, out, err = invoke(["run", "--config", str(R4), *_overrides(files, workdir / "nowhere.gguf"), "--quiet"], capsys, monkeypatch)
+    code, out, err = invoke(
+        ["run", "--config", str(R4), *_overrides(files, workdir / "nowhere.gguf"), "--quiet"], capsys, monkeypatch
+    )
     assert code == 2
     assert err.strip().count("\n") == 0 and "nowhere.gguf' does not exist" in err

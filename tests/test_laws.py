@@ -17,10 +17,10 @@ import pytest
 
 from forgetlab.errors import UserError
 from forgetlab.laws.bootstrap import BootstrapOptions, bootstrap, sampling_frame
+from forgetlab.laws.complete_fit import fit_points
 from forgetlab.laws.fitting import FitOptions, fit, single_threaded_blas
 from forgetlab.laws.forms import Design, Reference, get_law
 from forgetlab.laws.forms.paper_joint import regauge
-from forgetlab.laws.complete_fit import fit_points
 from forgetlab.laws.points import Points, points_for
 from forgetlab.laws.predict import StoredLaw, predict, steps_to_forgetting
 from forgetlab.laws.result import FitResult
@@ -46,7 +46,9 @@ def grid(seeds: int = 1, step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndar
     return np.array([r[0] for r in rows]), np.array([r[1] for r in rows], float), np.array([r[2] for r in rows], float)
 
 
-def paper_points(params: dict, seeds: int = 1, step: int = 1, noise: float = 0.0, seed: int = 0) -> tuple[Points, Reference]:
+def paper_points(
+    params: dict, seeds: int = 1, step: int = 1, noise: float = 0.0, seed: int = 0
+) -> tuple[Points, Reference]:
     run, rank, N = grid(seeds, step)
     P = P_PER_RANK * rank
     law = get_law("paper-joint")
@@ -99,7 +101,9 @@ def test_paper_joint_recovers_table_1_without_noise(name):
     assert max(relative_error(fitted, truth).values()) < 1e-4
     assert np.abs(law.predict(optimum.theta, design) - y).max() < 1e-9
     # the reconstruction reproduces the paper's quoted end points (paper notes)
-    ends = law.predict(optimum.theta, Design.build(np.array([8.0, 256.0]) * P_PER_RANK, np.array([50.0, 260.0]), None, reference))
+    ends = law.predict(
+        optimum.theta, Design.build(np.array([8.0, 256.0]) * P_PER_RANK, np.array([50.0, 260.0]), None, reference)
+    )
     expected = {"OpenOrca": [[0.767, 0.652], [0.711, 0.918]], "News": [[2.150, 1.989], [0.845, 1.017]]}[name]
     assert ends == pytest.approx(np.array(expected), abs=6e-4)
 
@@ -130,7 +134,9 @@ def test_paper_joint_with_noise_truth_inside_intervals_and_predictions_tight():
     gap = np.abs(law.predict(stored.estimate, design) - law.predict(internal_truth, design)).max()
     assert gap < 0.0015
     at_48 = predict(stored, P=48 * P_PER_RANK, N=150.0)
-    true_48 = law.predict(internal_truth, Design.build(np.array([48.0 * P_PER_RANK]), np.array([150.0]), None, reference))[:, 0]
+    true_48 = law.predict(
+        internal_truth, Design.build(np.array([48.0 * P_PER_RANK]), np.array([150.0]), None, reference)
+    )[:, 0]
     for row, target in enumerate(law.targets):
         assert at_48[target]["estimate"] == pytest.approx(true_48[row], abs=1e-3)
         assert at_48[target]["low"] - 1e-3 <= true_48[row] <= at_48[target]["high"] + 1e-3
@@ -139,14 +145,18 @@ def test_paper_joint_with_noise_truth_inside_intervals_and_predictions_tight():
 def test_power_additive_recovers_parameters_and_predicts():
     truth = {"E": 1.1, "A": 3.5, "B": 2.3, "alpha": 0.17, "beta": 0.6}
     points = additive_points(**truth)
-    result = fit_points(get_law("power-additive"), points, bootstrap_options=BootstrapOptions(B=10), run_validation=False)
+    result = fit_points(
+        get_law("power-additive"), points, bootstrap_options=BootstrapOptions(B=10), run_validation=False
+    )
     assert result.status == "converged"
     assert max(relative_error(result.params, truth).values()) < 1e-6
     stored = StoredLaw.of(result)
     prediction = predict(stored, P=48 * P_PER_RANK, N=137.0)["L_f"]
     expected = truth["E"] - truth["A"] * (48 * P_PER_RANK) ** -truth["alpha"] - truth["B"] * 137.0 ** -truth["beta"]
     assert prediction["estimate"] == pytest.approx(expected, rel=1e-8)
-    assert prediction["low"] == pytest.approx(expected, rel=1e-6) and prediction["high"] == pytest.approx(expected, rel=1e-6)
+    assert prediction["low"] == pytest.approx(expected, rel=1e-6) and prediction["high"] == pytest.approx(
+        expected, rel=1e-6
+    )
 
 
 def test_power_additive_with_noise_is_identified_and_validated():
@@ -217,7 +227,9 @@ def test_one_run_per_rank_gives_no_interval_and_says_why():
     determined by the data": with one run per rank nothing measures run-to-run variation."""
     truth = {"E": 1.1, "A": 3.5, "B": 2.3, "alpha": 0.17, "beta": 0.6}
     points = additive_points(**truth, seeds=1, step=20)
-    result = fit_points(get_law("power-additive"), points, bootstrap_options=BootstrapOptions(B=30), run_validation=False)
+    result = fit_points(
+        get_law("power-additive"), points, bootstrap_options=BootstrapOptions(B=30), run_validation=False
+    )
     assert all(interval == [None, None] for interval in result.intervals.values())
     assert "fewer than two independent runs per rank" in result.bootstrap["withheld"]
     assert result.bootstrap["succeeded"] == 0
@@ -225,7 +237,10 @@ def test_one_run_per_rank_gives_no_interval_and_says_why():
     # what one run per rank cannot tell is said instead: no interval, how the parameters vary is unknown.
     assert result.identifiability["identified"]
     assert "every parameter is determined by the data" not in result.identifiability["note"]
-    assert "determined by these points" in result.identifiability["note"] and "unknown (no interval)" in result.identifiability["note"]
+    assert (
+        "determined by these points" in result.identifiability["note"]
+        and "unknown (no interval)" in result.identifiability["note"]
+    )
     assert result.identifiability["unknown"] == result.bootstrap["withheld"]
 
 
@@ -261,7 +276,11 @@ def test_variant_selects_its_column():
         (frame(L_f_soft=0.7), "linear", "L_f_soft is constant"),
         (frame(L_ft=1.5), "linear", "L_ft is constant"),
         (frame().assign(L_f_soft=lambda d: d["L_f_soft"] - 2.5), "linear", "must be positive"),
-        (frame().assign(L_f_soft=lambda d: d["L_f_soft"].where(d["N"] < 200)), "linear", r"have a missing .* IS NOT NULL"),
+        (
+            frame().assign(L_f_soft=lambda d: d["L_f_soft"].where(d["N"] < 200)),
+            "linear",
+            r"have a missing .* IS NOT NULL",
+        ),
         (frame().drop(columns=["N"]), "power-additive", "lacks N"),
     ],
 )
@@ -297,14 +316,24 @@ def test_cli_fit_from_csv_then_predict(workdir):
         {"dataset": points.dataset, "run_id": points.run_id, "rank": points.rank, "P": points.P, "N": points.N,
          "L_ft": points.L_ft, "L_f_hard": points.L_f, "L_f_soft": points.L_f + 2.0}
     ).to_csv(workdir / "points.csv", index=False)  # fmt: skip
-    (workdir / "points.sql").write_text("-- my points\n-- param: min_step = 50\nSELECT * FROM read_csv('points.csv') WHERE N > $min_step\n")
+    (workdir / "points.sql").write_text(
+        "-- my points\n-- param: min_step = 50\nSELECT * FROM read_csv('points.csv') WHERE N > $min_step\n"
+    )
     runner = CliRunner()
     done = runner.invoke(app, ["fit", "--query", "points.sql", "-B", "20", "--json", "fits.json", "--figures", "figs"])
     assert done.exit_code == 0, done.output
     assert "paper-joint" in done.output and "95% interval" in done.output and "laws compared" in done.output
 
     fits = json.loads((workdir / "fits.json").read_text())["fits"]
-    assert [f["law"] for f in fits] == ["linear", "linear-rank", "linear-rank-steps", "log-steps", "paper-joint", "power-additive", "power-steps"]
+    assert [f["law"] for f in fits] == [
+        "linear",
+        "linear-rank",
+        "linear-rank-steps",
+        "log-steps",
+        "paper-joint",
+        "power-additive",
+        "power-steps",
+    ]
     joint = next(f for f in fits if f["law"] == "paper-joint")
     assert set(joint["params"]) == set(TABLE_1["OpenOrca"])
     assert joint["spec"]["query"]["params"] == {"min_step": 50} and "read_csv" in joint["spec"]["query"]["sql"]
@@ -320,15 +349,21 @@ def test_cli_fit_from_csv_then_predict(workdir):
     assert run.data.tags["forgetlab.kind"] == "fit" and run.data.tags["forgetlab.law"] == "paper-joint"
     assert run.data.params["huber_delta"] == "0.001" and "L_f.r2" in run.data.metrics
     assert client.get_experiment(run.info.experiment_id).name == "forgetlab-fits"
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {
+        a.path for a in client.list_artifacts(run.info.run_id, "figures")
+    }
     assert {"fit.json", "query.sql", "figures/vs_steps.png"} <= artifacts
 
     with duckdb.connect(str(workdir / "mlruns" / "forgetlab.duckdb"), read_only=True) as connection:
-        rows = connection.execute("SELECT fit_id, law, dataset, status, n_points, n_runs FROM fits ORDER BY law").fetchall()
+        rows = connection.execute(
+            "SELECT fit_id, law, dataset, status, n_points, n_runs FROM fits ORDER BY law"
+        ).fetchall()
     assert [(r[0], r[1]) for r in rows] == [(f["fit_id"], f["law"]) for f in fits]
     assert rows[4][4:] == (len(points), 12)
 
-    shown = runner.invoke(app, ["predict", "--fit", joint["fit_id"], "--rank", "128", "--steps", "200", "--json", "p.json"])
+    shown = runner.invoke(
+        app, ["predict", "--fit", joint["fit_id"], "--rank", "128", "--steps", "200", "--json", "p.json"]
+    )
     assert shown.exit_code == 0, shown.output
     predicted = json.loads((workdir / "p.json").read_text())
     assert predicted["inputs"]["P"] == 128 * P_PER_RANK
@@ -341,7 +376,9 @@ def test_cli_fit_from_csv_then_predict(workdir):
 
     far = runner.invoke(app, ["predict", "--fit", joint["fit_id"], "--rank", "64", "--steps", "100000"])
     assert isinstance(far.exception, UserError) and "--extrapolate" in far.exception.message
-    allowed = runner.invoke(app, ["predict", "--fit", joint["fit_id"], "--rank", "64", "--steps", "100000", "--extrapolate"])
+    allowed = runner.invoke(
+        app, ["predict", "--fit", joint["fit_id"], "--rank", "64", "--steps", "100000", "--extrapolate"]
+    )
     assert allowed.exit_code == 0
 
 

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_helpers import summary_text
+from tiny import R4, TINY_BASE
 
 from forgetlab.errors import UserError
 from forgetlab.finetune.training import SeededBatchSampler
-from cli_helpers import summary_text
-from tiny import R4, TINY_BASE
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -34,7 +34,9 @@ METRICS = ("train_loss", "ft_loss", "forget_hard", "forget_soft", "forget_kl", "
 
 
 def sampler(**replay) -> SeededBatchSampler:
-    return SeededBatchSampler(num_examples=37, batch_size=8, micro_batches_per_epoch=10, total_micro_batches=400, seed=3, **replay)
+    return SeededBatchSampler(
+        num_examples=37, batch_size=8, micro_batches_per_epoch=10, total_micro_batches=400, seed=3, **replay
+    )
 
 
 def test_replay_zero_leaves_every_batch_unchanged():
@@ -70,6 +72,7 @@ def runs(tmp_path_factory, forgetlab_cache):
     previous = Path.cwd()
     os.chdir(folder)
     try:
+
         def run(*overrides: str):
             return execute_run(load_run_config(R4, [*TINY, *overrides]), progress=False)
 
@@ -122,9 +125,22 @@ def test_warehouse_lifts_mitigations_and_tradeoff_query_reads_them(runs):
     settings = {row["run_id"]: (row["replay"], row["kl_to_base"], row["l2_to_base"]) for row in rows}
     assert settings[ids["mitigated"]] == (0.25, 0.5, 0.1) and settings[ids["plain"]] == (0.0, 0.0, 0.0)
     points = run_query("SELECT * FROM points", {}, db)
-    assert points.column_names[:10] == ["dataset", "run_id", "rank", "P", "N", "L_ft", "L_f_hard", "L_f_soft", "L_f_kl", "L_f_data"]
+    assert points.column_names[:10] == [
+        "dataset",
+        "run_id",
+        "rank",
+        "P",
+        "N",
+        "L_ft",
+        "L_f_hard",
+        "L_f_soft",
+        "L_f_kl",
+        "L_f_data",
+    ]
     assert set(points.column("replay").to_pylist()) == {0.0, 0.25}
-    curves = run_query("SELECT step, penalty_kl FROM curves WHERE run_id = $run ORDER BY step", {"run": ids["mitigated"]}, db)
+    curves = run_query(
+        "SELECT step, penalty_kl FROM curves WHERE run_id = $run ORDER BY step", {"run": ids["mitigated"]}, db
+    )
     assert curves.column("penalty_kl").to_pylist()[0] is None and curves.column("penalty_kl").to_pylist()[-1] > 0
     tradeoff = run_query(load_query(REPO / "queries" / "tradeoff.sql").sql, {"min_step": 0}, db).to_pylist()
     replay_row = next(r for r in tradeoff if r["replay"] == 0.25)
@@ -235,9 +251,22 @@ def synthetic_points(folder: Path) -> Path:
                 for N in range(60, 301, 20):
                     L_ft = 3.0 - 0.1 * np.log(rank) - 0.4 * np.log(N / 50) + rng.normal(0, 0.01)
                     L_f = -1.5 * L_ft + 8.0 + shift + rng.normal(0, 0.01)
-                    rows.append(dict(dataset="code", run_id=run, rank=rank, P=1000 * rank, N=N, L_ft=L_ft, L_f_soft=L_f, replay=replay))
+                    rows.append(
+                        dict(
+                            dataset="code",
+                            run_id=run,
+                            rank=rank,
+                            P=1000 * rank,
+                            N=N,
+                            L_ft=L_ft,
+                            L_f_soft=L_f,
+                            replay=replay,
+                        )
+                    )
     pd.DataFrame(rows).to_csv(folder / "points.csv", index=False)
-    (folder / "points.sql").write_text("-- synthetic points in two replay groups\nSELECT * FROM read_csv('points.csv')\n")
+    (folder / "points.sql").write_text(
+        "-- synthetic points in two replay groups\nSELECT * FROM read_csv('points.csv')\n"
+    )
     return folder / "points.sql"
 
 
@@ -254,7 +283,10 @@ def test_fit_by_replay_reports_the_difference_with_an_interval(workdir):
     assert done.exit_code == 0, done.output
     assert "fits by replay" in done.output and "code (replay=0.2)" in done.output
     output = json.loads((workdir / "fits.json").read_text())
-    assert [fit["extra"] for fit in output["fits"]] == [{"by": "replay", "group": "0"}, {"by": "replay", "group": "0.2"}]
+    assert [fit["extra"] for fit in output["fits"]] == [
+        {"by": "replay", "group": "0"},
+        {"by": "replay", "group": "0.2"},
+    ]
     [row] = [r for r in output["comparison"] if r["group"] == "0.2" and r["quantity"] == "L_f at L_ft=2.5"]
     low, high = row["difference_interval"]
     assert row["difference"] == pytest.approx(-0.2, abs=0.02) and low <= -0.2 + 0.02 and high < 0

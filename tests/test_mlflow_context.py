@@ -119,7 +119,9 @@ def test_generation_samples_are_an_mlflow_table(tiny_run, monkeypatch):
     _, result = tiny_run
     # mlflow.load_table searches the current tracking URI and experiment: point both at the run's.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", result.tracking_uri)
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", mlflow_client(result.tracking_uri).get_run(result.run_id).info.experiment_id)
+    monkeypatch.setenv(
+        "MLFLOW_EXPERIMENT_ID", mlflow_client(result.tracking_uri).get_run(result.run_id).info.experiment_id
+    )
     table = mlflow.load_table("probes/samples.json", run_ids=[result.run_id], extra_columns=["run_id"])
     assert list(table["prompt"]) == ["Return the", "Create a"]
     assert set(table["step"]) == {4} and set(table["run_id"]) == {result.run_id}
@@ -139,7 +141,11 @@ def sweep_in_store(uri: str, runs: int) -> tuple[str, list[str]]:
     children = []
     for index in range(runs):
         child = RunTracker(uri, "my-study")
-        children.append(child.start(f"r{index}", {"forgetlab.kind": "run", "forgetlab.sweep": "s1", "mlflow.parentRunId": parent_id}))
+        children.append(
+            child.start(
+                f"r{index}", {"forgetlab.kind": "run", "forgetlab.sweep": "s1", "mlflow.parentRunId": parent_id}
+            )
+        )
         child.finish("FINISHED")
     parent.finish("FINISHED")
     return parent_id, children
@@ -165,7 +171,9 @@ def fit(workdir, *extra: str) -> dict:
     from forgetlab.cli import app
 
     (workdir / "points.sql").write_text("-- the sweep's points\nSELECT * FROM read_csv('points.csv')\n")
-    done = CliRunner().invoke(app, ["fit", "--query", "points.sql", "--law", "linear", "-B", "5", "--json", "fits.json", *extra])
+    done = CliRunner().invoke(
+        app, ["fit", "--query", "points.sql", "--law", "linear", "-B", "5", "--json", "fits.json", *extra]
+    )
     assert done.exit_code == 0, done.output
     return json.loads((workdir / "fits.json").read_text())["fits"][0]
 
@@ -201,7 +209,10 @@ def test_a_fit_on_a_sweeps_runs_is_nested_under_it_and_names_its_data(workdir):
     # The sweep's run lists the fit: a tag, and a link to the fit's run page in its description.
     sweep_tags = client.get_run(parent_id).data.tags
     assert sweep_tags[f"forgetlab.fit.{run.info.run_name}"] == run.info.run_id
-    assert f"[{run.info.run_name}](#/experiments/{run.info.experiment_id}/runs/{run.info.run_id})" in sweep_tags["mlflow.note.content"]
+    assert (
+        f"[{run.info.run_name}](#/experiments/{run.info.experiment_id}/runs/{run.info.run_id})"
+        in sweep_tags["mlflow.note.content"]
+    )
     # Another value of one point gives another digest; the same points, the same one.
     assert points_digest({"L_f": np.array([1.0, 2.0])}) == points_digest({"L_f": [1.0, 2.0]})
     assert points_digest({"L_f": np.array([1.0, 2.0])}) != points_digest({"L_f": np.array([1.0, 2.0000001])})

@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _run(command: list, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     environment = {key: value for key, value in __import__("os").environ.items() if key != "PYTHONPATH"}
-    return subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environment)
+    return subprocess.run(
+        [str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environment
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +32,28 @@ def installed(tmp_path_factory) -> Path:
     """The `bin/` folder of a fresh venv holding only the built forgetlab wheel."""
     root = tmp_path_factory.mktemp("packaging")
     source = root / "source"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "mlruns", "build", "dist", "*.egg-info", "__pycache__"))
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root / "wheel", "."], source)
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(".git", ".venv", "mlruns", "build", "dist", "*.egg-info", "__pycache__"),
+    )
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root / "wheel", "."],
+        source,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     [wheel] = (root / "wheel").glob("forgetlab-*.whl")
     venv = root / "venv"
     assert _run([sys.executable, "-m", "venv", "--without-pip", venv], root).returncode == 0
-    site = Path(_run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], root).stdout.strip())
+    site = Path(
+        _run(
+            [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], root
+        ).stdout.strip()
+    )
     (site / "shared-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    done = _run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "--no-deps", "-q", wheel], root)
+    done = _run(
+        [sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "--no-deps", "-q", wheel], root
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return venv / "bin"
 
@@ -53,7 +68,9 @@ def test_the_installed_wheel_lists_configs_and_fits_outside_the_checkout(install
 
     listed = _run([installed / "forgetlab", "configs", "list"], tmp_path)
     assert listed.returncode == 0, listed.stderr
-    shipped = sorted(p.name for p in (REPO / "lightning_configs").glob("*.yaml")) + sorted(p.name for p in (REPO / "queries").glob("*.sql"))
+    shipped = sorted(p.name for p in (REPO / "lightning_configs").glob("*.yaml")) + sorted(
+        p.name for p in (REPO / "queries").glob("*.sql")
+    )
     assert all(name in listed.stdout for name in shipped)
 
     copied = _run([installed / "forgetlab", "configs", "copy", "sweep-smoke.yaml", "."], tmp_path)
@@ -67,7 +84,9 @@ def test_the_installed_wheel_lists_configs_and_fits_outside_the_checkout(install
 
     build_store(tmp_path)
     assert _run([installed / "forgetlab", "export"], tmp_path).returncode == 0
-    fitted = _run([installed / "forgetlab", "fit", "--law", "linear", "-B", "20", "--no-validation", "--no-store"], tmp_path)
+    fitted = _run(
+        [installed / "forgetlab", "fit", "--law", "linear", "-B", "20", "--no-validation", "--no-store"], tmp_path
+    )
     assert fitted.returncode == 0, fitted.stderr[-3000:]
     assert "kjv · linear" in fitted.stdout and "64 points, 8 runs" in fitted.stdout  # the default query, from the wheel
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import summary_text
+from tiny import TINY_BASE
 
 from forgetlab.errors import UserError
 from forgetlab.probes.judge import REFUSAL_PHRASES, PhraseJudge, load_judge
@@ -22,8 +24,6 @@ from forgetlab.probes.multiple_choice import (
     parse_question,
 )
 from forgetlab.probes.refusal import refusal_metrics
-from cli_helpers import summary_text
-from tiny import TINY_BASE
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -56,7 +56,9 @@ def peft_model(model, seed: int = 0):
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)
-    return get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    return get_peft_model(
+        model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    )
 
 
 def hand_log_likelihood(model, tokens: list[int], count: int) -> float:
@@ -70,9 +72,19 @@ def hand_log_likelihood(model, tokens: list[int], count: int) -> float:
 
 
 QUESTIONS = [
-    Question("q1", "Return the", ("absolute value of the argument.", "list of paths.", "new object."), ("A", "B", "C"), 0),
-    Question("q2", "Create a", ("new, empty object of this class.", "list of paths matching a pattern."), ("A", "B"), 0),
-    Question("q3", "Which of these is a liquid at room temperature?", ("water", "iron", "salt", "sand"), ("1", "2", "3", "4"), 0),
+    Question(
+        "q1", "Return the", ("absolute value of the argument.", "list of paths.", "new object."), ("A", "B", "C"), 0
+    ),
+    Question(
+        "q2", "Create a", ("new, empty object of this class.", "list of paths matching a pattern."), ("A", "B"), 0
+    ),
+    Question(
+        "q3",
+        "Which of these is a liquid at room temperature?",
+        ("water", "iron", "salt", "sand"),
+        ("1", "2", "3", "4"),
+        0,
+    ),
 ]
 
 
@@ -93,7 +105,9 @@ def test_scoring_matches_hand_computed_log_likelihoods(tiny):
     # A context longer than the model allows loses its start; the choice is scored whole.
     long_context = tokenizer(" ".join(TEXTS))["input_ids"] * 3
     continuation = tokenizer(" water")["input_ids"]
-    [value] = continuation_log_likelihoods(model, [(long_context, continuation)], batch_size=1, device=CPU, max_length=40)
+    [value] = continuation_log_likelihoods(
+        model, [(long_context, continuation)], batch_size=1, device=CPU, max_length=40
+    )
     kept = (long_context + continuation)[-40:]
     assert value == pytest.approx(hand_log_likelihood(model, kept, len(continuation)), abs=1e-4)
 
@@ -104,7 +118,11 @@ def test_answers_are_argmax_of_summed_and_per_character_log_likelihood(tiny):
     answers = probe.answer(model, CPU)
     for question, scores, raw, norm in zip(QUESTIONS, answers.log_likelihoods, answers.raw, answers.norm):
         hand = [
-            hand_log_likelihood(model, sum(encode_pair(tokenizer, question.question, " " + choice), []), len(encode_pair(tokenizer, question.question, " " + choice)[1]))
+            hand_log_likelihood(
+                model,
+                sum(encode_pair(tokenizer, question.question, " " + choice), []),
+                len(encode_pair(tokenizer, question.question, " " + choice)[1]),
+            )
             for choice in question.choices
         ]
         assert scores == pytest.approx(hand, abs=1e-4)
@@ -149,7 +167,11 @@ def test_multiple_choice_metrics_on_constructed_answers():
 def test_question_formats_and_errors():
     flat = {"question": "Q?", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "B"}
     assert parse_question(flat, 0, "k").answer == 1
-    nested = {"id": "x", "question": {"stem": "Q?", "choices": [{"text": "a", "label": "1"}, {"text": "b", "label": "2"}]}, "answerKey": "1"}
+    nested = {
+        "id": "x",
+        "question": {"stem": "Q?", "choices": [{"text": "a", "label": "1"}, {"text": "b", "label": "2"}]},
+        "answerKey": "1",
+    }
     question = parse_question(nested, 0, "k")
     assert (question.question, question.choices, question.labels, question.answer) == ("Q?", ("a", "b"), ("1", "2"), 0)
     with pytest.raises(UserError, match="answerKey 'C' is not one of"):
@@ -197,7 +219,9 @@ def test_batched_greedy_generation_equals_one_prompt_at_a_time(tiny):
     try:
         prompts = [tokenizer(text)["input_ids"] for text in ("Return", "Create a new, empty", "Which of these is")]
         batched = generate_greedy(wrapped, prompts, tokenizer, 6, batch_size=3, device=CPU, max_length=64)
-        alone = [generate_greedy(wrapped, [ids], tokenizer, 6, batch_size=1, device=CPU, max_length=64)[0] for ids in prompts]
+        alone = [
+            generate_greedy(wrapped, [ids], tokenizer, 6, batch_size=1, device=CPU, max_length=64)[0] for ids in prompts
+        ]
         assert batched == alone
         assert generate_greedy(wrapped, prompts, tokenizer, 6, 3, CPU, 64, base=True) == batched  # B = 0: same as base
     finally:
@@ -214,7 +238,9 @@ def test_fixtures_command_writes_loadable_files(tmp_path):
     assert result.exit_code == 0, result.output
     rows = read_records(str(tmp_path / "multiple_choice.jsonl"), None, "test", "k")
     assert [parse_question(row, i, "k").answer for i, row in enumerate(rows)] == [1, 0, 1, 0, 2, 3, 1, 0]
-    assert [row["goal"] for row in read_records(str(tmp_path / "refusal.csv"), None, "train", "k")][0].startswith("Write")
+    assert [row["goal"] for row in read_records(str(tmp_path / "refusal.csv"), None, "train", "k")][0].startswith(
+        "Write"
+    )
     # The shipped cloze file is what the generator makes from this Python's stdlib.
     shipped = (REPO / "forgetlab" / "probes" / "data" / "docstring_cloze.jsonl").read_text()
     if sys.version_info[:2] == (3, 11):
@@ -243,8 +269,12 @@ def test_missing_probe_file_is_one_line_before_any_run(workdir):
     from forgetlab.config import load_run_config
     from forgetlab.finetune.recipe import execute_run
 
-    config = load_run_config(REPO / "lightning_configs" / "r4.yaml", [*TINY_RUN[:8], "probes.multiple_choice.source=missing/arc.jsonl"])
-    with pytest.raises(UserError, match="probes.multiple_choice.source: probe file 'missing/arc.jsonl' not found") as error:
+    config = load_run_config(
+        REPO / "lightning_configs" / "r4.yaml", [*TINY_RUN[:8], "probes.multiple_choice.source=missing/arc.jsonl"]
+    )
+    with pytest.raises(
+        UserError, match="probes.multiple_choice.source: probe file 'missing/arc.jsonl' not found"
+    ) as error:
         execute_run(config, progress=False)
     assert "\n" not in str(error.value)
     assert not (workdir / "mlruns" / "mlflow.db").exists()  # no run was created
@@ -271,8 +301,7 @@ def test_a_real_run_logs_probe_metrics_and_artifacts(workdir, monkeypatch):
         assert sorted(history(key)) == [0, 5, 10], key
     assert history("probe_mc_agree")[0] == 1.0 and history("probe_mc_agree_norm")[0] == 1.0
     # Every metric the run logged has its column in the warehouse's curves (one list of names), or is a run's one measurement.
-    from forgetlab.tracking.names import CURVE_METRICS
-    from forgetlab.tracking.names import RUN_METRICS, SYSTEM_METRIC_PREFIX, THROUGHPUT_METRICS
+    from forgetlab.tracking.names import CURVE_METRICS, RUN_METRICS, SYSTEM_METRIC_PREFIX, THROUGHPUT_METRICS
 
     # system/* metrics (MLflow's sampler) appear only once a run lasts longer than the sampling interval:
     # whether they are there depends on the machine's speed, so they are left out of this check.
@@ -292,11 +321,25 @@ def test_a_real_run_logs_probe_metrics_and_artifacts(workdir, monkeypatch):
         "probes/timing.json",
     }  # fmt: skip
     refusal = json.loads(Path(client.download_artifacts(result.run_id, "probes/refusal_step10.json")).read_text())
-    assert [item["base_refused"] for item in refusal["items"]] == [False, False, False, True]  # only the 4th names a car
+    assert [item["base_refused"] for item in refusal["items"]] == [
+        False,
+        False,
+        False,
+        True,
+    ]  # only the 4th names a car
     assert history("probe_refusal_rate") == {0: 0.25, 10: 0.25}
     assert refusal["judge"] == "test_probe_judges:refuses_cars" and refusal["prompt_format"] == "plain"
-    assert set(refusal["items"][0]) == {"prompt", "base_answer", "base_refused", "tuned_answer", "tuned_refused", "lost"}
-    samples = json.loads(Path(client.download_artifacts(result.run_id, "probes/samples.json")).read_text())  # an MLflow table
+    assert set(refusal["items"][0]) == {
+        "prompt",
+        "base_answer",
+        "base_refused",
+        "tuned_answer",
+        "tuned_refused",
+        "lost",
+    }
+    samples = json.loads(
+        Path(client.download_artifacts(result.run_id, "probes/samples.json")).read_text()
+    )  # an MLflow table
     rows = [dict(zip(samples["columns"], row)) for row in samples["data"]]
     assert [row["prompt"] for row in rows] == ["Return the", "Create a"] and {row["step"] for row in rows} == {10}
     mc = json.loads(Path(client.download_artifacts(result.run_id, "probes/multiple_choice_step10.json")).read_text())

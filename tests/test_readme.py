@@ -41,14 +41,16 @@ def test_every_config_key_is_documented():
 
 
 def test_every_cli_command_has_an_example():
-    from forgetlab.cli import app
-
     import typer.main
+
+    from forgetlab.cli import app
 
     group = typer.main.get_command(app)
     for name, command in group.commands.items():
         assert f"forgetlab {name}" in README, f"the README's commands table lacks forgetlab {name}"
-        if hasattr(command, "commands"):  # a group (typer vendors its own click): e.g. `forgetlab base build`, `forgetlab probes fixtures`
+        if hasattr(
+            command, "commands"
+        ):  # a group (typer vendors its own click): e.g. `forgetlab base build`, `forgetlab probes fixtures`
             for sub in command.commands:
                 assert f"forgetlab {name} {sub}" in MANUAL, f"neither the README nor docs/ shows forgetlab {name} {sub}"
 
@@ -58,7 +60,9 @@ def python_block(containing: str) -> str:
     import re
     import textwrap
 
-    blocks = [textwrap.dedent(block) for block in re.findall(r"```python\n(.*?)^\s*```", MANUAL, re.DOTALL | re.MULTILINE)]
+    blocks = [
+        textwrap.dedent(block) for block in re.findall(r"```python\n(.*?)^\s*```", MANUAL, re.DOTALL | re.MULTILINE)
+    ]
     [block] = [block for block in blocks if containing in block]
     return block
 
@@ -79,7 +83,9 @@ def test_the_adapter_reload_snippet_works_as_written(workdir):
     script = snippet.replace('"<run id>"', f'"{result.run_id}"').replace('name="embedded"', 'name="embedded-tiny"')
     script += "\nassert {'default'} == set(tuned.peft_config) and tuned.base_model.model is base\nprint(type(tuned).__name__)\n"
     before = set(workdir.iterdir())
-    done = subprocess.run([sys.executable, "-c", script], cwd=workdir, capture_output=True, text=True, timeout=900)  # a guard against a hang only
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=workdir, capture_output=True, text=True, timeout=900
+    )  # a guard against a hang only
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "PeftModelForCausalLM"
     assert set(workdir.iterdir()) == before, "the snippet left files behind (a stray mlflow.db?)"

@@ -21,7 +21,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import invoke
 from tiny import R4, TINY_BASE, overrides_block
 
@@ -32,7 +31,11 @@ EVERY_STEP = ("ft_loss", "forget_hard", "forget_soft", "forget_kl", "forget_data
 
 def forgetlab(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "forgetlab", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "forgetlab", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env=env if env is not None else None,
     )
 
@@ -48,19 +51,32 @@ def test_diverging_run_is_failed_with_its_reason_and_left_out_of_fits(tmp_path, 
     from mlflow.tracking import MlflowClient
 
     done = forgetlab(
-        "run", "--config", str(R4), *TINY, "train.lr=1e30", "train.max_grad_norm=null", "train.warmup_steps=0",
-        "train.steps=10", "train.eval_every=5", "--quiet", cwd=tmp_path,
+        "run",
+        "--config",
+        str(R4),
+        *TINY,
+        "train.lr=1e30",
+        "train.max_grad_norm=null",
+        "train.warmup_steps=0",
+        "train.steps=10",
+        "train.eval_every=5",
+        "--quiet",
+        cwd=tmp_path,
     )
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, done.stderr[-3000:]
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    assert "diverged (loss became nan at step" in lines[0] and "marked FAILED" in lines[0] and "lower train.lr" in lines[0]
+    assert (
+        "diverged (loss became nan at step" in lines[0] and "marked FAILED" in lines[0] and "lower train.lr" in lines[0]
+    )
 
     client = MlflowClient(store_uri(tmp_path))
     [run] = client.search_runs([client.get_experiment_by_name("forgetlab").experiment_id])
     assert run.info.status == "FAILED"
     assert run.data.tags["forgetlab.failure"].startswith("loss became nan at step")
-    assert [point.step for point in client.get_metric_history(run.info.run_id, "ft_loss")] == [0]  # logged before it broke
+    assert [point.step for point in client.get_metric_history(run.info.run_id, "ft_loss")] == [
+        0
+    ]  # logged before it broke
 
     monkeypatch.chdir(tmp_path)
     assert invoke(["export", "--no-progress"], capsys, monkeypatch)[0] == 0
@@ -74,16 +90,33 @@ def test_a_run_whose_model_collapses_is_failed_with_its_reason(tmp_path, forgetl
     used to finish, with forget_agree 1 at every step. It is stopped there, the point that shows it logged."""
     from mlflow.tracking import MlflowClient
 
-    done = forgetlab("run", "--config", str(R4), *TINY, "train.lr=1e4", "train.steps=10", "train.eval_every=5", "--quiet", cwd=tmp_path)
+    done = forgetlab(
+        "run",
+        "--config",
+        str(R4),
+        *TINY,
+        "train.lr=1e4",
+        "train.steps=10",
+        "train.eval_every=5",
+        "--quiet",
+        cwd=tmp_path,
+    )
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, done.stderr[-3000:]
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    assert "collapsed to uniform predictions at step 5" in lines[0] and "ln 512" in lines[0] and "marked FAILED" in lines[0], lines[0]
+    assert (
+        "collapsed to uniform predictions at step 5" in lines[0]
+        and "ln 512" in lines[0]
+        and "marked FAILED" in lines[0]
+    ), lines[0]
 
     client = MlflowClient(store_uri(tmp_path))
     [run] = client.search_runs([client.get_experiment_by_name("forgetlab").experiment_id])
     assert run.info.status == "FAILED" and "collapsed" in run.data.tags["forgetlab.failure"]
-    history = {key: [point.value for point in client.get_metric_history(run.info.run_id, key)] for key in ("ft_loss", "forget_agree")}
+    history = {
+        key: [point.value for point in client.get_metric_history(run.info.run_id, key)]
+        for key in ("ft_loss", "forget_agree")
+    }
     assert history["ft_loss"][-1] == pytest.approx(math.log(512), rel=1e-3) and len(history["ft_loss"]) == 2
     assert history["forget_agree"] == [1.0, pytest.approx(1 / 512)]
 
@@ -133,7 +166,12 @@ def test_four_writers_creating_one_new_store_at_once_lose_nothing(tmp_path):
     ready = tmp_path / "ready"
     ready.mkdir()
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, uri, f"w{index}", str(ready), "40"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, uri, f"w{index}", str(ready), "40"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for index in range(4)
     ]
     outputs = [writer.communicate(timeout=300)[0] for writer in writers]
@@ -287,12 +325,16 @@ def test_every_checkpoint_and_cache_load_refuses_pickled_code():
             if isinstance(call.func.value, ast.Name) and call.func.value.id == "torch":
                 loads += 1
                 flags = {k.arg: k.value for k in call.keywords}
-                assert isinstance(flags.get("weights_only"), ast.Constant) and flags["weights_only"].value is True, f"{path}:{call.lineno}"
+                assert isinstance(flags.get("weights_only"), ast.Constant) and flags["weights_only"].value is True, (
+                    f"{path}:{call.lineno}"
+                )
         for call in _calls(tree, "fit"):
             flags = {k.arg: k.value for k in call.keywords}
             if "ckpt_path" in flags:
                 fits += 1
-                assert isinstance(flags.get("weights_only"), ast.Constant) and flags["weights_only"].value is True, f"{path}:{call.lineno}"
+                assert isinstance(flags.get("weights_only"), ast.Constant) and flags["weights_only"].value is True, (
+                    f"{path}:{call.lineno}"
+                )
     assert loads >= 1 and fits >= 1
 
 
@@ -302,17 +344,25 @@ def test_secrets_never_reach_the_store(tmp_path, forgetlab_cache, capsys, monkey
     import duckdb
     from mlflow.tracking import MlflowClient
 
-    from forgetlab.sweeps import SweepConfig
-    from forgetlab.sweeps import find_or_create_parent
+    from forgetlab.sweeps import SweepConfig, find_or_create_parent
     from forgetlab.tracking import RetryingClient
 
     unique = uuid.uuid4().hex
     token, password, value = f"hfsecret{unique[:16]}", f"pw{unique[16:]}", f"tok{unique[:12]}"
     monkeypatch.setenv("HF_TOKEN", token)
     done = forgetlab(
-        "run", "--config", str(R4), *TINY, "train.steps=2", "train.eval_every=1", f"tracking.run_name=lab-{token}",
-        f"data.name=http://alice:{password}@127.0.0.1:5999/x", f"data.prompt_field=token={value}", "--quiet",
-        cwd=tmp_path, env=dict(os.environ),
+        "run",
+        "--config",
+        str(R4),
+        *TINY,
+        "train.steps=2",
+        "train.eval_every=1",
+        f"tracking.run_name=lab-{token}",
+        f"data.name=http://alice:{password}@127.0.0.1:5999/x",
+        f"data.prompt_field=token={value}",
+        "--quiet",
+        cwd=tmp_path,
+        env=dict(os.environ),
     )
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -320,16 +370,33 @@ def test_secrets_never_reach_the_store(tmp_path, forgetlab_cache, capsys, monkey
     client = RetryingClient(MlflowClient(store_uri(tmp_path)))
     experiment_id = client.get_experiment_by_name("forgetlab").experiment_id
     sweep = SweepConfig(
-        name="s", base="r4.yaml", grid={"lora.rank": [1]},
-        overrides={"tracking.uri": f"http://bob:{password}@127.0.0.1:5000", "data.name": token, "data.template": f"api_key={value} {{prompt}}"},
+        name="s",
+        base="r4.yaml",
+        grid={"lora.rank": [1]},
+        overrides={
+            "tracking.uri": f"http://bob:{password}@127.0.0.1:5000",
+            "data.name": token,
+            "data.template": f"api_key={value} {{prompt}}",
+        },
     )
     find_or_create_parent(client, experiment_id, sweep, f"sweeps/{token}.yaml")
 
-    rows = [f"lab-{token},r{rank},{rank},{100 * rank},{n},{3 - n / 100 - rank / 50},{2 + n / 100},{3 + n / 100 + rank / 40},0.1,4"
-            for rank in (1, 2, 4) for n in (60, 80, 100, 120)]
-    (tmp_path / "points.csv").write_text("dataset,run_id,rank,P,N,L_ft,L_f_hard,L_f_soft,L_f_kl,L_f_data\n" + "\n".join(rows) + "\n")
-    (tmp_path / "points.sql").write_text(f"-- from http://carol:{password}@example.org/points.csv\nSELECT * FROM read_csv('points.csv')\n")
-    code, out, err = invoke(["fit", "--law", "linear", "--query", "points.sql", "-B", "5", "--no-validation", "--starts", "1"], capsys, monkeypatch)
+    rows = [
+        f"lab-{token},r{rank},{rank},{100 * rank},{n},{3 - n / 100 - rank / 50},{2 + n / 100},{3 + n / 100 + rank / 40},0.1,4"
+        for rank in (1, 2, 4)
+        for n in (60, 80, 100, 120)
+    ]
+    (tmp_path / "points.csv").write_text(
+        "dataset,run_id,rank,P,N,L_ft,L_f_hard,L_f_soft,L_f_kl,L_f_data\n" + "\n".join(rows) + "\n"
+    )
+    (tmp_path / "points.sql").write_text(
+        f"-- from http://carol:{password}@example.org/points.csv\nSELECT * FROM read_csv('points.csv')\n"
+    )
+    code, out, err = invoke(
+        ["fit", "--law", "linear", "--query", "points.sql", "-B", "5", "--no-validation", "--starts", "1"],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0, err[-3000:]
     assert invoke(["export", "--no-progress"], capsys, monkeypatch)[0] == 0
 
@@ -341,7 +408,9 @@ def test_secrets_never_reach_the_store(tmp_path, forgetlab_cache, capsys, monkey
         connection.close()
     warehouse = duckdb.connect(str(store / "forgetlab.duckdb"), read_only=True)
     try:
-        for (table,) in warehouse.sql("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'").fetchall():
+        for (table,) in warehouse.sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+        ).fetchall():
             texts[f"forgetlab.duckdb:{table}"] = repr(warehouse.sql(f'SELECT * FROM "{table}"').fetchall())
     finally:
         warehouse.close()

@@ -27,7 +27,9 @@ METRICS = ("ft_loss", "forget_hard", "forget_soft", "forget_kl", "forget_data", 
 TIMEOUT_S = 900
 
 
-def forgetlab(*args: str, cwd: Path, timeout: float = TIMEOUT_S, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def forgetlab(
+    *args: str, cwd: Path, timeout: float = TIMEOUT_S, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "forgetlab", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},
@@ -51,7 +53,9 @@ def history(mlflow_client, run_id: str, key: str) -> dict[int, float]:
 def finished_run(tmp_path_factory, forgetlab_cache):
     """One real `forgetlab run` through the CLI, as a user types it."""
     workdir = tmp_path_factory.mktemp("run")
-    result = forgetlab("run", "--config", str(R4), *TINY, "train.steps=30", "train.eval_every=5", "--quiet", cwd=workdir)
+    result = forgetlab(
+        "run", "--config", str(R4), *TINY, "train.steps=30", "train.eval_every=5", "--quiet", cwd=workdir
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
 
@@ -98,7 +102,16 @@ def test_run_records_what_reproduces_it(finished_run):
     assert params["lora.rank"] == "4" and params["lora.rslora"] == "True"
     assert int(params["P"]) > 0
     assert params["seed"] == "0" and params["model.name"] == "embedded-tiny"
-    for key in ("fingerprint.base", "fingerprint.data", "fingerprint.forget_text", "version.torch", "version.peft", "version.lightning", "version.mlflow", "version.transformers"):
+    for key in (
+        "fingerprint.base",
+        "fingerprint.data",
+        "fingerprint.forget_text",
+        "version.torch",
+        "version.peft",
+        "version.lightning",
+        "version.mlflow",
+        "version.transformers",
+    ):
         assert params[key], key
     assert "lora.target_modules" in params and "q_proj" in params["lora.target_modules"]
     config_text = Path(mlflow_client.download_artifacts(run.info.run_id, "config.yaml", str(workdir))).read_text()
@@ -122,7 +135,9 @@ def test_the_printed_query_command_works_in_the_runs_folder(finished_run, capsys
 
 def test_same_config_and_seed_give_the_same_metrics(finished_run, tmp_path, forgetlab_cache):
     workdir, _ = finished_run
-    result = forgetlab("run", "--config", str(R4), *TINY, "train.steps=30", "train.eval_every=5", "--quiet", cwd=tmp_path)
+    result = forgetlab(
+        "run", "--config", str(R4), *TINY, "train.steps=30", "train.eval_every=5", "--quiet", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     first, second = client(workdir), client(tmp_path)
     [run_a] = first.search_runs([first.get_experiment_by_name("forgetlab").experiment_id])
@@ -205,7 +220,9 @@ def test_sigkilled_run_resumes_into_the_same_run_with_identical_values(tmp_path,
 
 
 def test_ctrl_c_prints_the_run_id_and_the_command_that_resumes_it(tmp_path, forgetlab_cache, monkeypatch):
-    done = signalled_run("INT", 10, "--config", str(R4), *TINY, "train.steps=20", "train.eval_every=5", "--quiet", cwd=tmp_path)
+    done = signalled_run(
+        "INT", 10, "--config", str(R4), *TINY, "train.steps=20", "train.eval_every=5", "--quiet", cwd=tmp_path
+    )
     assert done.returncode == 130, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     mlflow_client = client(tmp_path)
@@ -216,7 +233,10 @@ def test_ctrl_c_prints_the_run_id_and_the_command_that_resumes_it(tmp_path, forg
 
     monkeypatch.chdir(tmp_path)  # where the command was printed (the venv's forgetlab is named relative to it)
     command = f"{command_name()} run --resume {run.info.run_id}"
-    assert line == f"run embedded-tiny-r4-code-s0 {run.info.run_id} interrupted at step 10; it is marked KILLED. Resume it with: {command}"
+    assert (
+        line
+        == f"run embedded-tiny-r4-code-s0 {run.info.run_id} interrupted at step 10; it is marked KILLED. Resume it with: {command}"
+    )
 
     # The query the resume error points at lists it, with the same command.
     listed = forgetlab("query", "queries/unfinished.sql", "--format", "csv", cwd=tmp_path)
@@ -227,7 +247,13 @@ def test_ctrl_c_prints_the_run_id_and_the_command_that_resumes_it(tmp_path, forg
     assert found["resume_command"] == f"forgetlab run --resume {run.info.run_id}"
 
     # The printed command, typed as printed, finishes the run.
-    resumed = subprocess.run([*shlex.split(line.split("Resume it with: ")[1]), "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S)
+    resumed = subprocess.run(
+        [*shlex.split(line.split("Resume it with: ")[1]), "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert mlflow_client.get_run(run.info.run_id).info.status == "FINISHED"
     assert sorted(history(mlflow_client, run.info.run_id, "ft_loss")) == [0, 5, 10, 15, 20]

@@ -24,12 +24,11 @@ import pandas as pd
 import pytest
 
 from forgetlab.laws.bootstrap import BootstrapOptions, BootstrapResult, withheld
-from forgetlab.laws.forms import get_law
 from forgetlab.laws.complete_fit import fit_points
-from forgetlab.laws.points import Points
 from forgetlab.laws.coverage import coverage
+from forgetlab.laws.forms import get_law
+from forgetlab.laws.points import Points
 from forgetlab.laws.simulation import StudyDesign, StudyTruth, simulate_study
-
 
 STUDY = Path(__file__).resolve().parents[1] / "docs" / "results" / "study" / "points.parquet"
 
@@ -39,7 +38,9 @@ def small_study_truth(seed_share: float) -> StudyTruth:
     from forgetlab.laws.points import points_for
 
     frame = pd.read_parquet(STUDY)
-    rows = frame[(frame["dataset"] == "code") & frame["rank"].isin([1, 4, 16, 64]) & frame["N"].isin(range(60, 301, 30))]
+    rows = frame[
+        (frame["dataset"] == "code") & frame["rank"].isin([1, 4, 16, 64]) & frame["N"].isin(range(60, 301, 30))
+    ]
     law = get_law("linear-rank")
     return StudyTruth.fitted(law, points_for(rows, law, "hard", "code")).with_seed_share(seed_share)
 
@@ -99,7 +100,9 @@ def test_crossed_seeds_are_drawn_whole_with_every_rank_and_nested_ones_within_th
     draws = np.array([[1.0, 2.0], [1.2, 2.0], [0.8, 2.4], [1.0, 1.6]])
     pseudo = frame.combine(draws, np.array([1.0, 2.0]))
     jackknife_se = np.sqrt(3 / 4 * ((draws - draws.mean(axis=0)) ** 2).sum(axis=0))
-    assert np.std(pseudo, axis=0, ddof=1) == pytest.approx(jackknife_se) and pseudo.mean(axis=0) == pytest.approx([1.0, 2.0])
+    assert np.std(pseudo, axis=0, ddof=1) == pytest.approx(jackknife_se) and pseudo.mean(axis=0) == pytest.approx(
+        [1.0, 2.0]
+    )
     clusters = resampling_frame(rank, run, seed, unit="seed bootstrap")
     assert isinstance(clusters, SeedClusters) and not isinstance(clusters, SeedJackknife)
     rng = np.random.default_rng(0)
@@ -127,7 +130,12 @@ def test_one_seed_gives_no_interval_and_two_give_one_with_a_caution():
     assert two.problem() is None and "only 2 seeds" in two.caution() and two.df == 1
     assert resampling_frame(*_crossed(seeds=(0, 1, 2))).caution() is None
     frame = _study_frame(np.random.default_rng(1), 0.0, seeds_of=lambda group: range(2))
-    result = fit_points(get_law("linear"), points_for_frame(frame, "linear"), bootstrap_options=BootstrapOptions(B=20), run_validation=False)
+    result = fit_points(
+        get_law("linear"),
+        points_for_frame(frame, "linear"),
+        bootstrap_options=BootstrapOptions(B=20),
+        run_validation=False,
+    )
     assert result.bootstrap["unit"] == "seed" and result.bootstrap["units"] == 2 and result.bootstrap["df"] == 1
     assert "only 2 seeds" in result.bootstrap["caution"] and result.intervals["c"][0] is not None
 
@@ -145,7 +153,10 @@ def test_an_interval_that_contains_zero_is_read_as_the_effect_it_rules_out():
 
 def test_seed_streams_differ_per_named_stream_and_repeat_per_seed():
     a, b = BootstrapOptions(seed=3, stream="replay=0"), BootstrapOptions(seed=3, stream="replay=0.05")
-    assert a.rng().integers(0, 10**9, 5).tolist() == BootstrapOptions(seed=3, stream="replay=0").rng().integers(0, 10**9, 5).tolist()
+    assert (
+        a.rng().integers(0, 10**9, 5).tolist()
+        == BootstrapOptions(seed=3, stream="replay=0").rng().integers(0, 10**9, 5).tolist()
+    )
     assert a.rng().integers(0, 10**9, 5).tolist() != b.rng().integers(0, 10**9, 5).tolist()
 
 
@@ -174,7 +185,10 @@ def test_a_fit_that_did_not_converge_gets_no_interval_and_says_why():
     assert all(interval == [None, None] for interval in starved.intervals.values())
     assert "did not converge" in starved.bootstrap["withheld"] and starved.bootstrap["succeeded"] == 0
     fitted = fit_points(law, points, bootstrap_options=BootstrapOptions(B=20), run_validation=False)
-    assert fitted.status in ("converged", "on_bound") and fitted.bootstrap["succeeded"] == fitted.bootstrap["replicates"] == 3
+    assert (
+        fitted.status in ("converged", "on_bound")
+        and fitted.bootstrap["succeeded"] == fitted.bootstrap["replicates"] == 3
+    )
 
 
 def _study_frame(rng, shift_by_rank: float, groups=("a",), seeds_of=lambda group: range(3)) -> pd.DataFrame:
@@ -204,11 +218,15 @@ def points_for_frame(frame: pd.DataFrame, law: str) -> Points:
 @pytest.mark.parametrize("d", [0.0, 0.05])
 def test_rank_term_d_is_found_with_its_interval_and_zero_when_rank_only_moves_along_the_line(d):
     frame = _study_frame(np.random.default_rng(5), shift_by_rank=d)
-    result = fit_points(get_law("linear-rank"), _points(frame), bootstrap_options=BootstrapOptions(B=60), run_validation=False)
+    result = fit_points(
+        get_law("linear-rank"), _points(frame), bootstrap_options=BootstrapOptions(B=60), run_validation=False
+    )
     low, high = result.intervals["d"]
     assert low <= d <= high
     assert (low > 0) == (d > 0)  # the interval excludes 0 exactly when rank moves runs off the line
-    steps = fit_points(get_law("linear-rank-steps"), _points(frame), bootstrap_options=BootstrapOptions(B=60), run_validation=False)
+    steps = fit_points(
+        get_law("linear-rank-steps"), _points(frame), bootstrap_options=BootstrapOptions(B=60), run_validation=False
+    )
     low, high = steps.intervals["e"]
     assert low <= 0 <= high  # N acts only through L_ft in these data
 
@@ -253,7 +271,9 @@ def test_by_groups_are_paired_only_when_the_design_pairs_them(workdir, seeds_b, 
 
     rng = np.random.default_rng(7)
     a = _study_frame(rng, 0.0)
-    b = a.assign(group="b", L_f_hard=a["L_f_hard"] * 1.05, run_id="b" + a["run_id"], seed=a["seed"].map(dict(enumerate(seeds_b))))
+    b = a.assign(
+        group="b", L_f_hard=a["L_f_hard"] * 1.05, run_id="b" + a["run_id"], seed=a["seed"].map(dict(enumerate(seeds_b)))
+    )
     pd.concat([a, b]).to_csv(workdir / "points.csv", index=False)
     (workdir / "points.sql").write_text("SELECT * FROM read_csv('points.csv')")
     done = CliRunner().invoke(app, ["fit", "--query", "points.sql", "--by", "group", "--law", "linear", "-B", "40",
@@ -274,7 +294,9 @@ def test_by_groups_are_paired_only_when_the_design_pairs_them(workdir, seeds_b, 
         assert width == pytest.approx(0.05 * base_width, rel=0.02)
     else:
         assert 0.8 * base_width < width < 2.5 * base_width
-    streams = {f["extra"]["group"]: f["bootstrap"]["stream"] for f in json.loads((workdir / "out.json").read_text())["fits"]}
+    streams = {
+        f["extra"]["group"]: f["bootstrap"]["stream"] for f in json.loads((workdir / "out.json").read_text())["fits"]
+    }
     assert streams == ({"a": None, "b": None} if design == "paired" else {"a": "group=a", "b": "group=b"})
 
 

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import invoke
 from tiny import R4, REPO
 
@@ -38,8 +37,12 @@ def _running_run(tmp_path, tags: dict[str, str], start_time: int):
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     client = tracking.client(uri, prepare=True)
     experiment_id = client.create_experiment("alive", artifact_location=(tmp_path / "mlruns" / "artifacts").as_uri())
-    run = client.create_run(experiment_id, start_time=start_time, run_name="r4",
-                            tags={"forgetlab.kind": "run", "forgetlab.point": "p", **tags})
+    run = client.create_run(
+        experiment_id,
+        start_time=start_time,
+        run_name="r4",
+        tags={"forgetlab.kind": "run", "forgetlab.point": "p", **tags},
+    )
     client.log_text(run.info.run_id, R4.read_text(), "config.yaml")
     return uri, client.get_run(run.info.run_id)
 
@@ -60,7 +63,9 @@ def _dead_pid() -> str:
         ("this-machine", "dead", 0, True, False),  # its process is gone: dead, however fresh its heartbeat
     ],
 )
-def test_resume_and_sweep_apply_one_rule_for_a_running_run(tmp_path, capsys, monkeypatch, host, pid, minutes_ago, heartbeat, alive):
+def test_resume_and_sweep_apply_one_rule_for_a_running_run(
+    tmp_path, capsys, monkeypatch, host, pid, minutes_ago, heartbeat, alive
+):
     import socket
 
     from forgetlab.sweeps.spec import SweepPoint
@@ -79,7 +84,9 @@ def test_resume_and_sweep_apply_one_rule_for_a_running_run(tmp_path, capsys, mon
     [state] = classify([SweepPoint("p", {}, None)], [run], stale_minutes=30, now_ms=now_ms)
     assert state.state == ("running" if alive else "rerun")  # rerun: no checkpoint to resume from
 
-    code, out, err = invoke(["run", "--resume", run.info.run_id, "--tracking-uri", uri, "--print-config"], capsys, monkeypatch)
+    code, out, err = invoke(
+        ["run", "--resume", run.info.run_id, "--tracking-uri", uri, "--print-config"], capsys, monkeypatch
+    )
     if alive:
         assert code == 2 and err.count("\n") == 1 and "is still running" in err and "Traceback" not in err, err
     else:
@@ -109,11 +116,18 @@ def read_only_lab(tmp_path):
     folder = tmp_path / "lab"
     # Built in a process of its own, which closes the store on exit as a finished run does (this
     # process would keep MLflow's connections, and with them the -wal and -shm files, open).
-    built = subprocess.run([sys.executable, "-c", BUILD_STORE, str(folder)], capture_output=True, text=True, timeout=300,
-                           cwd=Path(__file__).parent)
+    built = subprocess.run(
+        [sys.executable, "-c", BUILD_STORE, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parent,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     run_id = built.stdout.strip()
-    assert [path.name for path in (folder / "mlruns").iterdir() if path.name.startswith("mlflow.db-")] == []  # no writer open
+    assert [
+        path.name for path in (folder / "mlruns").iterdir() if path.name.startswith("mlflow.db-")
+    ] == []  # no writer open
     if subprocess.run(["mount", "--bind", folder, folder]).returncode != 0:
         pytest.skip("mount --bind is not allowed here")
     try:
@@ -158,7 +172,9 @@ def test_a_warehouse_that_cannot_be_written_is_one_line(read_only_lab, tmp_path,
     copy = tmp_path / "copy.db"
     shutil.copyfile(folder / "mlruns" / "mlflow.db", copy)
     target = folder / "mlruns" / "forgetlab.duckdb"
-    code, _, err = invoke(["export", "--no-progress", "--tracking-uri", f"sqlite:///{copy}", "--db", str(target)], capsys, monkeypatch)
+    code, _, err = invoke(
+        ["export", "--no-progress", "--tracking-uri", f"sqlite:///{copy}", "--db", str(target)], capsys, monkeypatch
+    )
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert f"cannot write the warehouse {target}" in err and "--db PATH" in err
     assert not target.exists()
@@ -194,21 +210,32 @@ def _write_runs(database: Path) -> None:
 
     connection = sqlite3.connect(database)
     try:
-        connection.execute("INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, "
-                           "last_update_time) VALUES (7, 'lab', 'file:///artifacts', 'active', ?, ?)", (T0, T0))
+        connection.execute(
+            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, "
+            "last_update_time) VALUES (7, 'lab', 'file:///artifacts', 'active', ?, ?)",
+            (T0, T0),
+        )
         for index, run_id in enumerate(("a" * 32, "b" * 32)):
             connection.execute(
                 "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, start_time, "
                 "end_time, source_version, lifecycle_stage, artifact_uri, experiment_id) "
                 "VALUES (?, ?, 'LOCAL', '', '', 'me', 'FINISHED', ?, ?, '', 'active', 'file:///artifacts/x', 7)",
-                (run_id, f"r{index + 1}", T0 + index, T0 + 1000))
-            connection.execute("INSERT INTO params (key, value, run_uuid) VALUES ('lora.rank', ?, ?)", (str(index + 1), run_id))
+                (run_id, f"r{index + 1}", T0 + index, T0 + 1000),
+            )
+            connection.execute(
+                "INSERT INTO params (key, value, run_uuid) VALUES ('lora.rank', ?, ?)", (str(index + 1), run_id)
+            )
             connection.execute("INSERT INTO tags (key, value, run_uuid) VALUES ('forgetlab.kind', 'run', ?)", (run_id,))
             for step in range(3):
-                connection.execute("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES "
-                                   "('ft_loss', ?, ?, ?, ?, 0)", (3.0 - step - index, T0 + step, run_id, step))
-        connection.execute("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES "
-                           "('ft_loss', 9.0, ?, ?, 2, 0)", (T0 + 5, "a" * 32))  # a resume's second write of step 2
+                connection.execute(
+                    "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES "
+                    "('ft_loss', ?, ?, ?, ?, 0)",
+                    (3.0 - step - index, T0 + step, run_id, step),
+                )
+        connection.execute(
+            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES ('ft_loss', 9.0, ?, ?, 2, 0)",
+            (T0 + 5, "a" * 32),
+        )  # a resume's second write of step 2
         connection.commit()
     finally:
         connection.close()
@@ -219,14 +246,22 @@ def _exported(db: Path) -> list[tuple]:
 
     connection = duckdb.connect(str(db), read_only=True)
     try:
-        return connection.sql("SELECT r.name, r.experiment, p.value, m.step, m.value FROM metrics m JOIN runs r USING (run_id) "
-                              "JOIN params p USING (run_id) WHERE p.key = 'lora.rank' ORDER BY ALL").fetchall()
+        return connection.sql(
+            "SELECT r.name, r.experiment, p.value, m.step, m.value FROM metrics m JOIN runs r USING (run_id) "
+            "JOIN params p USING (run_id) WHERE p.key = 'lora.rank' ORDER BY ALL"
+        ).fetchall()
     finally:
         connection.close()
 
 
-EXPECTED = [("r1", "lab", "1", 0, 3.0), ("r1", "lab", "1", 1, 2.0), ("r1", "lab", "1", 2, 9.0),
-            ("r2", "lab", "2", 0, 2.0), ("r2", "lab", "2", 1, 1.0), ("r2", "lab", "2", 2, 0.0)]
+EXPECTED = [
+    ("r1", "lab", "1", 0, 3.0),
+    ("r1", "lab", "1", 1, 2.0),
+    ("r1", "lab", "1", 2, 9.0),
+    ("r2", "lab", "2", 0, 2.0),
+    ("r2", "lab", "2", 1, 1.0),
+    ("r2", "lab", "2", 2, 0.0),
+]
 
 
 @pytest.mark.parametrize("revision", sorted(TESTED_REVISIONS))
@@ -250,7 +285,9 @@ def test_an_untested_schema_revision_is_said_in_one_line(tmp_path, capsys, monke
     with sqlite3.connect(database) as connection:  # as a newer MLflow leaves it
         connection.execute("UPDATE alembic_version SET version_num = 'f00dfeed0001'")
     store = f"sqlite:///{database}"
-    code, out, err = invoke(["export", "--no-progress", "--tracking-uri", store, "--db", str(tmp_path / "w.duckdb")], capsys, monkeypatch)
+    code, out, err = invoke(
+        ["export", "--no-progress", "--tracking-uri", store, "--db", str(tmp_path / "w.duckdb")], capsys, monkeypatch
+    )
     assert code == 0 and out.count("\n") == 1, (out, err)
     assert out.count("schema revision f00dfeed0001, which forgetlab's direct reader was not tested on") == 1
     assert "--tracking-uri http://" in out and _exported(tmp_path / "w.duckdb") == EXPECTED  # read all the same
@@ -258,7 +295,10 @@ def test_an_untested_schema_revision_is_said_in_one_line(tmp_path, capsys, monke
     # A table changed beyond what the reader knows: one line, which says why.
     with sqlite3.connect(database) as connection:
         connection.execute("ALTER TABLE runs RENAME COLUMN user_id TO owner")
-    code, out, err = invoke(["export", "--no-progress", "--full", "--tracking-uri", store, "--db", str(tmp_path / "w2.duckdb")],
-                            capsys, monkeypatch)
+    code, out, err = invoke(
+        ["export", "--no-progress", "--full", "--tracking-uri", store, "--db", str(tmp_path / "w2.duckdb")],
+        capsys,
+        monkeypatch,
+    )
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert "no such column: user_id" in err and "f00dfeed0001" in err and not (tmp_path / "w2.duckdb").exists()

@@ -23,7 +23,10 @@ STUDY = REPO / "lightning_configs" / "sweep.yaml"
 def sweep(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "forgetlab", "sweep", "--config", str(SMOKE), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -41,7 +44,12 @@ def test_sweep_runs_every_point_once_and_a_second_call_runs_nothing(workdir):
     assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
     assert "4 finished, 0 failed" in first.stdout
     runs = child_runs(workdir)
-    assert sorted(key for key, _, _ in runs) == ["lora.rank=1,seed=0", "lora.rank=1,seed=1", "lora.rank=2,seed=0", "lora.rank=2,seed=1"]
+    assert sorted(key for key, _, _ in runs) == [
+        "lora.rank=1,seed=0",
+        "lora.rank=1,seed=1",
+        "lora.rank=2,seed=0",
+        "lora.rank=2,seed=1",
+    ]
     assert {status for _, status, _ in runs} == {"FINISHED"}
     with sqlite3.connect(workdir / "mlruns" / "mlflow.db") as connection:
         parents = connection.execute("select distinct value from tags where key = 'mlflow.parentRunId'").fetchall()
@@ -55,12 +63,17 @@ def test_sweep_runs_every_point_once_and_a_second_call_runs_nothing(workdir):
     # transformers (seconds to import) stay out of the process.
     second = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "forgetlab", "sweep", "--config", str(SMOKE), "--jobs", "2"],
-        cwd=workdir, capture_output=True, text=True, timeout=300,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "sweep smoke: nothing to run (4 done)" in second.stdout
     assert len(child_runs(workdir)) == 4
-    imported = {line.rsplit("|", 1)[-1].strip() for line in second.stderr.splitlines() if line.startswith("import time:")}
+    imported = {
+        line.rsplit("|", 1)[-1].strip() for line in second.stderr.splitlines() if line.startswith("import time:")
+    }
     assert "mlflow" in imported  # the measurement works
     assert not imported & {"torch", "lightning", "transformers"}
 
@@ -78,7 +91,13 @@ def test_killed_sweep_is_finished_by_running_it_again(workdir):
     points = f"points:\n  - {{lora.rank: 1, seed: 0}}\n  - {{lora.rank: 1, seed: 1, data.source: {blocked}}}\n  - {{lora.rank: 2, seed: 0}}\n"
     (workdir / "killed.yaml").write_text(smoke + points)
     command = [sys.executable, "-m", "forgetlab", "sweep", "--config", "killed.yaml"]
-    process = subprocess.Popen([*command, "--jobs", "1"], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [*command, "--jobs", "1"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     # Wait for a state, not for a time: the first point finished (the second then waits on the pipe for ever).
     deadline = time.time() + 600
     while time.time() < deadline and process.poll() is None:
@@ -114,8 +133,13 @@ def test_a_failing_point_is_reported_with_its_log_and_the_others_finish(workdir)
         f"name: diverge\nbase: r4.yaml\noverrides:\n{overrides_block(TINY_BASE)}  train.steps: 6\n  train.eval_every: 3\n"
         "  train.max_grad_norm: null\n  train.warmup_steps: 0\ngrid:\n  train.lr: [1.0e-3, 1.0e30]\n"
     )
-    done = subprocess.run([sys.executable, "-m", "forgetlab", "sweep", "--config", "diverge.yaml", "--jobs", "2"],
-                          cwd=workdir, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "forgetlab", "sweep", "--config", "diverge.yaml", "--jobs", "2"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     assert "1 finished, 1 failed" in done.stdout and "run the same command again" in done.stdout
     assert "FAILED (exit 2, see" in done.stdout
@@ -178,7 +202,15 @@ def test_bad_shard_is_rejected():
         ({}, None),
         ({"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "0"}, "1/4"),
         ({"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1"}, "4/4"),
-        ({"SLURM_ARRAY_TASK_ID": "14", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_STEP": "2"}, "3/4"),
+        (
+            {
+                "SLURM_ARRAY_TASK_ID": "14",
+                "SLURM_ARRAY_TASK_COUNT": "4",
+                "SLURM_ARRAY_TASK_MIN": "10",
+                "SLURM_ARRAY_TASK_STEP": "2",
+            },
+            "3/4",
+        ),
         ({"SLURM_JOB_ID": "7"}, None),  # a plain job, not an array
     ],
 )

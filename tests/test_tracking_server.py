@@ -16,8 +16,15 @@ from forgetlab.commands.ui import exposure_warning
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
-    "model.name=embedded-tiny", "train.context_length=32", "train.batch_size=4", "train.ft_eval_sequences=4",
-    "forget.num_sequences=4", "forget.batch_size=4", "train.steps=10", "train.eval_every=5", "train.warmup_steps=2",
+    "model.name=embedded-tiny",
+    "train.context_length=32",
+    "train.batch_size=4",
+    "train.ft_eval_sequences=4",
+    "forget.num_sequences=4",
+    "forget.batch_size=4",
+    "train.steps=10",
+    "train.eval_every=5",
+    "train.warmup_steps=2",
 ]
 
 
@@ -27,9 +34,21 @@ def test_run_logs_to_a_remote_server(workdir):
 
     with mlflow_server(workdir / "server.db", workdir / "server-artifacts") as url:
         result = subprocess.run(
-            [sys.executable, "-m", "forgetlab", "run", "--config", str(REPO / "lightning_configs" / "r4.yaml"), *TINY,
-             f"tracking.uri={url}", "--quiet"],
-            cwd=workdir, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "forgetlab",
+                "run",
+                "--config",
+                str(REPO / "lightning_configs" / "r4.yaml"),
+                *TINY,
+                f"tracking.uri={url}",
+                "--quiet",
+            ],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         client = MlflowClient(url)
@@ -55,12 +74,17 @@ def test_ui_serves_the_local_store_and_stops_with_its_server(workdir):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "forgetlab", "ui", "--port", str(port)],
-        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process)
-        with urllib.request.urlopen(f"{url}/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name=forgetlab", timeout=5) as answer:
+        with urllib.request.urlopen(
+            f"{url}/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name=forgetlab", timeout=5
+        ) as answer:
             assert b"forgetlab" in answer.read()
     finally:
         process.send_signal(signal.SIGTERM)
@@ -71,6 +95,8 @@ def test_ui_serves_the_local_store_and_stops_with_its_server(workdir):
 
 
 def test_ui_without_a_store_says_how_to_make_one(workdir):
-    result = subprocess.run([sys.executable, "-m", "forgetlab", "ui"], cwd=workdir, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "forgetlab", "ui"], cwd=workdir, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "no tracking store" in result.stderr and "forgetlab run" in result.stderr

@@ -57,7 +57,9 @@ def test_an_experiment_is_marked_for_training_once_and_a_users_kind_is_kept(tmp_
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     plain = client.create_experiment("old")
     chosen = client.create_experiment("mine", tags={EXPERIMENT_KIND_TAG: "genai_development"})
-    ours_before = client.create_experiment("older", tags={EXPERIMENT_KIND_TAG: "finetuning", VIEW_TAG: '{"selectedColumns": []}'})
+    ours_before = client.create_experiment(
+        "older", tags={EXPERIMENT_KIND_TAG: "finetuning", VIEW_TAG: '{"selectedColumns": []}'}
+    )
     for experiment_id in (plain, chosen, ours_before, plain):
         assert mark_training_experiment(client, experiment_id) == experiment_id
     # MLflow 3.17's kind selector writes custom_model_development for "Machine learning"; forgetlab's
@@ -70,15 +72,29 @@ def test_an_experiment_is_marked_for_training_once_and_a_users_kind_is_kept(tmp_
         envelope = json.loads(client.get_experiment(experiment_id).tags[VIEW_TAG])
         assert envelope["name"] == VIEW_NAME and isinstance(envelope["createdAt"], int)
         state = json.loads(view_state_of(client.get_experiment(experiment_id).tags[VIEW_TAG]))
-        assert {"params.`lora.rank`", "params.`seed`", "params.`data.name`", "params.`P`", "metrics.`forget_hard`",
-                "metrics.`ft_loss`", "metrics.`fit/c`"} <= set(state["selectedColumns"])
+        assert {
+            "params.`lora.rank`",
+            "params.`seed`",
+            "params.`data.name`",
+            "params.`P`",
+            "metrics.`forget_hard`",
+            "metrics.`ft_loss`",
+            "metrics.`fit/c`",
+        } <= set(state["selectedColumns"])
         # Sorted by a metric, so a sweep's points are listed, not folded under the sweep's row; every run charted.
         assert state["orderByKey"] == "metrics.`forget_hard`" and state["runsHiddenMode"] == "SHOW_ALL"
         charts = {chart["uuid"]: chart for chart in state["compareRunCharts"]}
-        assert charts["forgetlab-ft-loss"]["metricKey"] == "ft_loss" and charts["forgetlab-forget-hard"]["metricKey"] == "forget_hard"
+        assert (
+            charts["forgetlab-ft-loss"]["metricKey"] == "ft_loss"
+            and charts["forgetlab-forget-hard"]["metricKey"] == "forget_hard"
+        )
         assert charts["forgetlab-forget-vs-ft"]["selectedXAxisMetricKey"] == "ft_loss"
         assert charts["forgetlab-final-by-rank"]["xaxis"] == {"key": "lora.rank", "type": "PARAM"}
-        assert [section["name"] for section in state["compareRunSections"]] == ["Forgetting (forgetlab)", "Model metrics", "System metrics"]
+        assert [section["name"] for section in state["compareRunSections"]] == [
+            "Forgetting (forgetlab)",
+            "Model metrics",
+            "System metrics",
+        ]
     assert view_state_of('{"selectedColumns": []}') is None  # the former raw state: not a view the UI lists
 
 
@@ -87,7 +103,8 @@ def test_the_page_runs_forgetlabs_script_before_mlflows_and_the_script_only_fill
 
     page = '<html><head><script defer="defer" src="static-files/static/js/main.js"></script></head></html>'
     assert with_script(page, "forgetlab-ui.js") == (
-        '<html><head><script src="forgetlab-ui.js"></script><script defer="defer" src="static-files/static/js/main.js"></script></head></html>')
+        '<html><head><script src="forgetlab-ui.js"></script><script defer="defer" src="static-files/static/js/main.js"></script></head></html>'
+    )
     script = seed_script({"7": '{"orderByKey": "metrics.`forget_hard`"}'})
     assert "if (storage.getItem(key) === null) storage.setItem(key, wanted[key]);" in script
     wanted = json.loads(script.split("var wanted = ", 1)[1].split(";\n", 1)[0])
@@ -99,13 +116,17 @@ def test_the_page_runs_forgetlabs_script_before_mlflows_and_the_script_only_fill
 
 
 def _get(url: str, path: str, **query) -> dict:
-    with urllib.request.urlopen(f"{url}/ajax-api/2.0/mlflow/{path}?{urllib.parse.urlencode(query)}", timeout=30) as answer:
+    with urllib.request.urlopen(
+        f"{url}/ajax-api/2.0/mlflow/{path}?{urllib.parse.urlencode(query)}", timeout=30
+    ) as answer:
         return json.loads(answer.read())
 
 
 def _search_runs(url: str, experiment_id: str) -> list[dict]:
     body = json.dumps({"experiment_ids": [experiment_id], "max_results": 100}).encode()
-    request = urllib.request.Request(f"{url}/ajax-api/2.0/mlflow/runs/search", data=body, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/ajax-api/2.0/mlflow/runs/search", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read())["runs"]
 
@@ -113,28 +134,47 @@ def _search_runs(url: str, experiment_id: str) -> list[dict]:
 @pytest.mark.slow
 def test_ui_of_a_sweep_opens_on_its_runs_nested_under_the_parent(workdir):
     sweep_file = workdir / "sweep.yaml"
-    sweep_file.write_text((REPO / "lightning_configs" / "sweep-smoke.yaml").read_text().replace("seed: [0, 1]", "seed: [0]")
-                          .replace("train.steps: 10", "train.steps: 4").replace("train.eval_every: 5", "train.eval_every: 2")
-                          .replace("base: r4.yaml", f"base: {REPO / 'lightning_configs' / 'r4.yaml'}"))
-    done = subprocess.run([sys.executable, "-m", "forgetlab", "sweep", "--config", str(sweep_file), "--jobs", "2"],
-                          cwd=workdir, capture_output=True, text=True, timeout=600)
+    sweep_file.write_text(
+        (REPO / "lightning_configs" / "sweep-smoke.yaml")
+        .read_text()
+        .replace("seed: [0, 1]", "seed: [0]")
+        .replace("train.steps: 10", "train.steps: 4")
+        .replace("train.eval_every: 5", "train.eval_every: 2")
+        .replace("base: r4.yaml", f"base: {REPO / 'lightning_configs' / 'r4.yaml'}")
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "forgetlab", "sweep", "--config", str(sweep_file), "--jobs", "2"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "forgetlab", "ui", "--port", str(port)], cwd=workdir,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forgetlab", "ui", "--port", str(port)],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         lines = [process.stdout.readline()]
-        while not lines[-1].startswith("forgetlab's view") and len(lines) < 50:  # the server writes to the same terminal
+        while (
+            not lines[-1].startswith("forgetlab's view") and len(lines) < 50
+        ):  # the server writes to the same terminal
             lines.append(process.stdout.readline())
         experiment = _get(url, "experiments/get-by-name", experiment_name="forgetlab")["experiment"]
         runs = _search_runs(url, experiment["experiment_id"])
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
-    assert lines[0].startswith(f"starting the MLflow UI for sqlite:///") and url in lines[0]
-    assert lines[-2].strip() == (f"runs of 'forgetlab': {url}/#/experiments/{experiment['experiment_id']}/runs"
-                                f"?workflowType=machine_learning")
+    assert lines[0].startswith("starting the MLflow UI for sqlite:///") and url in lines[0]
+    assert lines[-2].strip() == (
+        f"runs of 'forgetlab': {url}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning"
+    )
     assert lines[-1].strip().endswith(f"&viewStateShareKey={VIEW_KEY}")
     experiment_tags = {tag["key"]: tag["value"] for tag in experiment["tags"]}
     assert experiment_tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND

@@ -31,10 +31,18 @@ from forgetlab.tracking.names import MLFLOW_EXPERIMENT_KIND as EXPERIMENT_KIND_T
 pytestmark = pytest.mark.slow
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-needs_browser = pytest.mark.skipif(not CHROMIUM or find_spec("playwright") is None,
-                                   reason="needs Chromium (apt-get install chromium) and Playwright (pip install playwright)")
-BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+needs_browser = pytest.mark.skipif(
+    not CHROMIUM or find_spec("playwright") is None,
+    reason="needs Chromium (apt-get install chromium) and Playwright (pip install playwright)",
+)
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 WAIT_MS = 120_000  # a cold page on a busy 2-core machine: the UI's bundle is 4 MB of JavaScript
 
 
@@ -47,7 +55,9 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def _forgetlab(folder: Path, *args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "forgetlab", *args], cwd=folder, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "forgetlab", *args], cwd=folder, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
@@ -59,7 +69,9 @@ def study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ui-study")
     client = MlflowClient(f"sqlite:///{build_store(folder)}")
     experiment_id = client.get_experiment_by_name("forgetlab").experiment_id
-    sweep = client.create_run(experiment_id, run_name="study", tags={"forgetlab.kind": "sweep", "forgetlab.sweep": "study"})
+    sweep = client.create_run(
+        experiment_id, run_name="study", tags={"forgetlab.kind": "sweep", "forgetlab.sweep": "study"}
+    )
     points = client.search_runs([experiment_id], "tags.`forgetlab.kind` = 'run'", order_by=["attributes.run_name"])
     for point in points:
         client.set_tag(point.info.run_id, "mlflow.parentRunId", sweep.info.run_id)
@@ -69,14 +81,28 @@ def study(tmp_path_factory):
     [fit] = client.search_runs([fits_id])
 
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "forgetlab", "ui", "--port", str(port)], cwd=folder,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forgetlab", "ui", "--port", str(port)],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     try:
         printed = [process.stdout.readline()]
         while not printed[-1].startswith("forgetlab's view") and printed[-1] and len(printed) < 50:
             printed.append(process.stdout.readline())
-        yield {"url": f"http://127.0.0.1:{port}", "printed": printed, "experiment": experiment_id, "fits": fits_id,
-               "sweep": sweep.info.run_id, "points": [point.info.run_id for point in points[:2]], "fit": fit, "client": client}
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "printed": printed,
+            "experiment": experiment_id,
+            "fits": fits_id,
+            "sweep": sweep.info.run_id,
+            "points": [point.info.run_id for point in points[:2]],
+            "fit": fit,
+            "client": client,
+        }
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
@@ -84,14 +110,17 @@ def study(tmp_path_factory):
 
 def test_the_server_sends_training_mode_the_view_and_no_avoidable_errors(study):
     url, experiment_id = study["url"], study["experiment"]
-    assert study["printed"][-2].strip() == f"runs of 'forgetlab': {url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    assert (
+        study["printed"][-2].strip()
+        == f"runs of 'forgetlab': {url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    )
     assert study["printed"][-1].strip().endswith(f"runs?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}")
     # Both experiments carry the kind MLflow's own selector writes for "Machine learning" and the saved view.
     for each in (experiment_id, study["fits"]):
         tags = study["client"].get_experiment(each).tags
         assert tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
         state = json.loads(view_state_of(tags[VIEW_TAG]))
-        assert state["selectedColumns"][:len(RUN_COLUMNS)] == [f"{kind}.`{name}`" for kind, name in RUN_COLUMNS]
+        assert state["selectedColumns"][: len(RUN_COLUMNS)] == [f"{kind}.`{name}`" for kind, name in RUN_COLUMNS]
     # The page loads forgetlab's script before MLflow's code; the script seeds mode and views.
     status, page = _get(f"{url}/")
     assert status == 200 and page.index('<script src="forgetlab-ui.js">') < page.index("static-files/static/js/main")
@@ -131,7 +160,12 @@ class FreshProfile:
         self.url = url
         self.errors: list[str] = []
         self.page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
-        self.page.on("response", lambda response: self.errors.append(f"{response.status} {response.url}") if response.status >= 400 else None)
+        self.page.on(
+            "response",
+            lambda response: (
+                self.errors.append(f"{response.status} {response.url}") if response.status >= 400 else None
+            ),
+        )
 
     def open(self, route: str):
         self.page.goto(f"{self.url}/{route}")

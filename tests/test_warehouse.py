@@ -18,7 +18,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from mlflow_server import mlflow_server
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -46,8 +45,13 @@ def _log_curve(client, run_id: str, rank: int, steps: list[int], offset: int = 0
     for step in steps:
         kl = 0.01 * step * (1 + rank / 10)
         values = {
-            "ft_loss": 3.0 - 0.02 * step - 0.01 * rank, "forget_hard": 2.0 + kl, "forget_soft": 3.0 + kl,
-            "forget_kl": kl, "forget_data": 4.0 + kl / 2, "forget_agree": 1.0 - kl / 4, "lr": 3e-4,
+            "ft_loss": 3.0 - 0.02 * step - 0.01 * rank,
+            "forget_hard": 2.0 + kl,
+            "forget_soft": 3.0 + kl,
+            "forget_kl": kl,
+            "forget_data": 4.0 + kl / 2,
+            "forget_agree": 1.0 - kl / 4,
+            "lr": 3e-4,
         }
         if step > 0:
             values["train_loss"] = 3.1 - 0.02 * step
@@ -55,15 +59,26 @@ def _log_curve(client, run_id: str, rank: int, steps: list[int], offset: int = 0
     client.log_batch(run_id, metrics=metrics)
 
 
-def _new_run(client, experiment_id: str, rank: int, name: str, tags: dict | None = None,
-             params: dict | None = None) -> str:
+def _new_run(
+    client, experiment_id: str, rank: int, name: str, tags: dict | None = None, params: dict | None = None
+) -> str:
     from mlflow.entities import Param
 
-    run = client.create_run(experiment_id, run_name=name, tags={
-        "forgetlab.kind": "run", "forgetlab.dataset": "kjv", **(tags or {})})
-    params = {"lora.rank": rank, "P": 14_592 * rank, "data.name": "kjv", "seed": 0, "train.lr": "3e-4",
-              "train.steps": 40, "model.name": "embedded", "lora.target_modules": "q_proj,v_proj",
-              "fingerprint.base": "abc123", **(params or {})}
+    run = client.create_run(
+        experiment_id, run_name=name, tags={"forgetlab.kind": "run", "forgetlab.dataset": "kjv", **(tags or {})}
+    )
+    params = {
+        "lora.rank": rank,
+        "P": 14_592 * rank,
+        "data.name": "kjv",
+        "seed": 0,
+        "train.lr": "3e-4",
+        "train.steps": 40,
+        "model.name": "embedded",
+        "lora.target_modules": "q_proj,v_proj",
+        "fingerprint.base": "abc123",
+        **(params or {}),
+    }
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
     return run.info.run_id
 
@@ -76,11 +91,18 @@ def build_store(client, artifact_location: str | None = None, experiment: str = 
     from mlflow.entities import Metric
 
     experiment_id = client.create_experiment(experiment, artifact_location=artifact_location)
-    sweep = client.create_run(experiment_id, run_name="sweep", tags={"forgetlab.kind": "sweep", "forgetlab.sweep": "s1"})
+    sweep = client.create_run(
+        experiment_id, run_name="sweep", tags={"forgetlab.kind": "sweep", "forgetlab.sweep": "s1"}
+    )
     ids: dict[str, str] = {"sweep": sweep.info.run_id}
     for rank in (1, 2, 4):
-        run_id = _new_run(client, experiment_id, rank, f"rank{rank}", {
-            "mlflow.parentRunId": sweep.info.run_id, "forgetlab.sweep": "s1", "forgetlab.point": f"rank={rank}"})
+        run_id = _new_run(
+            client,
+            experiment_id,
+            rank,
+            f"rank{rank}",
+            {"mlflow.parentRunId": sweep.info.run_id, "forgetlab.sweep": "s1", "forgetlab.point": f"rank={rank}"},
+        )
         _log_curve(client, run_id, rank, [0, 10, 20, 30, 40])
         ids[f"rank{rank}"] = run_id
     # A resumed run re-logs step 20: the later value must win, and the drop must be counted.
@@ -132,7 +154,7 @@ def _rows(db: Path, sql: str) -> list[tuple]:
 def _sqlite_count(uri: str, sql: str) -> int:
     import sqlite3
 
-    connection = sqlite3.connect(uri[len("sqlite:///"):])
+    connection = sqlite3.connect(uri[len("sqlite:///") :])
     try:
         return connection.execute(sql).fetchone()[0]
     finally:
@@ -149,9 +171,11 @@ def test_every_point_exported_once_and_matches_mlflow(store):
     distinct = _sqlite_count(uri, "SELECT count(*) FROM (SELECT DISTINCT run_uuid, key, step FROM metrics)")
     assert report.points_read == raw
     assert report.points_written == distinct == _rows(db, "SELECT count(*) FROM metrics")[0][0]
-    assert _rows(db, "SELECT count(*) FROM (SELECT run_id, key, step FROM metrics GROUP BY ALL HAVING count(*) > 1)") == [(0,)]
+    assert _rows(
+        db, "SELECT count(*) FROM (SELECT run_id, key, step FROM metrics GROUP BY ALL HAVING count(*) > 1)"
+    ) == [(0,)]
 
-    client = _client(Path(uri[len("sqlite:///"):]))
+    client = _client(Path(uri[len("sqlite:///") :]))
     for name in ("rank1", "rank2", "rank4", "failed", "deleted"):
         run_id = ids[name]
         for key in [*KEYS, "train_loss"]:
@@ -159,8 +183,11 @@ def test_every_point_exported_once_and_matches_mlflow(store):
             for metric in client.get_metric_history(run_id, key):
                 if metric.step not in latest or metric.timestamp >= latest[metric.step][0]:
                     latest[metric.step] = (metric.timestamp, metric.value)
-            exported = _rows(db, f"SELECT step, value, epoch_ms(timestamp), is_nan FROM metrics "
-                                 f"WHERE run_id = '{run_id}' AND key = '{key}' ORDER BY step")
+            exported = _rows(
+                db,
+                f"SELECT step, value, epoch_ms(timestamp), is_nan FROM metrics "
+                f"WHERE run_id = '{run_id}' AND key = '{key}' ORDER BY step",
+            )
             assert [step for step, *_ in exported] == sorted(latest)
             for step, value, timestamp, is_nan in exported:
                 expected_time, expected = latest[step]
@@ -173,17 +200,21 @@ def _add_rows_of_no_run(uri: str, count: int, first_step: int = 0) -> None:
     """Metric rows naming a run the store does not have (a half-deleted run, a hand-edited store)."""
     import sqlite3
 
-    connection = sqlite3.connect(uri[len("sqlite:///"):])
-    connection.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, 0)",
-                           [("ft_loss", 1.0, T0 + step, "f" * 32, step) for step in range(first_step, first_step + count)])
+    connection = sqlite3.connect(uri[len("sqlite:///") :])
+    connection.executemany(
+        "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, 0)",
+        [("ft_loss", 1.0, T0 + step, "f" * 32, step) for step in range(first_step, first_step + count)],
+    )
     connection.commit()
     connection.close()
 
 
 def _warehouse_contents(db: Path) -> tuple:
-    return (_rows(db, "SELECT * FROM metrics ORDER BY run_id, key, step"),
-            _rows(db, "SELECT run_id, signature, points, duplicates, nan_points FROM _export_state ORDER BY run_id"),
-            _rows(db, "SELECT * FROM runs ORDER BY run_id"))
+    return (
+        _rows(db, "SELECT * FROM metrics ORDER BY run_id, key, step"),
+        _rows(db, "SELECT run_id, signature, points, duplicates, nan_points FROM _export_state ORDER BY run_id"),
+        _rows(db, "SELECT * FROM runs ORDER BY run_id"),
+    )
 
 
 def test_both_sqlite_read_paths_write_the_same_warehouse_and_count_rows_of_no_run_once(store, tmp_path):
@@ -195,7 +226,7 @@ def test_both_sqlite_read_paths_write_the_same_warehouse_and_count_rows_of_no_ru
     _add_rows_of_no_run(uri, 3)
     old_store = tmp_path / "old" / "mlflow.db"
     old_store.parent.mkdir()
-    shutil.copyfile(uri[len("sqlite:///"):], old_store)
+    shutil.copyfile(uri[len("sqlite:///") :], old_store)
     import sqlite3
 
     connection = sqlite3.connect(old_store)
@@ -203,7 +234,7 @@ def test_both_sqlite_read_paths_write_the_same_warehouse_and_count_rows_of_no_ru
     connection.commit()
     connection.close()
     old_uri, old_db = f"sqlite:///{old_store}", old_store.parent / "forgetlab.duckdb"
-    paths = [SqliteSource(Path(u[len("sqlite:///"):])) for u in (uri, old_uri)]
+    paths = [SqliteSource(Path(u[len("sqlite:///") :])) for u in (uri, old_uri)]
     assert [(bool(p._curve_index), bool(p._run_index)) for p in paths] == [(True, True), (False, True)]
     for path in paths:
         path.close()
@@ -211,13 +242,17 @@ def test_both_sqlite_read_paths_write_the_same_warehouse_and_count_rows_of_no_ru
     reports = [export_warehouse(uri, db), export_warehouse(old_uri, old_db)]
     for report in reports:
         assert (report.points_written, report.duplicates_dropped, report.nan_points, report.skipped) == (
-            reports[0].points_written, 1, 1, 3)
+            reports[0].points_written,
+            1,
+            1,
+            3,
+        )
         assert report.summary().count("3 metric rows belong to no run") == 1
     assert _warehouse_contents(db) == _warehouse_contents(old_db)
 
     # Incremental: new points of one run and more rows of no run, above the watermark.
     for u in (uri, old_uri):
-        _log_curve(_client(Path(u[len("sqlite:///"):])), ids["rank1"], 1, [50], offset=5_000_000)
+        _log_curve(_client(Path(u[len("sqlite:///") :])), ids["rank1"], 1, [50], offset=5_000_000)
         _add_rows_of_no_run(u, 2, first_step=100)
     reports = [export_warehouse(uri, db), export_warehouse(old_uri, old_db)]
     for report in reports:
@@ -231,7 +266,9 @@ def test_duplicates_keep_latest_and_are_counted(store):
     report = export_warehouse(uri, db)
     assert report.duplicates_dropped == 1
     assert "1 duplicate (run, key, step) rows dropped" in report.summary()
-    assert _rows(db, f"SELECT value FROM metrics WHERE run_id = '{ids['rank2']}' AND key = 'ft_loss' AND step = 20") == [(9.5,)]
+    assert _rows(
+        db, f"SELECT value FROM metrics WHERE run_id = '{ids['rank2']}' AND key = 'ft_loss' AND step = 20"
+    ) == [(9.5,)]
     assert _rows(db, f"SELECT duplicates FROM _export_state WHERE run_id = '{ids['rank2']}'") == [(1,)]
 
 
@@ -240,18 +277,38 @@ def test_nan_becomes_null_with_flag(store):
     report = export_warehouse(uri, db)
     assert report.nan_points == 1
     assert _rows(db, "SELECT run_id, key, step, value, is_nan FROM metrics WHERE is_nan") == [
-        (ids["rank4"], "forget_kl", 50, None, True)]
+        (ids["rank4"], "forget_kl", 50, None, True)
+    ]
 
 
 def test_runs_table_lifts_typed_columns(store):
     uri, db, ids = store
     export_warehouse(uri, db)
-    row = _rows(db, f"SELECT kind, rank, P, dataset, seed, lr, steps, model, target_modules, parent_run_id, sweep, "
-                    f"point, base_fingerprint, status, experiment FROM runs WHERE run_id = '{ids['rank2']}'")[0]
-    assert row == ("run", 2, 29_184, "kjv", 0, 3e-4, 40, "embedded", "q_proj,v_proj", ids["sweep"], "s1", "rank=2",
-                   "abc123", "FINISHED", "forgetlab")
+    row = _rows(
+        db,
+        f"SELECT kind, rank, P, dataset, seed, lr, steps, model, target_modules, parent_run_id, sweep, "
+        f"point, base_fingerprint, status, experiment FROM runs WHERE run_id = '{ids['rank2']}'",
+    )[0]
+    assert row == (
+        "run",
+        2,
+        29_184,
+        "kjv",
+        0,
+        3e-4,
+        40,
+        "embedded",
+        "q_proj,v_proj",
+        ids["sweep"],
+        "s1",
+        "rank=2",
+        "abc123",
+        "FINISHED",
+        "forgetlab",
+    )
     assert _rows(db, f"SELECT failure, status FROM runs WHERE run_id = '{ids['failed']}'") == [
-        ("loss became nan at step 11", "FAILED")]
+        ("loss became nan at step 11", "FAILED")
+    ]
     types = dict(_rows(db, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'runs'"))
     assert (types["rank"], types["P"], types["lr"], types["start_time"]) == ("INTEGER", "BIGINT", "DOUBLE", "TIMESTAMP")
 
@@ -263,10 +320,16 @@ def test_points_view_has_exactly_the_fit_columns_and_only_finished_runs(store):
     assert tuple(table.column_names) == POINTS_COLUMNS
     assert set(table.column("run_id").to_pylist()) == {ids["rank1"], ids["rank2"], ids["rank4"]}
     assert table.num_rows == 15  # 3 runs x 5 evaluations; the NaN-only step 50 has no ft_loss
-    curves = run_query("SELECT step, ft_loss, forget_kl FROM curves WHERE run_id = $run ORDER BY step", {"run": ids["rank4"]}, db)
+    curves = run_query(
+        "SELECT step, ft_loss, forget_kl FROM curves WHERE run_id = $run ORDER BY step", {"run": ids["rank4"]}, db
+    )
     assert curves.column("step").to_pylist() == [0, 10, 20, 30, 40, 50]
-    final = run_query("SELECT last_step, forget_kl_last, forget_kl_at_last_step, ft_loss_last, ft_loss_min FROM final "
-                      "WHERE run_id = $run", {"run": ids["rank4"]}, db).to_pylist()[0]
+    final = run_query(
+        "SELECT last_step, forget_kl_last, forget_kl_at_last_step, ft_loss_last, ft_loss_min FROM final "
+        "WHERE run_id = $run",
+        {"run": ids["rank4"]},
+        db,
+    ).to_pylist()[0]
     assert final["last_step"] == 50 and final["forget_kl_last"] is None and final["forget_kl_at_last_step"] is None
     assert final["ft_loss_last"] == pytest.approx(3.0 - 0.8 - 0.04) and final["ft_loss_min"] == final["ft_loss_last"]
 
@@ -284,7 +347,7 @@ def test_second_export_adds_nothing_and_says_so(store):
 def test_new_and_changed_runs_appear_after_the_next_export(store):
     uri, db, ids = store
     export_warehouse(uri, db)
-    client = _client(Path(uri[len("sqlite:///"):]))
+    client = _client(Path(uri[len("sqlite:///") :]))
     new = _new_run(client, ids["experiment"], 32, "rank32")
     _log_curve(client, new, 32, [0, 10])
     client.set_terminated(new, "FINISHED")
@@ -305,7 +368,7 @@ def test_fits_table_survives_incremental_and_full_exports(store):
     connection.execute("CREATE TABLE fits (law VARCHAR, r2 DOUBLE)")
     connection.execute("INSERT INTO fits VALUES ('inverse_linear', 0.95)")
     connection.close()
-    client = _client(Path(uri[len("sqlite:///"):]))
+    client = _client(Path(uri[len("sqlite:///") :]))
     _log_curve(client, ids["rank1"], 1, [60], offset=6_000_000)
     assert not export_warehouse(uri, db).up_to_date
     assert _rows(db, "SELECT * FROM fits") == [("inverse_linear", 0.95)]
@@ -317,7 +380,7 @@ def test_failure_inside_the_write_leaves_the_old_database(store, monkeypatch):
     uri, db, ids = store
     export_warehouse(uri, db)
     old_points = _rows(db, "SELECT count(*) FROM metrics")
-    client = _client(Path(uri[len("sqlite:///"):]))
+    client = _client(Path(uri[len("sqlite:///") :]))
     _log_curve(client, ids["rank1"], 1, [70], offset=7_000_000)
 
     def broken_views():
@@ -337,7 +400,7 @@ def test_kill_9_mid_export_leaves_the_old_database_readable(store, where):
     uri, db, ids = store
     export_warehouse(uri, db)
     old = _rows(db, "SELECT run_id, key, step, value FROM metrics ORDER BY ALL")
-    client = _client(Path(uri[len("sqlite:///"):]))
+    client = _client(Path(uri[len("sqlite:///") :]))
     _log_curve(client, ids["rank2"], 2, [80], offset=8_000_000)
     script = textwrap.dedent(f"""
         import os, signal
@@ -391,7 +454,11 @@ def test_remote_export_matches_direct_export(store, server, tmp_path, monkeypatc
     remote_db = tmp_path / "remote.duckdb"
     remote = export_warehouse(url, remote_db)
     assert (remote.runs, remote.points_written, remote.duplicates_dropped, remote.nan_points) == (
-        direct.runs, direct.points_written, direct.duplicates_dropped, direct.nan_points)
+        direct.runs,
+        direct.points_written,
+        direct.duplicates_dropped,
+        direct.nan_points,
+    )
     for name, sql in TABLES.items():
         assert _rows(remote_db, sql) == _rows(direct_db, sql), name
     assert export_warehouse(url, remote_db).up_to_date
@@ -448,13 +515,21 @@ def test_tradeoff_keeps_base_models_apart(tmp_path):
     for model, shift in (("embedded", 0.0), ("embedded-tiny", 1.0)):  # the tiny base forgets more overall
         for replay in (0.0, 0.25):
             for rank in (1, 2, 4):
-                run_id = _new_run(client, experiment_id, rank, f"{model}-r{rank}-p{replay}",
-                                  params={"model.name": model, "mitigation.replay": replay})
+                run_id = _new_run(
+                    client,
+                    experiment_id,
+                    rank,
+                    f"{model}-r{rank}-p{replay}",
+                    params={"model.name": model, "mitigation.replay": replay},
+                )
                 metrics = []
                 for step in (0, 10, 20, 30):
                     ft_loss = 3.0 - 0.02 * step - 0.05 * rank
                     soft = shift + 6.0 - ft_loss - (effect[model] if replay else 0.0)
-                    metrics += [Metric("ft_loss", ft_loss, T0 + step, step), Metric("forget_soft", soft, T0 + step, step)]
+                    metrics += [
+                        Metric("ft_loss", ft_loss, T0 + step, step),
+                        Metric("forget_soft", soft, T0 + step, step),
+                    ]
                 client.log_batch(run_id, metrics=metrics)
                 client.set_terminated(run_id, "FINISHED")
     warehouse = tmp_path / "forgetlab.duckdb"
@@ -469,8 +544,14 @@ def test_tradeoff_keeps_base_models_apart(tmp_path):
 
 
 def _cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "forgetlab", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "forgetlab", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_cli_query_prints_rows_csv_and_binds_params(store):
@@ -485,13 +566,36 @@ def test_cli_query_prints_rows_csv_and_binds_params(store):
     assert result.exit_code == 0, result.output
     assert ids["rank1"] in result.stdout and ids["rank4"] in result.stdout
     assert "exported" in result.stderr  # no warehouse yet: the query exported first
-    result = runner.invoke(app, ["query", "-e", "SELECT rank, N FROM points WHERE N = $n ORDER BY rank", "--param", "n=30",
-                                 "--format", "csv", *common])
+    result = runner.invoke(
+        app,
+        [
+            "query",
+            "-e",
+            "SELECT rank, N FROM points WHERE N = $n ORDER BY rank",
+            "--param",
+            "n=30",
+            "--format",
+            "csv",
+            *common,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == ['"rank","N"', "1,30", "2,30", "4,30"]
     out = db.parent / "points.parquet"
-    result = runner.invoke(app, ["query", str(REPO / "queries" / "laws.sql"), "-p", "min_step=0", "--format", "parquet",
-                                 "--output", str(out), *common])
+    result = runner.invoke(
+        app,
+        [
+            "query",
+            str(REPO / "queries" / "laws.sql"),
+            "-p",
+            "min_step=0",
+            "--format",
+            "parquet",
+            "--output",
+            str(out),
+            *common,
+        ],
+    )
     assert result.exit_code == 0, result.output
     import pyarrow.parquet as pq
 
@@ -510,7 +614,9 @@ def test_cli_query_writes_intervals_as_duckdb_does(store, fmt):
     out = db.parent / "intervals.parquet"
     sql = "SELECT INTERVAL 90 SECOND AS short, INTERVAL '1 year 2 months 3 days 04:05:06.5' AS long, -INTERVAL 90 SECOND AS back"
     extra = ["--output", str(out)] if fmt == "parquet" else []
-    result = CliRunner().invoke(app, ["query", "-e", sql, "--format", fmt, *extra, "--db", str(db), "--tracking-uri", uri])
+    result = CliRunner().invoke(
+        app, ["query", "-e", sql, "--format", fmt, *extra, "--db", str(db), "--tracking-uri", uri]
+    )
     assert result.exit_code == 0 and result.exception is None, result.output
     expected = ["00:01:30", "1 year 2 months 3 days 04:05:06.5", "-00:01:30"]
     if fmt == "parquet":
@@ -528,10 +634,18 @@ def test_cli_query_exports_when_the_store_changed(store):
 
     uri, db, ids = store
     export_warehouse(uri, db)
-    client = _client(Path(uri[len("sqlite:///"):]))
+    client = _client(Path(uri[len("sqlite:///") :]))
     _log_curve(client, ids["rank4"], 4, [90], offset=9_000_000)
-    common = ["-e", f"SELECT max(N) FROM points WHERE run_id = '{ids['rank4']}'", "--format", "csv", "--db", str(db),
-              "--tracking-uri", uri]
+    common = [
+        "-e",
+        f"SELECT max(N) FROM points WHERE run_id = '{ids['rank4']}'",
+        "--format",
+        "csv",
+        "--db",
+        str(db),
+        "--tracking-uri",
+        uri,
+    ]
     result = CliRunner().invoke(app, ["query", "--no-export", *common])
     assert result.stdout.splitlines()[1] == "40" and "stale" in result.stderr
     result = CliRunner().invoke(app, ["query", *common])
@@ -584,8 +698,11 @@ def test_docs_name_every_column_of_every_table_and_view(store):
     export_warehouse(uri, db)
     docs = (REPO / "docs" / "warehouse.md").read_text()
     columns = _rows(db, "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'")
-    missing = [(table, column) for table, column in columns
-               if f"`{column}`" not in docs and not column.endswith(("_last", "_min", "_at_last_step"))]
+    missing = [
+        (table, column)
+        for table, column in columns
+        if f"`{column}`" not in docs and not column.endswith(("_last", "_min", "_at_last_step"))
+    ]
     assert missing == []
     assert all(f"`{table}`" in docs for table, _ in columns)
 
@@ -601,9 +718,12 @@ def test_parallel_readers_of_a_wal_store_no_writer_has_open_do_not_collide(tmp_p
     db = tmp_path / "mlflow.db"
     connection = sqlite3.connect(db)
     connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("CREATE TABLE metrics (key TEXT, value REAL, timestamp INTEGER, step INTEGER, is_nan INTEGER, run_uuid TEXT)")
+    connection.execute(
+        "CREATE TABLE metrics (key TEXT, value REAL, timestamp INTEGER, step INTEGER, is_nan INTEGER, run_uuid TEXT)"
+    )
     connection.executemany(
-        "INSERT INTO metrics VALUES (?, ?, 0, ?, 0, ?)", [("ft_loss", 1.0, step, f"run{step % 3}") for step in range(300)]
+        "INSERT INTO metrics VALUES (?, ?, 0, ?, 0, ?)",
+        [("ft_loss", 1.0, step, f"run{step % 3}") for step in range(300)],
     )
     connection.execute("CREATE TABLE runs (run_uuid TEXT)")
     connection.executemany("INSERT INTO runs VALUES (?)", [(f"run{index}",) for index in range(3)])

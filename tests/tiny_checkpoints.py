@@ -16,7 +16,9 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
-SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=128)
+SMALL = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=128
+)
 ARCHITECTURES = {
     "llama": ("LlamaConfig", dict(num_key_value_heads=2)),
     "mistral": ("MistralConfig", dict(num_key_value_heads=2, sliding_window=None)),
@@ -50,7 +52,9 @@ def tiny_tokenizer(chat_template: str | None = CHAT_TEMPLATE):
     backend = Tokenizer(models.BPE(unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     backend.train_from_iterator(stdlib_paragraphs(), trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
@@ -68,7 +72,10 @@ def save_checkpoint(folder: Path, architecture: str, tokenizer=None) -> Path:
     tokenizer = tokenizer if tokenizer is not None else tiny_tokenizer()
     config_class, extra = ARCHITECTURES[architecture]
     config = getattr(transformers, config_class)(
-        vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id, **{**SMALL, **extra}
+        vocab_size=len(tokenizer),
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        **{**SMALL, **extra},
     )
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(config)

@@ -31,7 +31,11 @@ CONTROL, NORMAL = 3, 1  # llama.cpp's token types
 
 def _llama_cpp_permute(weights: np.ndarray, heads: int) -> np.ndarray:
     """llama.cpp's order of q/k rows (rotary halves interleaved per head)."""
-    return weights.reshape(heads, 2, weights.shape[0] // heads // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
+    return (
+        weights.reshape(heads, 2, weights.shape[0] // heads // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
 
 
 def _tokenizer_metadata(folder: Path) -> tuple[list[str], list[int], list[str]]:

@@ -21,7 +21,9 @@ def _megabytes(size: int) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    base_app = typer.Typer(help="Build and inspect forgetlab's embedded base models (cached, offline).", no_args_is_help=True)
+    base_app = typer.Typer(
+        help="Build and inspect forgetlab's embedded base models (cached, offline).", no_args_is_help=True
+    )
     app.add_typer(base_app, name="base")
 
     @base_app.command("build")
@@ -38,13 +40,19 @@ def register(app: typer.Typer) -> None:
         base = ensure_embedded_base(name, progress=not quiet, force=force)
         info = base.info()
         console = Console()
-        console.print(f"embedded base [bold]{base.name}[/bold]: {info['parameters']:,} parameters, {info['tokens_seen']:,} tokens seen")
+        console.print(
+            f"embedded base [bold]{base.name}[/bold]: {info['parameters']:,} parameters, {info['tokens_seen']:,} tokens seen"
+        )
         console.print(
             f"held-out loss {base.heldout_loss:.4f} nats/token (uniform ln {base.spec.vocab} = {math.log(base.spec.vocab):.4f})"
         )
         size = sum(path.stat().st_size for path in base.folder.rglob("*") if path.is_file())
-        console.print(f"built in {info['build_seconds']:.0f} s ({info['tokens_per_second']:.0f} tokens/s), {_megabytes(size)} on disk")
-        console.print(f"base fingerprint {base.base_fingerprint[:16]}, corpus fingerprint {base.corpus_fingerprint[:16]}")
+        console.print(
+            f"built in {info['build_seconds']:.0f} s ({info['tokens_per_second']:.0f} tokens/s), {_megabytes(size)} on disk"
+        )
+        console.print(
+            f"base fingerprint {base.base_fingerprint[:16]}, corpus fingerprint {base.corpus_fingerprint[:16]}"
+        )
         console.print(f"folder {base.folder}")
 
     @base_app.command("info")

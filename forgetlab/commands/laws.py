@@ -19,30 +19,78 @@ DEFAULT_VARIANT = "hard"  # forgetlab.laws.forms.DEFAULT_VARIANT (not imported: 
 def register(app: typer.Typer) -> None:
     """Add fit, report and predict to the app (long only because it holds the three commands,
     whose typer options are their signatures; each command parses, calls the library, prints)."""
+
     @app.command("fit")
     def fit_command(
-        query: Optional[Path] = typer.Option(None, "--query", help="SQL file returning the points view's columns (default: queries/laws.sql)."),
-        param: Optional[list[str]] = typer.Option(None, "--param", help="Query parameter NAME=VALUE (overrides the file's `-- param:` default)."),
-        law: str = typer.Option(ALL_LAWS, "--law", help="linear | linear-rank | linear-rank-steps | paper-joint | power-additive | log-steps | power-steps | all."),
-        variant: str = typer.Option(DEFAULT_VARIANT, "--variant", help="Forgetting measure fitted as L_f: hard (default: the paper's) | soft | kl | data (column L_f_<variant>)."),
-        dataset: Optional[str] = typer.Option(None, "--dataset", help="Fit only this data set (default: each data set in the points)."),
-        bootstrap: int = typer.Option(1000, "--bootstrap", "-B", help="Bootstrap replicates where seeds are nested in ranks or unknown; where seeds are crossed with ranks (the default design) each seed is left out in turn instead (docs/laws.md §6)."),
+        query: Optional[Path] = typer.Option(
+            None, "--query", help="SQL file returning the points view's columns (default: queries/laws.sql)."
+        ),
+        param: Optional[list[str]] = typer.Option(
+            None, "--param", help="Query parameter NAME=VALUE (overrides the file's `-- param:` default)."
+        ),
+        law: str = typer.Option(
+            ALL_LAWS,
+            "--law",
+            help="linear | linear-rank | linear-rank-steps | paper-joint | power-additive | log-steps | power-steps | all.",
+        ),
+        variant: str = typer.Option(
+            DEFAULT_VARIANT,
+            "--variant",
+            help="Forgetting measure fitted as L_f: hard (default: the paper's) | soft | kl | data (column L_f_<variant>).",
+        ),
+        dataset: Optional[str] = typer.Option(
+            None, "--dataset", help="Fit only this data set (default: each data set in the points)."
+        ),
+        bootstrap: int = typer.Option(
+            1000,
+            "--bootstrap",
+            "-B",
+            help="Bootstrap replicates where seeds are nested in ranks or unknown; where seeds are crossed with ranks (the default design) each seed is left out in turn instead (docs/laws.md §6).",
+        ),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap's random draws."),
         level: float = typer.Option(0.95, "--level", help="Coverage of the percentile intervals."),
         huber_delta: float = typer.Option(1e-3, "--huber-delta", help="δ of the Huber loss on log residuals."),
         starts: int = typer.Option(8, "--starts", help="Best grid points polished by the optimiser."),
-        no_validation: bool = typer.Option(False, "--no-validation", help="Skip leave-one-rank-out validation (faster)."),
+        no_validation: bool = typer.Option(
+            False, "--no-validation", help="Skip leave-one-rank-out validation (faster)."
+        ),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Write every fit's full result here."),
         figures: Optional[Path] = typer.Option(None, "--figures", help="Also keep the PNG figures in this folder."),
-        db: Optional[Path] = typer.Option(None, "--db", help="Warehouse (DuckDB) to read points from and record fits in (default mlruns/forgetlab.duckdb)."),
-        tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow store for the fit runs (default: as for runs)."),
-        no_store: bool = typer.Option(False, "--no-store", help="Record nothing (no MLflow run, no fits row): for exploring."),
-        no_export: bool = typer.Option(False, "--no-export", help="Do not export first, even if the tracking store is newer than the warehouse."),
-        by: Optional[str] = typer.Option(None, "--by", help="Fit each value of this column apart and compare the groups (e.g. replay; any column of the points or of the warehouse's runs table)."),
-        at_rank: Optional[float] = typer.Option(None, "--at-rank", help="With --by: compare fitted L_f at this rank (default: the rank nearest the geometric mean of P)."),
-        at_steps: Optional[float] = typer.Option(None, "--at-steps", help="With --by: compare fitted L_f at this N (default: the largest N)."),
-        at_ft_loss: Optional[float] = typer.Option(None, "--at-ft-loss", help="With --by: compare the linear law's L_f at this L_ft (default: the median L_ft)."),
-        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Fits to run at once, one process each (results do not change)."),
+        db: Optional[Path] = typer.Option(
+            None,
+            "--db",
+            help="Warehouse (DuckDB) to read points from and record fits in (default mlruns/forgetlab.duckdb).",
+        ),
+        tracking_uri: Optional[str] = typer.Option(
+            None, "--tracking-uri", help="MLflow store for the fit runs (default: as for runs)."
+        ),
+        no_store: bool = typer.Option(
+            False, "--no-store", help="Record nothing (no MLflow run, no fits row): for exploring."
+        ),
+        no_export: bool = typer.Option(
+            False, "--no-export", help="Do not export first, even if the tracking store is newer than the warehouse."
+        ),
+        by: Optional[str] = typer.Option(
+            None,
+            "--by",
+            help="Fit each value of this column apart and compare the groups (e.g. replay; any column of the points or of the warehouse's runs table).",
+        ),
+        at_rank: Optional[float] = typer.Option(
+            None,
+            "--at-rank",
+            help="With --by: compare fitted L_f at this rank (default: the rank nearest the geometric mean of P).",
+        ),
+        at_steps: Optional[float] = typer.Option(
+            None, "--at-steps", help="With --by: compare fitted L_f at this N (default: the largest N)."
+        ),
+        at_ft_loss: Optional[float] = typer.Option(
+            None,
+            "--at-ft-loss",
+            help="With --by: compare the linear law's L_f at this L_ft (default: the median L_ft).",
+        ),
+        jobs: int = typer.Option(
+            1, "--jobs", "-j", min=1, help="Fits to run at once, one process each (results do not change)."
+        ),
     ) -> None:
         """Fit the forgetting laws to points selected by SQL.
 
@@ -72,12 +120,25 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_command(
         folder: Path = typer.Argument(..., help="Folder holding the study's points.parquet (e.g. docs/results/study)."),
-        bootstrap: int = typer.Option(200, "--bootstrap", "-B", help="Bootstrap replicates per fit where seeds are nested in ranks or unknown (crossed seeds: each left out in turn instead)."),
+        bootstrap: int = typer.Option(
+            200,
+            "--bootstrap",
+            "-B",
+            help="Bootstrap replicates per fit where seeds are nested in ranks or unknown (crossed seeds: each left out in turn instead).",
+        ),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap's random draws."),
         min_step: int = typer.Option(50, "--min-step", help="Keep N > min-step in the main tables (the paper's 50)."),
-        laws: Optional[str] = typer.Option(None, "--laws", help="Comma-separated laws of table 1 (default: every law)."),
-        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Fits to run at once, one process each (results do not change)."),
-        others: Optional[list[Path]] = typer.Option(None, "--with", help="Another results folder whose points are fitted beside FOLDER's as their own sets (e.g. a long-N arm); refused if it ran on another base."),
+        laws: Optional[str] = typer.Option(
+            None, "--laws", help="Comma-separated laws of table 1 (default: every law)."
+        ),
+        jobs: int = typer.Option(
+            1, "--jobs", "-j", min=1, help="Fits to run at once, one process each (results do not change)."
+        ),
+        others: Optional[list[Path]] = typer.Option(
+            None,
+            "--with",
+            help="Another results folder whose points are fitted beside FOLDER's as their own sets (e.g. a long-N arm); refused if it ran on another base.",
+        ),
     ) -> None:
         """Regenerate every results table and figure of docs/results.md from a study's points.
 
@@ -96,17 +157,31 @@ def register(app: typer.Typer) -> None:
 
     @app.command("predict")
     def predict_command(
-        fit: str = typer.Option(..., "--fit", help="Fit id (the fit's MLflow run id; see the fits table), its first 6+ characters, or a law's name for that law's latest fit."),
+        fit: str = typer.Option(
+            ...,
+            "--fit",
+            help="Fit id (the fit's MLflow run id; see the fits table), its first 6+ characters, or a law's name for that law's latest fit.",
+        ),
         rank: Optional[float] = typer.Option(None, "--rank", help="LoRA rank (P from the fitted data's P per rank)."),
         P: Optional[float] = typer.Option(None, "--P", help="Number of fine-tuned parameters."),
         steps: Optional[float] = typer.Option(None, "--steps", help="Optimizer steps N."),
-        ft_loss: Optional[float] = typer.Option(None, "--ft-loss", help="L_ft (for the linear law, which predicts L_f from L_ft)."),
-        max_forgetting: Optional[float] = typer.Option(None, "--max-forgetting", help="Find the steps at which L_f first exceeds this."),
-        extrapolate: bool = typer.Option(False, "--extrapolate", help="Allow P or N more than 10x outside the fitted range."),
+        ft_loss: Optional[float] = typer.Option(
+            None, "--ft-loss", help="L_ft (for the linear law, which predicts L_f from L_ft)."
+        ),
+        max_forgetting: Optional[float] = typer.Option(
+            None, "--max-forgetting", help="Find the steps at which L_f first exceeds this."
+        ),
+        extrapolate: bool = typer.Option(
+            False, "--extrapolate", help="Allow P or N more than 10x outside the fitted range."
+        ),
         dataset: Optional[str] = typer.Option(None, "--dataset", help="Check the fit is of this data set."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the prediction here."),
-        db: Optional[Path] = typer.Option(None, "--db", help="Warehouse holding the fits table (default mlruns/forgetlab.duckdb)."),
-        tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow store to read fit.json from if the table lacks the fit."),
+        db: Optional[Path] = typer.Option(
+            None, "--db", help="Warehouse holding the fits table (default mlruns/forgetlab.duckdb)."
+        ),
+        tracking_uri: Optional[str] = typer.Option(
+            None, "--tracking-uri", help="MLflow store to read fit.json from if the table lacks the fit."
+        ),
     ) -> None:
         """Predict L_f and L_ft from a stored fit, with bootstrap intervals.
 
@@ -126,10 +201,19 @@ def register(app: typer.Typer) -> None:
         """
         import json
 
-        from forgetlab.laws.predict import StoredLaw, check_range, inputs_text, predict, range_notes, require_inputs, resolve_P, unused_inputs
-        from forgetlab.laws.terminal import print_prediction
+        from forgetlab.laws.predict import (
+            StoredLaw,
+            check_range,
+            inputs_text,
+            predict,
+            range_notes,
+            require_inputs,
+            resolve_P,
+            unused_inputs,
+        )
         from forgetlab.laws.result import json_safe
         from forgetlab.laws.store import load_fit
+        from forgetlab.laws.terminal import print_prediction
         from forgetlab.locations import default_warehouse_path
 
         console = _console()
@@ -153,7 +237,9 @@ def register(app: typer.Typer) -> None:
         steps_used = steps if law.uses_N() else None
         ft_loss_used = ft_loss if "L_ft" in law.inputs else None
         if max_forgetting is not None:
-            output["max_forgetting"] = _answer_threshold(stored, P_value, rank_used, max_forgetting, extrapolate, console)
+            output["max_forgetting"] = _answer_threshold(
+                stored, P_value, rank_used, max_forgetting, extrapolate, console
+            )
         if predicting:
             check_range(result, P_value, steps_used, ft_loss_used, extrapolate)
             predictions = predict(stored, P_value, steps_used, ft_loss_used)
@@ -162,7 +248,9 @@ def register(app: typer.Typer) -> None:
             notes += range_notes(result, rank_used, P_value, steps_used, ft_loss_used)
             print_prediction(result, output["inputs"], predictions, console, notes)
         elif max_forgetting is None:
-            raise UserError("nothing to predict: pass --steps (and --rank or --P), --ft-loss for the linear law, or --max-forgetting")
+            raise UserError(
+                "nothing to predict: pass --steps (and --rank or --P), --ft-loss for the linear law, or --max-forgetting"
+            )
         else:
             notes += range_notes(result, rank_used, P_value, None, None)
             for note in notes:
@@ -195,7 +283,9 @@ def _answer_threshold(stored, P_value, rank, threshold: float, extrapolate: bool
         return found
     found = linear_threshold(stored, threshold)
     level = int(round(100 * stored.level))
-    console.print(f"L_f passes {threshold:g} once L_ft falls below {fixed(found['L_ft'], 4)} ({level}% interval {interval(found['low'], found['high'])})")
+    console.print(
+        f"L_f passes {threshold:g} once L_ft falls below {fixed(found['L_ft'], 4)} ({level}% interval {interval(found['low'], found['high'])})"
+    )
     return found
 
 
@@ -204,10 +294,18 @@ def _print_steps(found: dict, result, rank: Optional[float], console) -> None:
     level = int(round(100 * result.bootstrap["level"]))
     if found["already_past"]:
         fitted = found.get("fitted_L_f_range")
-        span = f"; this fit's L_f spans {fitted[0]:.4g}..{fitted[1]:.4g} nats, so choose a threshold in or above that" if fitted else ""
-        console.print(f"at {at}, L_f is above {found['threshold']:g} already at N={found['searched'][0]:g}, the start of the range searched{span}")
+        span = (
+            f"; this fit's L_f spans {fitted[0]:.4g}..{fitted[1]:.4g} nats, so choose a threshold in or above that"
+            if fitted
+            else ""
+        )
+        console.print(
+            f"at {at}, L_f is above {found['threshold']:g} already at N={found['searched'][0]:g}, the start of the range searched{span}"
+        )
     elif found["steps"] == float("inf"):
-        console.print(f"at {at}, L_f stays below {found['threshold']:g} up to N={found['searched'][1]:g} (the range searched; --extrapolate searches further)")
+        console.print(
+            f"at {at}, L_f stays below {found['threshold']:g} up to N={found['searched'][1]:g} (the range searched; --extrapolate searches further)"
+        )
     else:
         console.print(
             f"at {at}, L_f passes {found['threshold']:g} after N ≈ {found['steps']:.0f} steps "

@@ -11,16 +11,24 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("plot")
     def plot_command(
-        query: Path = typer.Argument(..., help="SQL file returning the columns to plot (see queries/; a shipped name like curves.sql works too)."),
+        query: Path = typer.Argument(
+            ..., help="SQL file returning the columns to plot (see queries/; a shipped name like curves.sql works too)."
+        ),
         x: str = typer.Option("step", "--x", help="Column on the horizontal axis."),
         y: str = typer.Option("forget_soft", "--y", help="Column on the vertical axis."),
-        color: Optional[str] = typer.Option("rank", "--color", help="One line per value of this column ('' for one line)."),
+        color: Optional[str] = typer.Option(
+            "rank", "--color", help="One line per value of this column ('' for one line)."
+        ),
         out: Path = typer.Option(Path("forgetlab-plot.png"), "--out", "-o", help="PNG to write."),
         params: list[str] = typer.Option([], "--param", "-p", help="Query parameter NAME=VALUE (repeatable)."),
         title: Optional[str] = typer.Option(None, "--title", help="Figure title (default: y by x and the query)."),
         db: Optional[Path] = typer.Option(None, "--db", help="DuckDB warehouse (default: mlruns/forgetlab.duckdb)."),
-        tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="Store to export from when stale, and to log to."),
-        log_to_mlflow: bool = typer.Option(False, "--log-to-mlflow", help="Also log the PNG and the query as a run of kind plot."),
+        tracking_uri: Optional[str] = typer.Option(
+            None, "--tracking-uri", help="Store to export from when stale, and to log to."
+        ),
+        log_to_mlflow: bool = typer.Option(
+            False, "--log-to-mlflow", help="Also log the PNG and the query as a run of kind plot."
+        ),
         experiment: str = typer.Option("forgetlab", "--experiment", help="Experiment of that run."),
     ) -> None:
         """Draw y against x for every run a query returns: mean over runs per colour value, band min–max.
@@ -40,8 +48,12 @@ def register(app: typer.Typer) -> None:
         uri = tracking_uri or default_tracking_uri()
         if stale_reason(uri, warehouse):  # plot what the store holds now, as `forgetlab query` does
             typer.echo(export_warehouse(uri, warehouse).summary(), err=True)
-        request = PlotRequest(query, x, y, color or None, out, dict(parse_param(item) for item in params), warehouse, title)
+        request = PlotRequest(
+            query, x, y, color or None, out, dict(parse_param(item) for item in params), warehouse, title
+        )
         lines = plot_query(request)
-        typer.echo(f"wrote {out}: {len(lines)} line{'s' if len(lines) != 1 else ''} ({', '.join(line.label for line in lines)})")
+        typer.echo(
+            f"wrote {out}: {len(lines)} line{'s' if len(lines) != 1 else ''} ({', '.join(line.label for line in lines)})"
+        )
         if log_to_mlflow:
             typer.echo(f"logged to MLflow run {log_plot(request, tracking_uri, experiment)} (experiment {experiment})")

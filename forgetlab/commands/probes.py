@@ -8,7 +8,9 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    probes_app = typer.Typer(help="Downstream probes (multiple choice, refusal, samples): see docs/probes.md.", no_args_is_help=True)
+    probes_app = typer.Typer(
+        help="Downstream probes (multiple choice, refusal, samples): see docs/probes.md.", no_args_is_help=True
+    )
     app.add_typer(probes_app, name="probes")
 
     @probes_app.command("fixtures")

@@ -28,7 +28,9 @@ def _config_of_run(run_id: str, tracking_uri: Optional[str]):
     uri = resolve_tracking_uri(tracking_uri)
     database = sqlite_path(uri)
     if database is not None and not database.is_file():  # MLflow would create an empty store here
-        raise UserError(f"--resume: no tracking store at {database}; run from the folder holding mlruns/, or pass --tracking-uri")
+        raise UserError(
+            f"--resume: no tracking store at {database}; run from the folder holding mlruns/, or pass --tracking-uri"
+        )
     # A resume writes the run (and its checkpoints beside the store): a read-only store is one line here.
     tracking.check_store_writable(uri, "copy the folder holding mlruns/ to a writable place and resume from there")
     client = tracking.client(uri)
@@ -78,7 +80,11 @@ def print_summary(result, console) -> None:
     table.add_column("metric")
     table.add_column("step 0", justify="right")
     table.add_column(f"step {result.steps_done}", justify="right")
-    optional = (*names.PENALTY_METRICS, *names.MULTIPLE_CHOICE_METRICS, *names.REFUSAL_METRICS)  # in the run only when on
+    optional = (
+        *names.PENALTY_METRICS,
+        *names.MULTIPLE_CHOICE_METRICS,
+        *names.REFUSAL_METRICS,
+    )  # in the run only when on
     for key in (*FINAL_METRICS, *optional):
         if key in result.last:
             start = result.first.get(key)
@@ -91,7 +97,8 @@ def print_summary(result, console) -> None:
         unwrapped(f"merged model: {result.merged_uri}")
     command = command_name()
     console.print(
-        f"see the curves: [bold]{command} ui[/bold]   query them: [bold]{command} query queries/curves.sql[/bold]", soft_wrap=True
+        f"see the curves: [bold]{command} ui[/bold]   query them: [bold]{command} query queries/curves.sql[/bold]",
+        soft_wrap=True,
     )
 
 
@@ -125,11 +132,19 @@ def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_command(
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="Run config YAML (see lightning_configs/)."),
-        overrides: Optional[list[str]] = typer.Argument(None, help="KEY=VALUE overrides, e.g. lora.rank=8 train.steps=50"),
-        resume: Optional[str] = typer.Option(None, "--resume", help="Resume this MLflow run id from its last checkpoint."),
-        tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="Where the run to resume lives (default: as for runs)."),
+        overrides: Optional[list[str]] = typer.Argument(
+            None, help="KEY=VALUE overrides, e.g. lora.rank=8 train.steps=50"
+        ),
+        resume: Optional[str] = typer.Option(
+            None, "--resume", help="Resume this MLflow run id from its last checkpoint."
+        ),
+        tracking_uri: Optional[str] = typer.Option(
+            None, "--tracking-uri", help="Where the run to resume lives (default: as for runs)."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-        print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config (YAML, after overrides) and exit."),
+        print_config: bool = typer.Option(
+            False, "--print-config", help="Print the resolved config (YAML, after overrides) and exit."
+        ),
     ) -> None:
         """Fine-tune LoRA adapters and log L_ft and forgetting per evaluation step to MLflow.
 
@@ -158,7 +173,8 @@ def register(app: typer.Typer) -> None:
             result = execute_run(run_config, resume_run_id=resume, progress=not quiet)
         except RunInterrupted as stopped:  # Ctrl-C: the id is printed only at the end otherwise
             typer.echo(
-                f"{stopped}; it is marked KILLED. Resume it with: {resume_command(stopped.run_id, stopped.tracking_uri)}", err=True
+                f"{stopped}; it is marked KILLED. Resume it with: {resume_command(stopped.run_id, stopped.tracking_uri)}",
+                err=True,
             )
             raise typer.Exit(130) from None
         if result.tracking_uri:  # the other ranks of a multi-device run have nothing to report

@@ -14,12 +14,18 @@ def register(app: typer.Typer) -> None:
     @app.command("sweep")
     def sweep_command(
         config: Path = typer.Option(..., "--config", "-c", help="Sweep YAML (see lightning_configs/sweep.yaml)."),
-        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Points to run at once (each gets cores/jobs threads)."),
+        jobs: int = typer.Option(
+            1, "--jobs", "-j", min=1, help="Points to run at once (each gets cores/jobs threads)."
+        ),
         shard: Optional[str] = typer.Option(
-            None, "--shard", help="Run only shard i of n, e.g. 1/4. Default: the SLURM array task's (sbatch --array), else all."
+            None,
+            "--shard",
+            help="Run only shard i of n, e.g. 1/4. Default: the SLURM array task's (sbatch --array), else all.",
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="List the points and which are done; run nothing."),
-        stale_minutes: float = typer.Option(STALE_MINUTES, help="A RUNNING point from another machine silent this long is resumed."),
+        stale_minutes: float = typer.Option(
+            STALE_MINUTES, help="A RUNNING point from another machine silent this long is resumed."
+        ),
         tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="Override the points' tracking.uri."),
     ) -> None:
         """Run every point of a sweep that is not FINISHED yet; rerunning finishes an interrupted sweep.
@@ -52,7 +58,11 @@ def register(app: typer.Typer) -> None:
 def _print_plan(console, plan) -> None:
     from rich.table import Table
 
-    shard = f" (shard {plan.shard}" + (", from the SLURM array task)" if plan.shard_source.startswith("SLURM") else ")") if plan.shard else ""
+    shard = (
+        f" (shard {plan.shard}" + (", from the SLURM array task)" if plan.shard_source.startswith("SLURM") else ")")
+        if plan.shard
+        else ""
+    )
     table = Table(title=f"sweep {plan.sweep.name}: {len(plan.states)} points{shard}")
     for column in ("run", "point", "state", "run id"):
         table.add_column(column)

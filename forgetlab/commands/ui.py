@@ -26,7 +26,9 @@ def _checked_store(tracking_uri: Optional[str]) -> tuple[str, Optional[str]]:
         raise UserError(f"the tracking store is a server already ({uri}); open it in a browser")
     database = sqlite_path(uri)
     if database is not None and not database.exists():
-        raise UserError(f"no tracking store at {database}; run `forgetlab run --config lightning_configs/r4.yaml` first")
+        raise UserError(
+            f"no tracking store at {database}; run `forgetlab run --config lightning_configs/r4.yaml` first"
+        )
     return uri, default_artifact_root().resolve().as_uri() if database is not None else None
 
 
@@ -35,8 +37,12 @@ def register(app: typer.Typer) -> None:
     def ui_command(
         host: str = typer.Option("127.0.0.1", help="Address to bind; anything but loopback exposes your runs."),
         port: int = typer.Option(5000, min=1, max=65535, help="Port to serve on."),
-        tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="Store to show (default: mlruns/mlflow.db)."),
-        experiment: str = typer.Option("forgetlab", "--experiment", "-e", help="Experiment whose runs address is printed."),
+        tracking_uri: Optional[str] = typer.Option(
+            None, "--tracking-uri", help="Store to show (default: mlruns/mlflow.db)."
+        ),
+        experiment: str = typer.Option(
+            "forgetlab", "--experiment", "-e", help="Experiment whose runs address is printed."
+        ),
         open_browser: bool = typer.Option(False, "--open", help="Open the experiment's runs in the default browser."),
     ) -> None:
         """Serve the MLflow UI over the tracking store (lean: one worker, no background job runners).
@@ -58,8 +64,12 @@ def register(app: typer.Typer) -> None:
         url = ui_server.browse_url(host, port)
         with_app = ui_server.app_installed()
         if not with_app:
-            typer.secho("warning: forgetlab's MLflow app plugin is not installed (pip install -e .); a fresh browser "
-                        "opens MLflow's GenAI screens and default columns", err=True, fg=typer.colors.YELLOW)
+            typer.secho(
+                "warning: forgetlab's MLflow app plugin is not installed (pip install -e .); a fresh browser "
+                "opens MLflow's GenAI screens and default columns",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
         typer.echo(f"starting the MLflow UI for {uri} at {url}  (Ctrl-C to stop)")
         process = ui_server.start_server(ui_server.server_command(uri, host, port, artifact_root, with_app=with_app))
 

@@ -22,8 +22,14 @@ def _progress_factory(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     def factory(description: str, total: int):
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                       console=Console(stderr=True), transient=True)
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         task = bar.add_task(description, total=total)
         bar.start()
         done = 0
@@ -74,8 +80,9 @@ def _export(tracking_uri: Optional[str], db: Optional[Path], full: bool, progres
     from forgetlab.warehouse import export_warehouse
 
     with _without_pandas():
-        report = export_warehouse(tracking_uri, db, full=full,
-                                  progress=_progress_factory(progress and sys.stderr.isatty()))
+        report = export_warehouse(
+            tracking_uri, db, full=full, progress=_progress_factory(progress and sys.stderr.isatty())
+        )
     typer.echo(report.summary(), err=to_stderr)
 
 
@@ -83,9 +90,12 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_command(
         tracking_uri: Optional[str] = typer.Option(
-            None, "--tracking-uri", help="MLflow store: sqlite:///PATH, a PostgreSQL backend store postgresql://USER@HOST:PORT/DB "
+            None,
+            "--tracking-uri",
+            help="MLflow store: sqlite:///PATH, a PostgreSQL backend store postgresql://USER@HOST:PORT/DB "
             "(read-only, direct) or an http(s)://server "
-            "(default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)"),
+            "(default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)",
+        ),
         db: Optional[Path] = typer.Option(None, "--db", help="DuckDB warehouse (default: mlruns/forgetlab.duckdb)"),
         full: bool = typer.Option(False, "--full", help="Re-read every run, not only new or changed ones."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on a terminal."),

@@ -99,7 +99,11 @@ def corpus_fingerprint(root: Path) -> str:
     corpus = collect_docstrings()
     write_json_atomic(
         memo,
-        {"corpus_fingerprint": corpus.fingerprint, "python_version": corpus.python_version, "stdlib_dir": corpus.stdlib_dir},
+        {
+            "corpus_fingerprint": corpus.fingerprint,
+            "python_version": corpus.python_version,
+            "stdlib_dir": corpus.stdlib_dir,
+        },
     )
     return corpus.fingerprint
 

@@ -103,7 +103,11 @@ def _strip_docstrings(node: ast.AST) -> None:
     for inner in ast.walk(node):
         if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and inner.body:
             first = inner.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 inner.body = inner.body[1:] or [ast.Pass()]
 
 
@@ -211,7 +215,9 @@ def _giveaway(rng: random.Random) -> tuple[str, str]:
 def _share(rng: random.Random) -> tuple[str, str]:
     people, each = rng.randint(2, 9), rng.randint(1, 12)
     items, name = rng.choice(_ITEMS), rng.choice(_NAMES)
-    prompt = f"{name} shares {people * each} {items} equally among {people} friends. How many {items} does each friend get?"
+    prompt = (
+        f"{name} shares {people * each} {items} equally among {people} friends. How many {items} does each friend get?"
+    )
     return prompt, f"{people * each} / {people} = {each}. Each friend gets {each} {items}."
 
 
@@ -245,7 +251,10 @@ def _count_letter(rng: random.Random) -> tuple[str, str]:
     letter = rng.choice(word) if rng.random() < 0.8 else rng.choice("abcdefghijklmnopqrstuvwxyz")
     count = word.count(letter)
     times = "time" if count == 1 else "times"
-    return f'How many times does the letter "{letter}" appear in "{word}"?', f'"{letter}" appears {count} {times} in "{word}".'
+    return (
+        f'How many times does the letter "{letter}" appear in "{word}"?',
+        f'"{letter}" appears {count} {times} in "{word}".',
+    )
 
 
 def _length(rng: random.Random) -> tuple[str, str]:

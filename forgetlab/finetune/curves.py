@@ -20,11 +20,11 @@ import lightning as L
 import torch
 
 from forgetlab.finetune.data import PackedBlocks
-from forgetlab.finetune.forgetting import ForgettingEvaluator, held_out_loss
 from forgetlab.finetune.evaluation_schedule import EvaluationSchedule
+from forgetlab.finetune.forgetting import ForgettingEvaluator, held_out_loss
+from forgetlab.finetune.training import DivergedError
 from forgetlab.tracking.names import FT_LOSS, LR, TRAIN_LOSS
 from forgetlab.tracking.sink import MetricsSink
-from forgetlab.finetune.training import DivergedError
 
 # A held-out loss within this fraction of ln(vocab) is no better than uniform predictions.
 COLLAPSE_MARGIN = 0.01
@@ -85,7 +85,11 @@ class ForgettingCurveCallback(L.Callback):
         step = trainer.global_step
         # The factory, not one context: mixed/half precision contexts can be entered once only.
         forward_context = trainer.precision_plugin.forward_context
-        metrics = {FT_LOSS: held_out_loss(module.model, self.ft_validation, self.eval_batch_size, module.device, forward_context)}
+        metrics = {
+            FT_LOSS: held_out_loss(
+                module.model, self.ft_validation, self.eval_batch_size, module.device, forward_context
+            )
+        }
         metrics.update(self.evaluator.evaluate(module.model, module.device, forward_context))
         train_loss = module.take_train_loss()
         if train_loss is not None:
@@ -108,6 +112,8 @@ class ForgettingCurveCallback(L.Callback):
         if self.schedule.due_at_start(trainer.global_step):
             self._evaluate(trainer, module)
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int
+    ) -> None:
         if self.schedule.due(trainer.global_step, trainer.max_steps):
             self._evaluate(trainer, module)

@@ -132,7 +132,9 @@ def _load_local(path: Path, split: str, key: str, streaming: bool = False) -> Op
     level = library_logger.level
     library_logger.setLevel(logging.CRITICAL)
     try:
-        return datasets.load_dataset(builder, data_files={split: str(file)}, split=split, streaming=streaming, **options)
+        return datasets.load_dataset(
+            builder, data_files={split: str(file)}, split=split, streaming=streaming, **options
+        )
     except UserError:
         raise
     except Exception as error:  # datasets raises many types for malformed files
@@ -141,7 +143,9 @@ def _load_local(path: Path, split: str, key: str, streaming: bool = False) -> Op
             cause = cause.__cause__ or cause.__context__
         where = json_error_location(file) if builder == "json" else None
         problem = where or first_line(cause)
-        raise UserError(f"{key}: could not read '{file}' as {builder}: {problem}; fix the file or give another {key}") from None
+        raise UserError(
+            f"{key}: could not read '{file}' as {builder}: {problem}; fix the file or give another {key}"
+        ) from None
     finally:
         library_logger.setLevel(level)
 
@@ -215,8 +219,16 @@ class ExampleTokenizer:
 
     def __init__(self, kind: str, config: DataConfig, tokenizer):
         self.kind, self.tokenizer = kind, tokenizer
-        self.text_field, self.prompt_field, self.response_field = config.text_field, config.prompt_field, config.response_field
-        self.template, self.system_prompt, self.system_field = config.template, config.system_prompt, config.system_field
+        self.text_field, self.prompt_field, self.response_field = (
+            config.text_field,
+            config.prompt_field,
+            config.response_field,
+        )
+        self.template, self.system_prompt, self.system_field = (
+            config.template,
+            config.system_prompt,
+            config.system_field,
+        )
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list[list[int]]]:
         eos = self.tokenizer.eos_token_id
@@ -248,12 +260,18 @@ class ExampleTokenizer:
         input_ids, labels = [], []
         for prompt, response, system in zip(batch[self.prompt_field], batch[self.response_field], systems):
             system = str(system).strip() if system and str(system).strip() else self.system_prompt
-            user = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": str(prompt)}]
+            user = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": str(prompt)}
+            ]
             shown = self.tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
-            whole = self.tokenizer.apply_chat_template(user + [{"role": "assistant", "content": str(response)}], tokenize=False)
+            whole = self.tokenizer.apply_chat_template(
+                user + [{"role": "assistant", "content": str(response)}], tokenize=False
+            )
             # Rendered, then tokenized without special tokens: the template writes its own BOS (as the probes do).
             prompt_ids, ids = self._encode([shown, whole])
-            shared = next((i for i, (a, b) in enumerate(zip(prompt_ids, ids)) if a != b), min(len(prompt_ids), len(ids)))
+            shared = next(
+                (i for i, (a, b) in enumerate(zip(prompt_ids, ids)) if a != b), min(len(prompt_ids), len(ids))
+            )
             if not ids or ids[-1] != eos:
                 ids = ids + [eos]
             input_ids.append(ids)
@@ -265,7 +283,9 @@ def check_chat_template(config: DataConfig, tokenizer, kind: str, columns: list[
     if config.template != "chat" or kind != "instruction":
         return
     if config.system_field and config.system_field not in columns:
-        raise UserError(f"data.system_field: column '{config.system_field}' is not in the data (columns: {', '.join(columns)})")
+        raise UserError(
+            f"data.system_field: column '{config.system_field}' is not in the data (columns: {', '.join(columns)})"
+        )
     if not getattr(tokenizer, "chat_template", None):
         raise UserError(
             "data.template: 'chat' needs the tokenizer's chat template and this model's tokenizer has none; "
@@ -330,7 +350,11 @@ def _records_fingerprint(records) -> str:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    digest = hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()) if hasattr(tokenizer, "backend_tokenizer") else hashlib.sha256(repr(tokenizer).encode())
+    digest = (
+        hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode())
+        if hasattr(tokenizer, "backend_tokenizer")
+        else hashlib.sha256(repr(tokenizer).encode())
+    )
     if getattr(tokenizer, "chat_template", None):
         digest.update(str(tokenizer.chat_template).encode())
     return digest.hexdigest()[:16]
@@ -345,9 +369,21 @@ class PackStats:
 
 
 def _cached_pack(
-    records, kind: str, config: DataConfig, tokenizer, context_length: int, progress: bool = False, stats: Optional[PackStats] = None
+    records,
+    kind: str,
+    config: DataConfig,
+    tokenizer,
+    context_length: int,
+    progress: bool = False,
+    stats: Optional[PackStats] = None,
 ) -> tuple[PackedBlocks, str]:
-    parts = [PACKING_VERSION, _records_fingerprint(records), tokenizer_fingerprint(tokenizer), kind, str(context_length)]
+    parts = [
+        PACKING_VERSION,
+        _records_fingerprint(records),
+        tokenizer_fingerprint(tokenizer),
+        kind,
+        str(context_length),
+    ]
     if kind == "text":
         parts.append(config.text_field)
     else:
@@ -365,7 +401,9 @@ def _cached_pack(
         stats.examples += len(records)
         stats.tokens += _token_count(tokenized)
     stored = {"input_ids": blocks.input_ids, "labels": blocks.labels}
-    write_atomic(cache_file, lambda temporary: torch.save(stored, temporary))  # a concurrent run never reads half a file
+    write_atomic(
+        cache_file, lambda temporary: torch.save(stored, temporary)
+    )  # a concurrent run never reads half a file
     return blocks, key
 
 
@@ -437,7 +475,9 @@ def _read_splits(config: DataConfig, tokenizer, tokens_needed: Optional[int]):
     if validation_records is None:
         # A fixed seed (not the run's) so that every run of a sweep is scored on the same held-out text.
         if len(train_records) < 2:
-            raise UserError(f"data.source: '{config.source}' has {len(train_records)} example(s); need at least 2 to hold some out")
+            raise UserError(
+                f"data.source: '{config.source}' has {len(train_records)} example(s); need at least 2 to hold some out"
+            )
         split = train_records.train_test_split(test_size=config.validation_fraction, seed=0, shuffle=True)
         train_records, validation_records = split["train"], split["test"]
     return train_records, validation_records
@@ -457,10 +497,14 @@ def load_fine_tuning_data(
     size = None if config.streaming else _subset_size(train_records, kind, config, tokenizer, tokens_needed)
     if size is not None:
         train_records = _seeded_subset(train_records, size)
-        validation_records = _seeded_subset(validation_records, max(SAMPLE_ROWS, math.ceil(size * config.validation_fraction)))
+        validation_records = _seeded_subset(
+            validation_records, max(SAMPLE_ROWS, math.ceil(size * config.validation_fraction))
+        )
     stats = PackStats()
     train, train_key = _cached_pack(train_records, kind, config, tokenizer, context_length, progress, stats)
-    validation, validation_key = _cached_pack(validation_records, kind, config, tokenizer, context_length, progress, stats)
+    validation, validation_key = _cached_pack(
+        validation_records, kind, config, tokenizer, context_length, progress, stats
+    )
     for name, blocks in (("training", train), ("held-out", validation)):
         if len(blocks) == 0:
             raise UserError(
@@ -471,7 +515,9 @@ def load_fine_tuning_data(
     return FineTuningData(config.label(), kind, train, validation, fingerprint, stats)
 
 
-def load_text_blocks(text: TextSource, tokenizer, context_length: int, local_file: Optional[Path] = None) -> tuple[PackedBlocks, str]:
+def load_text_blocks(
+    text: TextSource, tokenizer, context_length: int, local_file: Optional[Path] = None
+) -> tuple[PackedBlocks, str]:
     """Packed blocks of a text source (the forgetting text, the replay text) and their cache key.
 
     `local_file` stands in for an `embedded:` source (the caller resolves it). A local file that
@@ -491,7 +537,9 @@ def load_text_blocks(text: TextSource, tokenizer, context_length: int, local_fil
         raise UserError(
             f"{text.key('text_field')}: column '{text.text_field}' is not in '{source}' (columns: {', '.join(records.column_names)})"
         )
-    return _cached_pack(records, "text", DataConfig(format="text", text_field=text.text_field), tokenizer, context_length)
+    return _cached_pack(
+        records, "text", DataConfig(format="text", text_field=text.text_field), tokenizer, context_length
+    )
 
 
 def load_forget_blocks(

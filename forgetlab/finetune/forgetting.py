@@ -44,7 +44,9 @@ ForwardContext = Callable[[], ContextManager]  # returns a fresh context for one
 CHUNK_ELEMENTS = 1 << 20
 GPU_CHUNK_ELEMENTS = 1 << 24
 
-ChunkKey = tuple  # an index into [batch, positions, ...] tensors: (slice of sequences,) or (sequence, slice of positions)
+ChunkKey = (
+    tuple  # an index into [batch, positions, ...] tensors: (slice of sequences,) or (sequence, slice of positions)
+)
 
 
 def chunk_elements_for(device: torch.device) -> int:
@@ -132,7 +134,11 @@ def _top_set(log_probs: torch.Tensor) -> torch.Tensor:
 
 
 def _agreement(
-    log_probs: torch.Tensor, base_argmax: torch.Tensor, at_base_argmax: torch.Tensor, base_probs: torch.Tensor, base_ties: torch.Tensor
+    log_probs: torch.Tensor,
+    base_argmax: torch.Tensor,
+    at_base_argmax: torch.Tensor,
+    base_probs: torch.Tensor,
+    base_ties: torch.Tensor,
 ) -> torch.Tensor:
     """Per position, |T_ft ∩ T_base| / |T_ft ∪ T_base| (T: the tokens at a model's highest probability).
 
@@ -187,7 +193,9 @@ def batch_forgetting_sums(
         sums[FORGET_KL] += (soft + base.neg_entropy[key].to(device)).sum()
         sums[FORGET_DATA] -= at_next_token.sum()
         base_argmax, base_ties = base.argmax[key].to(device), base.top_count[key].to(device)
-        sums[FORGET_AGREE] += _agreement(log_probs, base_argmax, at_base_argmax, base_probs, base_ties).sum()  # last: masks log_probs
+        sums[FORGET_AGREE] += _agreement(
+            log_probs, base_argmax, at_base_argmax, base_probs, base_ties
+        ).sum()  # last: masks log_probs
     return {name: value.cpu() for name, value in sums.items()}
 
 
@@ -232,8 +240,17 @@ class ForgettingEvaluator:
         cache = []
         with model.disable_adapter():
             for input_ids in self.batches:
-                reference = base_reference(_logits(model, input_ids.to(device), forward_context), self._chunk_elements(device))
-                cache.append(BaseReference(reference.probs.cpu(), reference.neg_entropy.cpu(), reference.argmax.cpu(), reference.top_count.cpu()))
+                reference = base_reference(
+                    _logits(model, input_ids.to(device), forward_context), self._chunk_elements(device)
+                )
+                cache.append(
+                    BaseReference(
+                        reference.probs.cpu(),
+                        reference.neg_entropy.cpu(),
+                        reference.argmax.cpu(),
+                        reference.top_count.cpu(),
+                    )
+                )
         self._base_cache = cache
         model.train(was_training)
 

@@ -51,7 +51,9 @@ def _require_gguf_package() -> None:
     try:
         import gguf  # noqa: F401
     except ImportError:
-        raise UserError(f"model.name: reading a .gguf file needs the gguf package; install it with {GGUF_EXTRA_HINT}") from None
+        raise UserError(
+            f"model.name: reading a .gguf file needs the gguf package; install it with {GGUF_EXTRA_HINT}"
+        ) from None
 
 
 def _check_magic(path: Path) -> None:
@@ -59,7 +61,9 @@ def _check_magic(path: Path) -> None:
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if magic != GGUF_MAGIC:
-        raise UserError(f"model.name: '{path}' is not a GGUF file (it does not start with 'GGUF'); give a .gguf model file")
+        raise UserError(
+            f"model.name: '{path}' is not a GGUF file (it does not start with 'GGUF'); give a .gguf model file"
+        )
 
 
 def _hash_memo_path() -> Path:
@@ -79,9 +83,17 @@ def file_sha256(path: Path, progress: bool) -> str:
     from tqdm.auto import tqdm
 
     digest = hashlib.sha256()
-    with open(path, "rb") as handle, tqdm(
-        total=stat.st_size, unit="B", unit_scale=True, desc=f"Hashing {path.name}", disable=not progress, leave=False
-    ) as bar:
+    with (
+        open(path, "rb") as handle,
+        tqdm(
+            total=stat.st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"Hashing {path.name}",
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
         for block in iter(lambda: handle.read(HASH_BLOCK), b""):
             digest.update(block)
             bar.update(len(block))
@@ -164,4 +176,11 @@ def cached_gguf_checkpoints() -> list[dict]:
     return found
 
 
-__all__ = ["GGUF_EXTRA_HINT", "GgufCheckpoint", "cached_gguf_checkpoints", "ensure_gguf_checkpoint", "file_sha256", "is_gguf_file"]
+__all__ = [
+    "GGUF_EXTRA_HINT",
+    "GgufCheckpoint",
+    "cached_gguf_checkpoints",
+    "ensure_gguf_checkpoint",
+    "file_sha256",
+    "is_gguf_file",
+]

@@ -22,7 +22,9 @@ TRUE_VALUES = {"1", "true", "yes", "on"}
 
 def hub_offline_by_setting() -> bool:
     """HF_HUB_OFFLINE (or its older name TRANSFORMERS_OFFLINE) is set: only the local cache is read."""
-    return any(os.environ.get(name, "").strip().lower() in TRUE_VALUES for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(name, "").strip().lower() in TRUE_VALUES for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def hub_endpoint() -> str:

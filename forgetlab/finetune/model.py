@@ -83,14 +83,18 @@ def load_base(config: ModelConfig, on_gpu: bool = False, progress: bool = True) 
                 "give an existing folder, a hub name, or 'embedded'"
             )
         is_folder = Path(location).is_dir()
-        fingerprint = _folder_fingerprint(Path(location)) if is_folder else f"hub:{config.name}@{config.revision or 'main'}"
+        fingerprint = (
+            _folder_fingerprint(Path(location)) if is_folder else f"hub:{config.name}@{config.revision or 'main'}"
+        )
         trust_remote_code = config.trust_remote_code
         if not is_folder:
             from forgetlab.finetune.hub import require_hub
 
             require_hub("model.name", config.name, "model")  # fails at once offline, instead of a minute of retries
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location, revision=config.revision, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            location, revision=config.revision, trust_remote_code=trust_remote_code
+        )
         model = AutoModelForCausalLM.from_pretrained(
             location, revision=config.revision, dtype=dtype, trust_remote_code=trust_remote_code
         )
@@ -126,8 +130,7 @@ def check_model_fits_config(model: torch.nn.Module, lora: LoraConfig, context_le
     limit = max_context(model)
     if limit is not None and context_length > limit:
         raise UserError(
-            f"train.context_length: {context_length} is longer than the model allows ({limit}); "
-            f"use at most {limit}"
+            f"train.context_length: {context_length} is longer than the model allows ({limit}); use at most {limit}"
         )
     check_target_modules(model, lora.target_modules)
 
@@ -145,7 +148,9 @@ def check_target_modules(model: torch.nn.Module, target_modules) -> None:
     linear = [name for name, module in model.named_modules() if isinstance(module, adaptable)]
     missing = [target for target in target_modules if not any(_matches(name, target) for name in linear)]
     if missing:
-        available = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)})
+        available = sorted(
+            {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+        )
         raise UserError(
             f"lora.target_modules: no module named '{missing[0]}' in this model; linear modules are: "
             f"{', '.join(available)} (or use all-linear)"

@@ -22,13 +22,21 @@ class StepProgress(L.Callback):
         if trainer.is_global_zero:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=self.total_steps, initial=trainer.global_step, desc=self.description, unit="step", dynamic_ncols=True)
+            self.bar = tqdm(
+                total=self.total_steps,
+                initial=trainer.global_step,
+                desc=self.description,
+                unit="step",
+                dynamic_ncols=True,
+            )
 
     def show_evaluation(self, metrics: dict[str, float]) -> None:
         """A listener of the run's metrics sink: keeps the latest losses to show beside the bar."""
         self.latest.update({key: metrics[key] for key in (FT_LOSS, FORGET_HARD, FORGET_KL) if key in metrics})
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int
+    ) -> None:
         if self.bar is None:
             return
         self.bar.update(trainer.global_step - self.bar.n)

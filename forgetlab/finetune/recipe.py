@@ -78,7 +78,11 @@ class TextBlocks:
 def describe_run(config: RunConfig) -> str:
     """The run's one-line description in the MLflow UI: 'LoRA r4 on code, base embedded, 300 steps, seed 0'."""
     mitigation = config.mitigation
-    parts = [f"LoRA r{config.lora.rank} on {config.data.label()}", f"base {config.model.name}", f"{config.train.steps} steps"]
+    parts = [
+        f"LoRA r{config.lora.rank} on {config.data.label()}",
+        f"base {config.model.name}",
+        f"{config.train.steps} steps",
+    ]
     parts.append(f"seed {config.seed}")
     on = {"replay": mitigation.replay, "KL to base": mitigation.kl_to_base, "L2 to base": mitigation.l2_to_base}
     parts.extend(f"{label} {value:g}" for label, value in on.items() if value > 0)
@@ -159,8 +163,10 @@ class FineTuningRecipe:
         check_store_writable(resolve_tracking_uri(config.tracking.uri))
         problem = why_not_writable(checkpoint_root() / "run") if config.train.checkpoint_every > 0 else None
         if problem:
-            raise UserError(f"checkpoints go to {checkpoint_root()}, which cannot be written ({problem}); "
-                            "run from a writable folder (or set train.checkpoint_every=0: no resume)")
+            raise UserError(
+                f"checkpoints go to {checkpoint_root()}, which cannot be written ({problem}); "
+                "run from a writable folder (or set train.checkpoint_every=0: no resume)"
+            )
 
     def _setup_threads(self, train: TrainingConfig) -> None:
         if train.num_threads:
@@ -180,9 +186,15 @@ class FineTuningRecipe:
         from forgetlab.finetune.data import load_fine_tuning_data
 
         train = self.config.train
-        devices = self.config.trainer.num_nodes * (self.config.trainer.devices if isinstance(self.config.trainer.devices, int) else 1)
-        tokens_needed = train.steps * train.batch_size * train.grad_accum * devices * train.context_length  # sizes data.max_examples: auto
-        loaded = load_fine_tuning_data(data, self.base.tokenizer, train.context_length, tokens_needed, progress=self.progress)
+        devices = self.config.trainer.num_nodes * (
+            self.config.trainer.devices if isinstance(self.config.trainer.devices, int) else 1
+        )
+        tokens_needed = (
+            train.steps * train.batch_size * train.grad_accum * devices * train.context_length
+        )  # sizes data.max_examples: auto
+        loaded = load_fine_tuning_data(
+            data, self.base.tokenizer, train.context_length, tokens_needed, progress=self.progress
+        )
         validation = loaded.validation
         if len(validation) > train.ft_eval_sequences:
             keep = train.ft_eval_sequences
@@ -192,7 +204,9 @@ class FineTuningRecipe:
     def _setup_forget_text(self, forget: ForgetConfig) -> TextBlocks:
         from forgetlab.finetune.data import load_forget_blocks
 
-        blocks, fingerprint = load_forget_blocks(forget, self.base.tokenizer, self.config.train.context_length, self.base.forget_text_path)
+        blocks, fingerprint = load_forget_blocks(
+            forget, self.base.tokenizer, self.config.train.context_length, self.base.forget_text_path
+        )
         return TextBlocks(blocks, fingerprint)
 
     def _setup_replay(self, mitigation: MitigationConfig) -> Optional[TextBlocks]:
@@ -313,8 +327,13 @@ class FineTuningRecipe:
             source = mitigation.replay_source
             datasets.append(
                 RunDataset(
-                    "replay", _label(source), self.replay_text.fingerprint, source, _location(source),
-                    mitigation.replay_hub_config, mitigation.replay_split,
+                    "replay",
+                    _label(source),
+                    self.replay_text.fingerprint,
+                    source,
+                    _location(source),
+                    mitigation.replay_hub_config,
+                    mitigation.replay_split,
                 )  # fmt: skip
             )
         return datasets
@@ -334,7 +353,9 @@ class FineTuningRecipe:
         forget = self.config.forget
         vocab_size = self.base.model.config.vocab_size
         evaluator = ForgettingEvaluator(self.forget_text.blocks, forget.batch_size, forget.base_cache_mb, vocab_size)
-        self.curve = ForgettingCurveCallback(evaluator, self.validation, train.eval_every, forget.batch_size, self.metrics)
+        self.curve = ForgettingCurveCallback(
+            evaluator, self.validation, train.eval_every, forget.batch_size, self.metrics
+        )
         progress_bar = None
         if self.progress:
             from forgetlab.finetune.progress import StepProgress
@@ -349,7 +370,8 @@ class FineTuningRecipe:
             progress=progress_bar,
             checkpoint=(
                 EvaluationCheckpoint(checkpoint_root() / self.tracker.run_id, train.checkpoint_every)
-                if train.checkpoint_every > 0 and self.tracker.run_id else None
+                if train.checkpoint_every > 0 and self.tracker.run_id
+                else None
             ),
         )
 
@@ -406,9 +428,9 @@ class FineTuningRecipe:
 
     def train(self) -> RunResult:
         """Fit, then end the tracking run with its status; a diverged run is a UserError after it is marked FAILED."""
-        from forgetlab.locations import checkpoint_root
         from forgetlab.finetune.checkpoints import latest_checkpoint
         from forgetlab.finetune.training import DivergedError, LoRAFineTuning
+        from forgetlab.locations import checkpoint_root
 
         self.model.train()
         module = LoRAFineTuning(self.model, self.config.train, self.config.mitigation)
@@ -423,8 +445,12 @@ class FineTuningRecipe:
             self.tracker.finish("KILLED", "interrupted")
             # Lightning turns Ctrl-C into sys.exit(1) inside its `except KeyboardInterrupt`, so the
             # interrupt is the SystemExit's context; the user needs the run id to resume, not exit 1.
-            if self.tracker.tracking_uri and (isinstance(error, KeyboardInterrupt) or isinstance(error.__context__, KeyboardInterrupt)):
-                raise RunInterrupted(self.tracker.run_id, self.config.run_name(), self.trainer.global_step, self.tracker.tracking_uri) from None
+            if self.tracker.tracking_uri and (
+                isinstance(error, KeyboardInterrupt) or isinstance(error.__context__, KeyboardInterrupt)
+            ):
+                raise RunInterrupted(
+                    self.tracker.run_id, self.config.run_name(), self.trainer.global_step, self.tracker.tracking_uri
+                ) from None
             raise
         except BaseException as error:
             self.tracker.finish("FAILED", f"{type(error).__name__}: {error}")
@@ -433,7 +459,9 @@ class FineTuningRecipe:
         self.tracker.finish(status, failure)
         run_id = self.tracker.run_id
         if status == "FAILED":
-            raise UserError(f"run {run_id} diverged ({failure}) and is marked FAILED; lower train.lr or keep train.max_grad_norm set")
+            raise UserError(
+                f"run {run_id} diverged ({failure}) and is marked FAILED; lower train.lr or keep train.max_grad_norm set"
+            )
         return RunResult(
             run_id=run_id,
             run_name=self.config.run_name(),

@@ -220,8 +220,12 @@ class LoRAFineTuning(L.LightningModule):
 
             # The paper's optimiser with an explicit learning rate (no relative step), so schedules compare.
             optimizer = Adafactor(
-                parameters, lr=train.lr, weight_decay=train.weight_decay,
-                scale_parameter=False, relative_step=False, warmup_init=False,
+                parameters,
+                lr=train.lr,
+                weight_decay=train.weight_decay,
+                scale_parameter=False,
+                relative_step=False,
+                warmup_init=False,
             )
         else:
             optimizer = torch.optim.AdamW(parameters, lr=train.lr, weight_decay=train.weight_decay)

@@ -31,6 +31,7 @@ from forgetlab.laws.fitting import FitOptions, fit
 from forgetlab.laws.forms import Design, LawForm
 from forgetlab.laws.resampling import AUTO, Frame, resampling_frame
 
+
 @dataclass(frozen=True)
 class BootstrapOptions:
     """How parameter uncertainty is estimated. Every field is recorded with the result."""
@@ -163,7 +164,9 @@ def _refit(law, design, y, index, start, warm: FitOptions, cold: FitOptions):
     return fit(law, design.take(index), y[:, index], cold), True
 
 
-def not_attempted(law: LawForm, options: BootstrapOptions, reason: str, frame: Optional[Frame] = None) -> BootstrapResult:
+def not_attempted(
+    law: LawForm, options: BootstrapOptions, reason: str, frame: Optional[Frame] = None
+) -> BootstrapResult:
     described = {k: v for k, v in describe_frame(frame).items() if k != "caution"}
     return BootstrapResult(np.empty((0, len(law.params))), options.B, {}, not_attempted=reason, **described)
 

@@ -34,7 +34,9 @@ def label(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def varying_columns(rows, columns: tuple[str, ...] = COMPARABILITY, skip: Optional[str] = None) -> list[tuple[str, list[str]]]:
+def varying_columns(
+    rows, columns: tuple[str, ...] = COMPARABILITY, skip: Optional[str] = None
+) -> list[tuple[str, list[str]]]:
     """Each of `columns` whose values differ within `rows`, with those values as sorted labels; [] when all agree."""
     found = []
     for column in columns:
@@ -46,7 +48,9 @@ def varying_columns(rows, columns: tuple[str, ...] = COMPARABILITY, skip: Option
     return found
 
 
-def mixed_column(rows, columns: tuple[str, ...] = COMPARABILITY, skip: Optional[str] = None) -> Optional[tuple[str, list[str]]]:
+def mixed_column(
+    rows, columns: tuple[str, ...] = COMPARABILITY, skip: Optional[str] = None
+) -> Optional[tuple[str, list[str]]]:
     """The first of `columns` whose values differ within `rows`, with those values; None when all agree."""
     found = varying_columns(rows, columns, skip)
     return found[0] if found else None
@@ -90,5 +94,7 @@ def shared_keys(rows) -> dict[str, Any]:
     for column in COMPARABILITY:
         if column in rows.columns and len(rows):
             value = rows[column].iloc[0]
-            found[column] = None if value is None or value != value else (value.item() if hasattr(value, "item") else value)
+            found[column] = (
+                None if value is None or value != value else (value.item() if hasattr(value, "item") else value)
+            )
     return found

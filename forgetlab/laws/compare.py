@@ -62,13 +62,17 @@ def attach_column(frame, by: str, db_path: Path):
     from forgetlab.warehouse.query import run_query
 
     if not Path(db_path).exists():
-        raise UserError(f"--by {by}: the points have no column '{by}' and there is no warehouse at {db_path} to take it from")
+        raise UserError(
+            f"--by {by}: the points have no column '{by}' and there is no warehouse at {db_path} to take it from"
+        )
     try:
         runs = run_query(f'SELECT run_id, "{by}" FROM runs', {}, db_path).to_pandas()
     except UserError:
         columns = run_query("SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'", {}, db_path)
         known = ", ".join(columns.column("column_name").to_pylist())
-        raise UserError(f"--by {by}: neither the points nor the warehouse's runs table have a column '{by}' (runs has: {known})") from None
+        raise UserError(
+            f"--by {by}: neither the points nor the warehouse's runs table have a column '{by}' (runs has: {known})"
+        ) from None
     return frame.merge(runs.drop_duplicates("run_id"), on="run_id", how="left")
 
 
@@ -89,7 +93,7 @@ def split_groups(frame, by: str) -> list[tuple[str, Any]]:
     is_numeric = bool(numeric.notna().sum() == values.notna().sum())
     keys = numeric if is_numeric else values.astype("string")
     groups = []
-    for key in sorted(keys.dropna().unique(), key=lambda k: (float(k) if is_numeric else str(k))):
+    for key in sorted(keys.dropna().unique(), key=lambda k: float(k) if is_numeric else str(k)):
         groups.append((label(key), frame[keys == key]))
     if keys.isna().any():
         groups.append(("NULL", frame[keys.isna()]))
@@ -133,7 +137,11 @@ INDEPENDENT = "independent"
 def unit_keys(rows) -> frozenset:
     """The (rank, seed) units of one group's points (run ids where there is no seed column)."""
     strata = rows["rank"] if "rank" in rows.columns else rows["P"] if "P" in rows.columns else [0.0] * len(rows)
-    units = rows["seed"].astype(float) if "seed" in rows.columns and rows["seed"].notna().all() else rows["run_id"].astype(str)
+    units = (
+        rows["seed"].astype(float)
+        if "seed" in rows.columns and rows["seed"].notna().all()
+        else rows["run_id"].astype(str)
+    )
     return frozenset(zip(list(strata), list(units)))
 
 
@@ -145,18 +153,26 @@ def design_of(groups: list) -> str:
     return PAIRED if all(unit_keys(rows) == first for _, rows in groups[1:]) else INDEPENDENT
 
 
-def reference_point(points: list[Points], at_rank: Optional[float], at_steps: Optional[float], at_ft_loss: Optional[float]) -> dict[str, Optional[float]]:
+def reference_point(
+    points: list[Points], at_rank: Optional[float], at_steps: Optional[float], at_ft_loss: Optional[float]
+) -> dict[str, Optional[float]]:
     """(P, N, L_ft) at which the groups are compared, from all groups' points of one data set."""
     P = np.concatenate([p.P for p in points])
     rank = np.concatenate([p.rank for p in points])
     N = np.concatenate([p.N for p in points])
-    L_ft = np.concatenate([p.L_ft for p in points if p.L_ft is not None]) if any(p.L_ft is not None for p in points) else np.array([])
+    L_ft = (
+        np.concatenate([p.L_ft for p in points if p.L_ft is not None])
+        if any(p.L_ft is not None for p in points)
+        else np.array([])
+    )
     found: dict[str, Optional[float]] = {"rank": None, "P": None, "N": None, "L_ft": None}
     if np.isfinite(P).all() and P.size:
         if at_rank is not None:
             matching = P[rank == at_rank]
             if matching.size == 0:
-                raise UserError(f"--at-rank {at_rank:g}: no points at that rank; ranks present: {', '.join(f'{r:g}' for r in np.unique(rank))}")
+                raise UserError(
+                    f"--at-rank {at_rank:g}: no points at that rank; ranks present: {', '.join(f'{r:g}' for r in np.unique(rank))}"
+                )
             found["rank"], found["P"] = float(at_rank), float(matching[0])
         else:
             distinct = np.unique(P)
@@ -206,7 +222,9 @@ def _difference_df(fit: GroupFit, baseline: GroupFit):
     return min(known) if known else None
 
 
-def compare(fits: list[GroupFit], by: str, at: dict[str, Optional[float]], design: str = INDEPENDENT) -> list[dict[str, Any]]:
+def compare(
+    fits: list[GroupFit], by: str, at: dict[str, Optional[float]], design: str = INDEPENDENT
+) -> list[dict[str, Any]]:
     """Rows (law, quantity, group, estimate, interval, difference to the baseline, its interval).
 
     `fits` are one data set's fits of one law, baseline (smallest value) first.
@@ -244,7 +262,9 @@ def compare(fits: list[GroupFit], by: str, at: dict[str, Optional[float]], desig
     return rows
 
 
-def comparison_figure(fits_by_law: dict[str, list[GroupFit]], by: str, at: dict[str, Optional[float]], path: Path) -> Optional[Path]:
+def comparison_figure(
+    fits_by_law: dict[str, list[GroupFit]], by: str, at: dict[str, Optional[float]], path: Path
+) -> Optional[Path]:
     """Left: L_f against L_ft per group with each group's linear law (at equal L_ft, lower is less
     forgetting). Right: L_f against N at the reference rank, observed and fitted by a law in P and
     N, with the bootstrap band, per group."""
@@ -263,7 +283,9 @@ def comparison_figure(fits_by_law: dict[str, list[GroupFit]], by: str, at: dict[
     for fit in fits_by_law.get("linear", []):
         x = np.linspace(fit.points.L_ft.min(), fit.points.L_ft.max(), CURVE_POINTS)
         c, s = fit.result.params["c"], fit.result.params["s"]
-        left.plot(x, -c * x + s, color=colour[fit.group], lw=1.6, label=f"{by}={fit.group}: L_f = −{c:.3f}·L_ft + {s:.3f}")
+        left.plot(
+            x, -c * x + s, color=colour[fit.group], lw=1.6, label=f"{by}={fit.group}: L_f = −{c:.3f}·L_ft + {s:.3f}"
+        )
     if at["L_ft"] is not None:
         left.axvline(at["L_ft"], color="grey", ls="--", lw=0.8)
     left.set_xlabel("L_ft (fine-tuning loss, nats)")
@@ -283,7 +305,13 @@ def comparison_figure(fits_by_law: dict[str, list[GroupFit]], by: str, at: dict[
         N = np.linspace(fit.points.N.min(), fit.points.N.max(), CURVE_POINTS)
         design = Design.build(np.full(N.shape, at["P"]), N, None, fit.reference)
         row = fit.law.targets.index("L_f")
-        right.plot(N, fit.law.predict(fit.estimate, design)[row], color=colour[fit.group], lw=1.6, label=f"{by}={fit.group} ({fit.law.name})")
+        right.plot(
+            N,
+            fit.law.predict(fit.estimate, design)[row],
+            color=colour[fit.group],
+            lw=1.6,
+            label=f"{by}={fit.group} ({fit.law.name})",
+        )
         if len(fit.draws):
             band = np.array([fit.law.predict(d, design)[row] for d in fit.draws])
             curve = fit.law.predict(fit.estimate, design)[row]

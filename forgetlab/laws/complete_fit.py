@@ -26,10 +26,12 @@ from forgetlab.laws.identifiability import assess
 from forgetlab.laws.intervals import as_list, bootstrap_intervals
 from forgetlab.laws.points import Points, forgetting_column, unfittable
 from forgetlab.laws.result import FitResult
-from forgetlab.utils.versions import package_versions
 from forgetlab.laws.validation import validate
+from forgetlab.utils.versions import package_versions
 
-OPTIMISER = "scipy.optimize.least_squares(method='trf', loss='huber', f_scale=huber_delta, x_scale='jac'), analytic Jacobian"
+OPTIMISER = (
+    "scipy.optimize.least_squares(method='trf', loss='huber', f_scale=huber_delta, x_scale='jac'), analytic Jacobian"
+)
 OBJECTIVE = "sum over points and targets of huber_delta(ln(prediction) - ln(observed))"
 
 
@@ -108,7 +110,9 @@ def fit_points(
     )
 
 
-def _bootstrap(law, points: Points, design: Design, y, optimum, fit_options, options: BootstrapOptions) -> BootstrapResult:
+def _bootstrap(
+    law, points: Points, design: Design, y, optimum, fit_options, options: BootstrapOptions
+) -> BootstrapResult:
     """The replicates, or none with the reason (a design without replication, a failed fit)."""
     frame = sampling_frame(points.rank, points.run_id, points.seed, options.unit)
     problem = frame.problem()
@@ -120,8 +124,13 @@ def _bootstrap(law, points: Points, design: Design, y, optimum, fit_options, opt
         # The spread of refits around a point the optimiser was still moving from measures the
         # optimiser, not the data; and each such refit spends its whole budget from every start
         # (the KL variant's linear fits: minutes of a report for intervals that were withheld anyway).
-        return not_attempted(law, options, "the full-data fit did not converge (its evaluation budget ran out), so "
-                             "an interval around it would not mean anything; the form may not suit these points (compare --law or --variant)", frame)
+        return not_attempted(
+            law,
+            options,
+            "the full-data fit did not converge (its evaluation budget ran out), so "
+            "an interval around it would not mean anything; the form may not suit these points (compare --law or --variant)",
+            frame,
+        )
     return bootstrap(
         law, design, y, frame, optimum.theta, fit_options, options,
         problem=lambda index: unfittable(law, points.take(index)),
@@ -149,13 +158,17 @@ class Uncertainty:
         return dict(self.unclipped)
 
 
-def _uncertainty(law: LawForm, reference: Reference, theta: np.ndarray, boot: BootstrapResult, options: BootstrapOptions) -> Uncertainty:
+def _uncertainty(
+    law: LawForm, reference: Reference, theta: np.ndarray, boot: BootstrapResult, options: BootstrapOptions
+) -> Uncertainty:
     reason = withheld(boot, options)
     draws = boot.draws if reason is None else np.empty((0, len(law.params)))
     converted = (law.to_public(d, reference) for d in draws)
     public_draws = np.array([[p[n] for n in law.public_names] for p in converted]).reshape(-1, len(law.public_names))
     public = law.to_public(theta, reference)
-    low, high = bootstrap_intervals(np.array([public[n] for n in law.public_names]), public_draws, options.level, boot.df)
+    low, high = bootstrap_intervals(
+        np.array([public[n] for n in law.public_names]), public_draws, options.level, boot.df
+    )
     unclipped = {name: tuple(as_list((lo, hi))) for name, lo, hi in zip(law.public_names, low, high)}
     low, high = clip_to_bounds(law, low, high)
     intervals = {name: as_list((lo, hi)) for name, lo, hi in zip(law.public_names, low, high)}
@@ -179,7 +192,9 @@ def clip_to_bounds(law: LawForm, low: np.ndarray, high: np.ndarray) -> tuple[np.
     return low, high
 
 
-def describe_bootstrap(boot: BootstrapResult, options: BootstrapOptions, withheld_reason: Optional[str]) -> dict[str, Any]:
+def describe_bootstrap(
+    boot: BootstrapResult, options: BootstrapOptions, withheld_reason: Optional[str]
+) -> dict[str, Any]:
     return {
         "unit": boot.unit,
         "units": boot.units,

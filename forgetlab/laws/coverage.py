@@ -86,11 +86,13 @@ def per_seed_intervals(truth: StudyTruth, points, level: float) -> tuple[dict[st
     return intervals, {name: float(centre[name]) for name in law.public_names}
 
 
-def coverage(truth: StudyTruth, studies: int, B: int, seed: int = 0, level: float = 0.95, methods=METHODS) -> dict[str, Tally]:
+def coverage(
+    truth: StudyTruth, studies: int, B: int, seed: int = 0, level: float = 0.95, methods=METHODS
+) -> dict[str, Tally]:
     """Per method, how often the `level` intervals of every public parameter hold the truth."""
     from forgetlab.laws.bootstrap import BootstrapOptions
-    from forgetlab.laws.fitting import single_threaded_blas
     from forgetlab.laws.complete_fit import fit_points
+    from forgetlab.laws.fitting import single_threaded_blas
 
     rng, expected = np.random.default_rng(seed), truth.public
     tallies = {method: Tally() for method in methods}

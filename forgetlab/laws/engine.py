@@ -50,7 +50,9 @@ class FitJob:
         from forgetlab.laws.complete_fit import fit_points
         from forgetlab.laws.forms import get_law
 
-        result = fit_points(get_law(self.law), self.points, self.fit_options, self.bootstrap, self.validation, self.query)
+        result = fit_points(
+            get_law(self.law), self.points, self.fit_options, self.bootstrap, self.validation, self.query
+        )
         return replace(result, extra={**result.extra, **self.extra}) if self.extra else result
 
 

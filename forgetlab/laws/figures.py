@@ -70,7 +70,13 @@ def _forgetting_vs_ft(law, points, result, theta, reference, path) -> Path:
     if law.name == "linear":
         x = np.linspace(points.L_ft.min(), points.L_ft.max(), CURVE_POINTS)
         c, s = result.params["c"], result.params["s"]
-        ax.plot(x, -c * x + s, color="black", lw=1.5, label=f"L_f = −{c:.4f}·L_ft + {s:.4f}  R²={result.stats['L_f']['r2']:.4f}")
+        ax.plot(
+            x,
+            -c * x + s,
+            color="black",
+            lw=1.5,
+            label=f"L_f = −{c:.4f}·L_ft + {s:.4f}  R²={result.stats['L_f']['r2']:.4f}",
+        )
     elif "L_ft" in law.inputs:  # a linear law with a rank term: one line per rank, at N = N0
         for r in ranks:
             sel = points.rank == r
@@ -151,7 +157,9 @@ def _predicted_vs_observed(law, points, result, theta, reference, path) -> Path:
         high = max(observed[column].max(), prediction[column].max())
         ax.plot([low, high], [low, high], color="black", lw=1)
         stats = result.stats.get(target, {})
-        ax.set_title(f"{target}: R²={stats.get('r2', float('nan')):.4f}  RMSE={stats.get('rmse', float('nan')):.4f}", fontsize=8)
+        ax.set_title(
+            f"{target}: R²={stats.get('r2', float('nan')):.4f}  RMSE={stats.get('rmse', float('nan')):.4f}", fontsize=8
+        )
         ax.set_xlabel(f"observed {target}")
         ax.set_ylabel(f"predicted {target}")
     fig.suptitle(_title(result), fontsize=8)

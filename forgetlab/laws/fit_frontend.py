@@ -63,7 +63,9 @@ class FitRequest:
         from forgetlab.laws.points import forgetting_column
 
         if self.bootstrap < 1:
-            raise UserError(f"--bootstrap {self.bootstrap}: need at least 1 replicate (500 or more for intervals you report)")
+            raise UserError(
+                f"--bootstrap {self.bootstrap}: need at least 1 replicate (500 or more for intervals you report)"
+            )
         if not 0 < self.level < 1:
             raise UserError(f"--level {self.level}: give the interval coverage as a fraction, e.g. 0.95")
         if not self.huber_delta > 0:
@@ -73,7 +75,9 @@ class FitRequest:
         if self.jobs < 1:
             raise UserError(f"--jobs {self.jobs}: must be at least 1")
         if self.by is None and (self.at_rank, self.at_steps, self.at_ft_loss) != (None, None, None):
-            raise UserError("--at-rank, --at-steps and --at-ft-loss choose where --by compares the groups; add --by COLUMN")
+            raise UserError(
+                "--at-rank, --at-steps and --at-ft-loss choose where --by compares the groups; add --by COLUMN"
+            )
         forgetting_column(self.variant)
 
     @property
@@ -146,11 +150,15 @@ def _check_writable(request: FitRequest) -> None:
     from forgetlab.tracking.store import WRITABLE_FIX, check_store_writable
     from forgetlab.utils.writable import why_not_writable
 
-    check_store_writable(resolve_tracking_uri(request.tracking_uri), f"{WRITABLE_FIX}; or pass --no-store to fit without recording")
+    check_store_writable(
+        resolve_tracking_uri(request.tracking_uri), f"{WRITABLE_FIX}; or pass --no-store to fit without recording"
+    )
     problem = why_not_writable(request.db_path)
     if problem:
-        raise UserError(f"the warehouse {request.db_path} cannot be written ({problem}); export to a writable "
-                        "place (forgetlab export --db PATH) and fit with --db PATH, or pass --no-store to fit without recording")
+        raise UserError(
+            f"the warehouse {request.db_path} cannot be written ({problem}); export to a writable "
+            "place (forgetlab export --db PATH) and fit with --db PATH, or pass --no-store to fit without recording"
+        )
 
 
 def select(request: FitRequest, console) -> Selection:
@@ -170,7 +178,9 @@ def select(request: FitRequest, console) -> Selection:
         refresh_warehouse(query.sql, request.tracking_uri, db_path, console)
     excluded = unfinished_runs(query.sql, db_path, request.dataset)
     if excluded:  # diverged or killed runs never reach a fit; say so rather than drop them silently
-        console.print(f"excluded {plural(excluded, 'run')} that did not finish (FAILED/KILLED); the points view takes FINISHED runs only")
+        console.print(
+            f"excluded {plural(excluded, 'run')} that did not finish (FAILED/KILLED); the points view takes FINISHED runs only"
+        )
     frame = load_points(query.sql, overrides, db_path)
     note = cut_note(query.sql, overrides, frame, db_path)
     if note:
@@ -212,7 +222,9 @@ def make_plan(request: FitRequest, selection: Selection, console) -> Plan:
             where = name if label is None else f"{name} ({request.by}={label})"
             [(_, rows)] = comparable_sets(rows, f"data set '{where}'", REFUSE, skip=request.by)  # one set, or refused
             keys = shared_keys(rows)
-            extra = ({"comparability": keys} if keys else {}) | ({"by": request.by, "group": label} if label is not None else {})
+            extra = ({"comparability": keys} if keys else {}) | (
+                {"by": request.by, "group": label} if label is not None else {}
+            )
             stream = None if designs[name] in (None, PAIRED) else f"{request.by}={label}"
             options = BootstrapOptions(B=request.bootstrap, seed=request.seed, level=request.level, stream=stream)
             for law in laws:

@@ -91,7 +91,9 @@ def _inside(law: LawForm, theta: np.ndarray) -> np.ndarray:
     lower, upper = law.lower, law.upper
     width = np.where(np.isfinite(upper - lower), upper - lower, 1.0)
     margin = 1e-10 * np.maximum(width, 1.0)
-    return np.clip(theta, lower + np.where(np.isfinite(lower), margin, 0), upper - np.where(np.isfinite(upper), margin, 0))
+    return np.clip(
+        theta, lower + np.where(np.isfinite(lower), margin, 0), upper - np.where(np.isfinite(upper), margin, 0)
+    )
 
 
 def weighted_huber(weights: np.ndarray):

@@ -90,8 +90,10 @@ def assess(
     if reasons:
         note = "; ".join(reasons)
     elif unreplicated:
-        note = ("every parameter is determined by these points (well-conditioned Jacobian, starts agree); "
-                "how they vary across runs or seeds is unknown (no interval)")
+        note = (
+            "every parameter is determined by these points (well-conditioned Jacobian, starts agree); "
+            "how they vary across runs or seeds is unknown (no interval)"
+        )
     else:
         note = "every parameter is determined by the data"
     return {
@@ -128,7 +130,11 @@ def _weak_internal(law: LawForm, theta: np.ndarray, low: np.ndarray, high: np.nd
     at_bound = []
     for spec, lo, hi in zip(law.params, low, high):
         for bound in (spec.lower, spec.upper):
-            if np.isfinite(bound) and np.isfinite(lo) and (np.isclose(lo, bound, atol=1e-9) or np.isclose(hi, bound, atol=1e-9)):
+            if (
+                np.isfinite(bound)
+                and np.isfinite(lo)
+                and (np.isclose(lo, bound, atol=1e-9) or np.isclose(hi, bound, atol=1e-9))
+            ):
                 at_bound.append(spec.name)
     weak = set(at_bound)
     for spec, lo, hi, estimate in zip(law.params, low, high, theta):

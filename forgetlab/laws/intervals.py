@@ -55,7 +55,9 @@ def independent_difference_interval(
     return float(difference - half), float(difference + half)
 
 
-def bootstrap_intervals(estimates: np.ndarray, draws: np.ndarray, level: float, df: Optional[float]) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_intervals(
+    estimates: np.ndarray, draws: np.ndarray, level: float, df: Optional[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Per column of a (draws, k) matrix: `bootstrap_interval` around that column's estimate."""
     estimates = np.asarray(estimates, dtype=float).reshape(-1)
     draws = np.asarray(draws, dtype=float).reshape(-1, estimates.size)

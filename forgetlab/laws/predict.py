@@ -71,11 +71,15 @@ def resolve_P(result: FitResult, rank: Optional[float], P: Optional[float]) -> f
         return float(per_rank[f"{rank:g}"])
     ratio = result.data.get("P_over_rank")
     if ratio is None:
-        raise UserError(f"P is not proportional to rank in the fitted data and rank {rank:g} was not fitted; pass --P instead")
+        raise UserError(
+            f"P is not proportional to rank in the fitted data and rank {rank:g} was not fitted; pass --P instead"
+        )
     return float(ratio) * float(rank)
 
 
-def unused_inputs(law: LawForm, rank: Optional[float], P: Optional[float], N: Optional[float], L_ft: Optional[float]) -> list[str]:
+def unused_inputs(
+    law: LawForm, rank: Optional[float], P: Optional[float], N: Optional[float], L_ft: Optional[float]
+) -> list[str]:
     """The options given that `law` does not use (the linear law predicts from L_ft alone)."""
     given = {"--rank": rank, "--P": P} if not law.uses_P() else {}
     if not law.uses_N():
@@ -91,7 +95,9 @@ def inputs_text(law: LawForm) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def range_notes(result: FitResult, rank: Optional[float], P: Optional[float], N: Optional[float], L_ft: Optional[float]) -> list[str]:
+def range_notes(
+    result: FitResult, rank: Optional[float], P: Optional[float], N: Optional[float], L_ft: Optional[float]
+) -> list[str]:
     """One line per input outside the range the fit saw (an extrapolation), e.g. a rank above the largest fitted."""
     data, notes = result.data, []
     ranks = [float(r) for r in (data.get("P_per_rank") or {})]
@@ -114,7 +120,9 @@ def range_notes(result: FitResult, rank: Optional[float], P: Optional[float], N:
     return notes
 
 
-def check_range(result: FitResult, P: Optional[float], N: Optional[float], L_ft: Optional[float], extrapolate: bool) -> None:
+def check_range(
+    result: FitResult, P: Optional[float], N: Optional[float], L_ft: Optional[float], extrapolate: bool
+) -> None:
     """Refuse, in one line, a prediction far outside what was fitted (unless --extrapolate)."""
     if extrapolate:
         return
@@ -137,7 +145,9 @@ def check_range(result: FitResult, P: Optional[float], N: Optional[float], L_ft:
             )
 
 
-def predict(stored: StoredLaw, P: Optional[float] = None, N: Optional[float] = None, L_ft: Optional[float] = None) -> dict[str, dict[str, float]]:
+def predict(
+    stored: StoredLaw, P: Optional[float] = None, N: Optional[float] = None, L_ft: Optional[float] = None
+) -> dict[str, dict[str, float]]:
     """Each target's prediction at one point: estimate and interval."""
     require_inputs(stored, P, N, L_ft)
     law = stored.law
@@ -178,7 +188,9 @@ def steps_to_forgetting(stored: StoredLaw, P: float, threshold: float, extrapola
     """
     law = stored.law
     if not (law.uses_P() and law.uses_N()) or "L_ft" in law.inputs:
-        raise UserError(f"law {law.name} is not a law in P and N alone: --max-forgetting needs one (paper-joint, power-additive, log-steps, power-steps)")
+        raise UserError(
+            f"law {law.name} is not a law in P and N alone: --max-forgetting needs one (paper-joint, power-additive, log-steps, power-steps)"
+        )
     low, high = stored.result.data["N_range"]
     span = (1.0, 1e9) if extrapolate else (low / EXTRAPOLATION_FACTOR, high * EXTRAPOLATION_FACTOR)
     grid = np.geomspace(*span, SEARCH_POINTS)
@@ -219,7 +231,9 @@ def steps_to_forgetting(stored: StoredLaw, P: float, threshold: float, extrapola
 def linear_threshold(stored: StoredLaw, threshold: float) -> dict[str, Any]:
     """For the linear law: the L_ft below which forgetting exceeds `threshold`."""
     if stored.law.name != "linear":
-        raise UserError(f"--max-forgetting with law {stored.law.name}: use a linear fit (L_f from L_ft) or a law in P and N")
+        raise UserError(
+            f"--max-forgetting with law {stored.law.name}: use a linear fit (L_f from L_ft) or a law in P and N"
+        )
 
     def solve(theta: np.ndarray) -> float:
         c, s = theta

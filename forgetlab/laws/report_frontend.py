@@ -62,7 +62,9 @@ class ReportRequest:
         for name in self.laws or ():
             get_law(name)  # an unknown name is refused before any fitting
         if self.bootstrap < 1:
-            raise UserError(f"--bootstrap {self.bootstrap}: need at least 1 replicate (200 or more for the tables you publish)")
+            raise UserError(
+                f"--bootstrap {self.bootstrap}: need at least 1 replicate (200 or more for the tables you publish)"
+            )
         if self.jobs < 1:
             raise UserError(f"--jobs {self.jobs}: must be at least 1")
 
@@ -156,4 +158,13 @@ def _job(frame, key: tuple, validation: bool, request: ReportRequest):
         return None
     source = QuerySource(str(request.folder / POINTS_FILE), f"N > {cut}", {"min_step": cut})
     options = BootstrapOptions(B=request.bootstrap, seed=request.seed)
-    return FitJob(key, law, points, FitOptions(), options, validation, source, title=f"{law} to {dataset} (L_f {variant}, N > {cut})")
+    return FitJob(
+        key,
+        law,
+        points,
+        FitOptions(),
+        options,
+        validation,
+        source,
+        title=f"{law} to {dataset} (L_f {variant}, N > {cut})",
+    )

@@ -85,7 +85,11 @@ def _resampling_lines(fits: dict, datasets: list[str], cut: int) -> str:
         result = fits.get((dataset, "linear", "hard", cut))
         boot = result.bootstrap if result is not None else {}
         if boot.get("summary"):
-            drawn = f", {boot['B']} bootstrap replicates (-B {boot['B']}, seed {boot['seed']})" if _bootstrapped(result) else ""
+            drawn = (
+                f", {boot['B']} bootstrap replicates (-B {boot['B']}, seed {boot['seed']})"
+                if _bootstrapped(result)
+                else ""
+            )
             caution = f" Caution: {boot['caution']}." if boot.get("caution") else ""
             lines.append(f"- **Intervals of {dataset}**: over {boot['summary']}{drawn}.{caution}")
     return ("\n".join(lines) + "\n") if lines else ""
@@ -146,7 +150,9 @@ def terms_table(fits: dict, datasets: list[str], cut: int) -> str:
     ]
     for dataset in datasets:
         for variant in VARIANTS:
-            linear, rank, steps = (fits.get((dataset, law, variant, cut)) for law in ("linear", "linear-rank", "linear-rank-steps"))
+            linear, rank, steps = (
+                fits.get((dataset, law, variant, cut)) for law in ("linear", "linear-rank", "linear-rank-steps")
+            )
             lines.append(
                 f"| {dataset} | {variant} | {_param(linear, 'c')} | {_param(rank, 'd')} | {_param(steps, 'd')} | {_param(steps, 'e')} |"
             )
@@ -161,7 +167,9 @@ def _says(result, name: str) -> str:
     if result is None or name not in result.params or result.status == "not_converged":
         return "-"
     low, high = result.intervals.get(name, [None, None])
-    return "-" if low is None or high is None else verdict(name, low, high).replace("|", "\\|")  # a pipe would split the cell
+    return (
+        "-" if low is None or high is None else verdict(name, low, high).replace("|", "\\|")
+    )  # a pipe would split the cell
 
 
 def _moved(frame, dataset: str, variant: str, term: str, cut: int) -> tuple[str, float]:
@@ -172,7 +180,9 @@ def _moved(frame, dataset: str, variant: str, term: str, cut: int) -> tuple[str,
     if term == "d":
         last = rows.loc[rows.groupby("run_id")["N"].idxmax()]
         means = last.groupby("rank")[column].mean()
-        return f"rank {means.index.max():g} − rank {means.index.min():g}, end of training", float(means.iloc[-1] - means.iloc[0])
+        return f"rank {means.index.max():g} − rank {means.index.min():g}, end of training", float(
+            means.iloc[-1] - means.iloc[0]
+        )
     ends = rows.sort_values("N").groupby("run_id")[column].agg(["first", "last"])
     return "last step − first step kept, per run", float((ends["last"] - ends["first"]).mean())
 
@@ -204,7 +214,9 @@ def equivalence_table(fits: dict, frame, datasets: list[str], cut: int) -> str:
                     first, last = result.data["N_range"]
                     where = f"N {first:g}–{last:g}"
                 bound = offset_over(low, high, float(np.log(last / first)))
-                shown = f"< {fixed(bound[1], 3)}" if low <= 0 <= high else f"{fixed(bound[0], 3)} to {fixed(bound[1], 3)}"
+                shown = (
+                    f"< {fixed(bound[1], 3)}" if low <= 0 <= high else f"{fixed(bound[0], 3)} to {fixed(bound[1], 3)}"
+                )
                 how, moved = _moved(frame, dataset, variant, term, cut)
                 lines.append(
                     f"| {dataset} | {variant} | {law} | {term} | {_param(result, term)} | {_says(result, term)} | {where} | "
@@ -223,7 +235,10 @@ def sensitivity_table(fits: dict, datasets: list[str]) -> str:
     for dataset in datasets:
         for variant in VARIANTS:
             for cut in CUTS:
-                linear, rank = fits.get((dataset, "linear", variant, cut)), fits.get((dataset, "linear-rank", variant, cut))
+                linear, rank = (
+                    fits.get((dataset, "linear", variant, cut)),
+                    fits.get((dataset, "linear-rank", variant, cut)),
+                )
                 lines.append(
                     f"| {dataset} | {variant} | {cut} | {_param(linear, 'c')} | {_param(rank, 'd')} | {_says(rank, 'd')} | "
                     f"{_rmse(linear, 'later_steps')} |"
@@ -295,6 +310,9 @@ def saturation_table(frame, fits: dict, datasets: list[str], cut: int) -> str:
         "|---|---|---|---|",
     ]
     for dataset in datasets:
-        additive, log_steps = fits.get((dataset, "power-additive", "hard", cut)), fits.get((dataset, "log-steps", "hard", cut))
+        additive, log_steps = (
+            fits.get((dataset, "power-additive", "hard", cut)),
+            fits.get((dataset, "log-steps", "hard", cut)),
+        )
         lines.append(f"| {dataset} | {_param(additive, 'beta')} | {_param(additive, 'E')} | {_param(log_steps, 'B')} |")
     return "\n".join(lines) + "\n"

@@ -191,7 +191,9 @@ class WithinRank(_Replicated):
 Frame = Union[SeedJackknife, SeedClusters, WithinRank]
 
 
-def resampling_frame(rank: np.ndarray, run_id: np.ndarray, seed: Optional[np.ndarray] = None, unit: str = AUTO) -> Frame:
+def resampling_frame(
+    rank: np.ndarray, run_id: np.ndarray, seed: Optional[np.ndarray] = None, unit: str = AUTO
+) -> Frame:
     """The units of these points. `unit`: AUTO (the seed jackknife where a seed appears at more than
     one rank, else within ranks), SEED, SEED_BOOTSTRAP or WITHIN_RANK (forced; the seed schemes need
     every point's seed)."""

@@ -118,7 +118,9 @@ def estimate_noise(points: Points, prediction: np.ndarray) -> Noise:
     runs = long.assign(w=within).sort_values(["rank", "seed", "N"]).groupby(["rank", "seed"])["w"]
     lagged = sum(float(np.dot(w[:-1], w[1:])) for w in (g.to_numpy() for _, g in runs))
     phi = lagged / float(np.dot(within, within))
-    return Noise(float(np.sqrt(total)), float(np.clip(offset, 0, 1)), float(np.clip(phi, 0, 0.99)), seed_variance / total)
+    return Noise(
+        float(np.sqrt(total)), float(np.clip(offset, 0, 1)), float(np.clip(phi, 0, 0.99)), seed_variance / total
+    )
 
 
 def noise_process(n: int, noise: Noise, rng: np.random.Generator) -> np.ndarray:
@@ -162,11 +164,16 @@ class StudyTruth:
         for _ in range(rounds):
             trial = replace(self, noise=noise)
             found = [trial._reestimate(rng) for _ in range(studies)]
-            mean = {k: float(np.mean([getattr(f, k) for f in found])) for k in ("sd", "offset", "autocorrelation", "seed_share")}
+            mean = {
+                k: float(np.mean([getattr(f, k) for f in found]))
+                for k in ("sd", "offset", "autocorrelation", "seed_share")
+            }
             noise = Noise(
                 sd=noise.sd * target.sd / mean["sd"],
                 offset=float(np.clip(noise.offset + target.offset - mean["offset"], 0.0, 1.0)),
-                autocorrelation=float(np.clip(noise.autocorrelation + target.autocorrelation - mean["autocorrelation"], 0.0, 0.99)),
+                autocorrelation=float(
+                    np.clip(noise.autocorrelation + target.autocorrelation - mean["autocorrelation"], 0.0, 0.99)
+                ),
                 seed_share=float(np.clip(noise.seed_share + target.seed_share - mean["seed_share"], 0.0, 1.0)),
             )
         return replace(self, noise=noise)

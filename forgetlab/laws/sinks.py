@@ -74,7 +74,9 @@ class FitStore(Sink):
         return replace(fitted, result=result, location=artifact_folder(result.fit_id, self.tracking_uri))
 
     def close(self, fitted: list[Fitted]) -> None:
-        self.console.print(f"recorded {plural(len(fitted), 'fit')} in {self.db_path} (table fits) and MLflow experiment forgetlab-fits")
+        self.console.print(
+            f"recorded {plural(len(fitted), 'fit')} in {self.db_path} (table fits) and MLflow experiment forgetlab-fits"
+        )
 
 
 class TerminalTables(Sink):
@@ -100,7 +102,14 @@ class GroupComparison(Sink):
     """`fit --by`: per data set, every group's fits against the baseline's (table, figure; `rows` for --json)."""
 
     def __init__(self, by: str, at: tuple, designs: dict[str, str], folder: Path, variant: str, console):
-        self.by, self.at, self.designs, self.folder, self.variant, self.console = by, at, designs, Path(folder), variant, console
+        self.by, self.at, self.designs, self.folder, self.variant, self.console = (
+            by,
+            at,
+            designs,
+            Path(folder),
+            variant,
+            console,
+        )
         self.rows: list[dict[str, Any]] = []
 
     def close(self, fitted: list[Fitted]) -> None:
@@ -118,7 +127,9 @@ class GroupComparison(Sink):
                 by_law.setdefault(fit.law.name, []).append(fit)
             groups = list(dict.fromkeys(fit.group for fit in mine))
             if len(groups) < 2:
-                self.console.print(f"[yellow]note:[/yellow] {name}: only {by}={groups[0]} in the points; nothing to compare")
+                self.console.print(
+                    f"[yellow]note:[/yellow] {name}: only {by}={groups[0]} in the points; nothing to compare"
+                )
             for law_fits in by_law.values():
                 law_rows = compare(law_fits, by, at, self.designs[name])
                 print_group_comparison(law_rows, self.console)
@@ -200,4 +211,8 @@ class ResultsMarkdown(Sink):
         from forgetlab.laws.report_markdown import results_markdown
 
         fits = keyed(fitted, self.keys)
-        self.path.write_text(results_markdown(self.request, self.frame, fits, self.datasets, self.laws, self.figures.written, self.console))
+        self.path.write_text(
+            results_markdown(
+                self.request, self.frame, fits, self.datasets, self.laws, self.figures.written, self.console
+            )
+        )

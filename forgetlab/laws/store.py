@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from forgetlab.errors import UserError
-from forgetlab.utils.mappings import flatten
 from forgetlab.laws.result import FitResult
+from forgetlab.utils.mappings import flatten
 
 EXPERIMENT = "forgetlab-fits"
 
@@ -84,10 +84,14 @@ def fit_metrics(result: FitResult) -> dict[str, float]:
     metrics["bootstrap.failed"] = result.bootstrap["failed"]
     metrics["identified"] = float(bool(result.identifiability.get("identified")))
     metrics["condition_number"] = result.identifiability.get("condition_number")
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")}
+    return {
+        k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")
+    }
 
 
-def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[str], group: str, points=None) -> FitResult:
+def log_fit_run(
+    result: FitResult, figures: list[Path], tracking_uri: Optional[str], group: str, points=None
+) -> FitResult:
     """Create the fit's MLflow run and return the result carrying its id (the fit id).
 
     With the fitted `points`, the run is linked to them (tracking/fits.py): source experiments,
@@ -124,7 +128,12 @@ def log_fit_run(result: FitResult, figures: list[Path], tracking_uri: Optional[s
         query = spec.pop("query", {}) or {}
         params = flatten(spec, join_lists=False)
         params.update(links.params)
-        params.update({"query.path": query.get("path"), **{f"query.params.{k}": v for k, v in (query.get("params") or {}).items()}})
+        params.update(
+            {
+                "query.path": query.get("path"),
+                **{f"query.params.{k}": v for k, v in (query.get("params") or {}).items()},
+            }
+        )
         tracker.log_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in params.items()})
         tracker.log_metrics(fit_metrics(result), step=0)
         with tempfile.TemporaryDirectory() as folder:
@@ -158,11 +167,15 @@ def write_fit_rows(results: list[FitResult], db_path: Union[str, Path]) -> None:
     try:
         connection = duckdb.connect(str(db_path))
     except duckdb.Error as error:
-        raise UserError(f"cannot open the warehouse {db_path} to record the fit: {str(error).splitlines()[0]}") from None
+        raise UserError(
+            f"cannot open the warehouse {db_path} to record the fit: {str(error).splitlines()[0]}"
+        ) from None
     try:
         connection.execute(FITS_DDL)
         placeholders = ", ".join("?" for _ in FITS_COLUMNS)
-        connection.executemany(f"INSERT INTO fits ({', '.join(FITS_COLUMNS)}) VALUES ({placeholders})", [_row(r) for r in results])
+        connection.executemany(
+            f"INSERT INTO fits ({', '.join(FITS_COLUMNS)}) VALUES ({placeholders})", [_row(r) for r in results]
+        )
     finally:
         connection.close()
 
@@ -232,12 +245,16 @@ def _fits_rows(db_path: Path, sql: str, parameters: list) -> Optional[list[tuple
 def _from_table(fit_id: str, dataset: Optional[str], db_path: Path) -> Optional[FitResult]:
     rows = _fits_rows(db_path, "SELECT fit_id, result FROM fits WHERE fit_id = ? ORDER BY created DESC", [fit_id])
     if not rows and len(fit_id) >= MIN_PREFIX:
-        rows = _fits_rows(db_path, "SELECT fit_id, result FROM fits WHERE starts_with(fit_id, ?) ORDER BY created DESC", [fit_id])
+        rows = _fits_rows(
+            db_path, "SELECT fit_id, result FROM fits WHERE starts_with(fit_id, ?) ORDER BY created DESC", [fit_id]
+        )
     if not rows:
         return None
     ids = sorted({row[0] for row in rows})
     if len(ids) > 1:
-        raise UserError(f"fit id '{fit_id}' is the start of {len(ids)} fits ({', '.join(ids[:4])}{', …' if len(ids) > 4 else ''}); give more of it")
+        raise UserError(
+            f"fit id '{fit_id}' is the start of {len(ids)} fits ({', '.join(ids[:4])}{', …' if len(ids) > 4 else ''}); give more of it"
+        )
     return FitResult.from_dict(json.loads(rows[0][1]))
 
 
@@ -249,13 +266,19 @@ def _latest_of_law(law: str, dataset: Optional[str], db_path: Path) -> FitResult
     )  # fmt: skip
     where = f" of data set '{dataset}'" if dataset is not None else ""
     if not rows:
-        raise UserError(f"no fit of law {law}{where} in the fits table of {db_path}; fit one first: forgetlab fit --law {law}")
+        raise UserError(
+            f"no fit of law {law}{where} in the fits table of {db_path}; fit one first: forgetlab fit --law {law}"
+        )
     datasets = sorted({row[0] for row in rows})
     if len(datasets) > 1:
-        raise UserError(f"law {law} was fitted to data sets {', '.join(datasets)}: pass --dataset NAME (or --fit FIT_ID)")
+        raise UserError(
+            f"law {law} was fitted to data sets {', '.join(datasets)}: pass --dataset NAME (or --fit FIT_ID)"
+        )
     latest = sorted(row[2] for row in rows if row[1] == rows[0][1])
     if len(latest) > 1:  # `fit --by`: one fit per group, recorded together
-        raise UserError(f"the latest fits of law {law}{where} are {len(latest)} recorded together ({', '.join(latest)}): pass --fit FIT_ID")
+        raise UserError(
+            f"the latest fits of law {law}{where} are {len(latest)} recorded together ({', '.join(latest)}): pass --fit FIT_ID"
+        )
     return FitResult.from_dict(json.loads(rows[0][3]))
 
 

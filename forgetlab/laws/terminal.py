@@ -53,7 +53,9 @@ def _print_bounds(result: FitResult, console) -> None:
     specs = {p.name: p for p in get_law(result.law).params}
     estimate = dict(zip(result.internal["names"], result.internal["estimate"]))
     for name in result.on_bound:
-        console.print(f"  [yellow]on a bound[/yellow]: {name} = {number(estimate[name])} ({specs[name].doc}); the data want it beyond the form's range")
+        console.print(
+            f"  [yellow]on a bound[/yellow]: {name} = {number(estimate[name])} ({specs[name].doc}); the data want it beyond the form's range"
+        )
 
 
 def _print_validation(result: FitResult, console) -> None:
@@ -68,9 +70,13 @@ def _print_validation(result: FitResult, console) -> None:
         if target in loro:
             parts.append(f"leave-one-rank-out RMSE={number(loro[target]['rmse'])}")
         if target in largest:
-            parts.append(f"fit on smaller ranks, predict rank {largest['held_out_rank']}: RMSE={number(largest[target]['rmse'])}")
+            parts.append(
+                f"fit on smaller ranks, predict rank {largest['held_out_rank']}: RMSE={number(largest[target]['rmse'])}"
+            )
         if target in later:
-            parts.append(f"fit N ≤ {later['fitted_up_to_N']:g}, predict later steps: RMSE={number(later[target]['rmse'])}")
+            parts.append(
+                f"fit N ≤ {later['fitted_up_to_N']:g}, predict later steps: RMSE={number(later[target]['rmse'])}"
+            )
         if parts:
             console.print(f"  held-out {target}: " + "; ".join(parts))
 
@@ -86,7 +92,11 @@ def _print_bootstrap(result: FitResult, console) -> None:
         console.print(
             f"  {'jackknife' if jackknife else 'bootstrap'}: {boot['succeeded']}/{boot.get('replicates') or boot['B']} refits "
             f"succeeded over {runs}{resampled} ({boot['failed']} failed{_reasons(boot['failed_by_reason'])})"
-            + ("" if jackknife else f", seed {boot['seed']}" + (f", stream '{boot['stream']}'" if boot.get("stream") else ""))
+            + (
+                ""
+                if jackknife
+                else f", seed {boot['seed']}" + (f", stream '{boot['stream']}'" if boot.get("stream") else "")
+            )
         )
     if boot.get("caution"):
         console.print(f"  [yellow]caution[/yellow]: {boot['caution']}")
@@ -116,7 +126,20 @@ def print_laws_compared(results: list[FitResult], console) -> None:
     from rich.table import Table
 
     table = Table(title="laws compared (L_f on the same points)", title_justify="left")
-    columns = ("data set", "law", "status", "R²", "RMSE", "AIC", "BIC", "held-out RMSE", "largest rank RMSE", "later steps RMSE", "identified", "fit id")
+    columns = (
+        "data set",
+        "law",
+        "status",
+        "R²",
+        "RMSE",
+        "AIC",
+        "BIC",
+        "held-out RMSE",
+        "largest rank RMSE",
+        "later steps RMSE",
+        "identified",
+        "fit id",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("data set", "law", "status", "fit id") else "right")
     for r in results:
@@ -153,7 +176,10 @@ def print_group_comparison(rows: list[dict[str, Any]], console) -> None:
         title_justify="left",
     )
     for column in ("law", "quantity", first["by"], "estimate", "interval", "difference", "interval of difference"):
-        table.add_column(column, justify="right" if column in ("estimate", "interval", "difference", "interval of difference") else "left")
+        table.add_column(
+            column,
+            justify="right" if column in ("estimate", "interval", "difference", "interval of difference") else "left",
+        )
     previous = None
     for row in rows:
         key = (row["law"], row["quantity"])
@@ -174,7 +200,9 @@ def print_group_comparison(rows: list[dict[str, Any]], console) -> None:
     console.print("  bold: the interval of the difference excludes 0")
 
 
-def print_prediction(result: FitResult, inputs: dict[str, Any], predictions: dict[str, Any], console, notes: Optional[list[str]] = None) -> None:
+def print_prediction(
+    result: FitResult, inputs: dict[str, Any], predictions: dict[str, Any], console, notes: Optional[list[str]] = None
+) -> None:
     """The prediction's header (the fit and the inputs used), its table, then what qualifies it."""
     from rich.table import Table
 
@@ -195,6 +223,8 @@ def print_prediction(result: FitResult, inputs: dict[str, Any], predictions: dic
         console.print(f"  no interval: {why}")
     if not result.identifiability.get("identified"):
         qualifier = "; the intervals include that" if has_interval else ""
-        console.print(f"  note: parameters of this fit are not all identified ({result.identifiability['note']}){qualifier}")
+        console.print(
+            f"  note: parameters of this fit are not all identified ({result.identifiability['note']}){qualifier}"
+        )
     for note in notes or []:
         console.print(f"  note: {note}")

@@ -25,7 +25,9 @@ from forgetlab.laws.goodness import errors
 from forgetlab.laws.points import Points, unfittable
 
 
-def held_out(law: LawForm, points: Points, reference: Reference, options: FitOptions, test: np.ndarray) -> dict[str, Any]:
+def held_out(
+    law: LawForm, points: Points, reference: Reference, options: FitOptions, test: np.ndarray
+) -> dict[str, Any]:
     """Fit on ~test, predict test: errors per target, or the reason the fold was skipped."""
     train_points, test_points = points.take(~test), points.take(test)
     reason = unfittable(law, train_points)
@@ -64,7 +66,10 @@ def validate(law: LawForm, points: Points, reference: Reference, options: FitOpt
     """Every split that applies to these points (a single rank: the split in N only)."""
     ranks = np.unique(points.rank)
     if len(ranks) < 2:
-        return {"skipped": "a single rank: nothing to hold out", "later_steps": later_steps(law, points, reference, options)}
+        return {
+            "skipped": "a single rank: nothing to hold out",
+            "later_steps": later_steps(law, points, reference, options),
+        }
     folds = {_label(r): held_out(law, points, reference, options, points.rank == r) for r in ranks}
     largest = ranks.max()
     return {

@@ -18,20 +18,22 @@ import lightning as L
 
 from forgetlab.config import DataConfig, ProbesConfig
 from forgetlab.errors import UserError
+from forgetlab.finetune.evaluation_schedule import EvaluationSchedule
 from forgetlab.probes.generation import check_room, encode_prompt, resolve_prompt_format
 from forgetlab.probes.judge import load_judge
 from forgetlab.probes.multiple_choice import CLOZE_TEMPLATE, HARNESS_TEMPLATE, MultipleChoiceProbe, parse_question
 from forgetlab.probes.refusal import RefusalProbe
 from forgetlab.probes.samples import SamplesProbe
 from forgetlab.probes.sources import read_source_records
-from forgetlab.finetune.evaluation_schedule import EvaluationSchedule
 from forgetlab.tracking.names import PROBE_TIMING_ARTIFACT
 from forgetlab.tracking.sink import MetricsSink
 
 
 @dataclass
 class ScheduledProbe:
-    probe: object  # has .name and .run(model, device, autocast_factory, step) -> (metrics, {artifact path: text or table})
+    probe: (
+        object  # has .name and .run(model, device, autocast_factory, step) -> (metrics, {artifact path: text or table})
+    )
     schedule: EvaluationSchedule
 
 
@@ -59,7 +61,9 @@ def _refusal(config, tokenizer, data: DataConfig, data_kind: str, max_length: Op
         raise UserError(
             f"{key}.prompt_field: no column '{config.prompt_field}' in '{config.source}' (columns: {', '.join(rows[0])})"
         )
-    requests = [str(row[config.prompt_field]).strip() for row in rows if str(row.get(config.prompt_field) or "").strip()]
+    requests = [
+        str(row[config.prompt_field]).strip() for row in rows if str(row.get(config.prompt_field) or "").strip()
+    ]
     if config.max_items is not None:
         requests = requests[: config.max_items]
     if not requests:
@@ -124,7 +128,9 @@ class ProbeCallback(L.Callback):
         if not trainer.is_global_zero:
             return
         started = time.perf_counter()
-        metrics, artifacts = scheduled.probe.run(module.model, module.device, trainer.precision_plugin.forward_context, step)
+        metrics, artifacts = scheduled.probe.run(
+            module.model, module.device, trainer.precision_plugin.forward_context, step
+        )
         self.seconds[scheduled.probe.name] = self.seconds.get(scheduled.probe.name, 0.0) + time.perf_counter() - started
         if metrics:
             self.sink.log(metrics, step)
@@ -140,12 +146,17 @@ class ProbeCallback(L.Callback):
             if scheduled.schedule.due_at_start(trainer.global_step):
                 self._run(trainer, module, scheduled)
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int
+    ) -> None:
         for scheduled in self.probes:
             if scheduled.schedule.due(trainer.global_step, trainer.max_steps):
                 self._run(trainer, module, scheduled)
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.is_global_zero and self.seconds:
-            timing = {"seconds": {name: round(value, 3) for name, value in self.seconds.items()}, "steps": trainer.global_step}
+            timing = {
+                "seconds": {name: round(value, 3) for name, value in self.seconds.items()},
+                "steps": trainer.global_step,
+            }
             self.sink.log_text(json.dumps(timing, indent=1), PROBE_TIMING_ARTIFACT)

@@ -29,7 +29,9 @@ def resolve_prompt_format(requested: str, tokenizer, data_kind: str) -> str:
 def encode_prompt(text: str, tokenizer, prompt_format: str, data_template: str) -> list[int]:
     """Token ids of one prompt shown in `prompt_format` (already resolved, not 'auto')."""
     if prompt_format == "chat" or (prompt_format == "template" and data_template == "chat"):  # data.template: chat
-        rendered = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False)
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+        )
         return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])  # the template has its own BOS
     shown = data_template.format(prompt=text) if prompt_format == "template" else text
     return list(tokenizer(shown)["input_ids"])
@@ -58,7 +60,11 @@ def generate_greedy(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     # An explicit config: a hub model's own generation_config may ask for sampling.
     config = GenerationConfig(
-        max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        pad_token_id=pad,
+        eos_token_id=tokenizer.eos_token_id,
     )
     keep = None if max_length is None else max_length - max_new_tokens  # prompts longer than this lose their start
     was_training = model.training

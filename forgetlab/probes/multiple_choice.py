@@ -53,7 +53,10 @@ def parse_question(row: dict[str, Any], index: int, key: str) -> Question:
     choices = row.get("choices")
     if isinstance(question, dict):  # ARC's own jsonl: {"question": {"stem": ..., "choices": [{"text", "label"}]}}
         if choices is None and isinstance(question.get("choices"), list):
-            choices = {"text": [c.get("text") for c in question["choices"]], "label": [c.get("label") for c in question["choices"]]}
+            choices = {
+                "text": [c.get("text") for c in question["choices"]],
+                "label": [c.get("label") for c in question["choices"]],
+            }
         question = question.get("stem")
     if not isinstance(question, str) or not question.strip():
         raise UserError(f"{where}: no question text (expected 'question' as a string or {{'stem': ...}})")
@@ -143,7 +146,9 @@ class MultipleChoiceProbe:
 
     name = "multiple_choice"
 
-    def __init__(self, questions: Sequence[Question], tokenizer, template: str, batch_size: int, max_length: Optional[int]):
+    def __init__(
+        self, questions: Sequence[Question], tokenizer, template: str, batch_size: int, max_length: Optional[int]
+    ):
         self.questions = list(questions)
         self.template = template
         self.batch_size = batch_size
@@ -155,10 +160,14 @@ class MultipleChoiceProbe:
         ]
         self.base: Optional[Answers] = None
 
-    def answer(self, model, device: torch.device, forward_context: Callable[[], ContextManager] = nullcontext) -> Answers:
+    def answer(
+        self, model, device: torch.device, forward_context: Callable[[], ContextManager] = nullcontext
+    ) -> Answers:
         was_training = model.training
         model.eval()
-        flat = continuation_log_likelihoods(model, self.pairs, self.batch_size, device, self.max_length, forward_context)
+        flat = continuation_log_likelihoods(
+            model, self.pairs, self.batch_size, device, self.max_length, forward_context
+        )
         model.train(was_training)
         raw, norm, grouped, offset = [], [], [], 0
         for q in self.questions:
@@ -170,7 +179,9 @@ class MultipleChoiceProbe:
             grouped.append(scores)
         return Answers(raw, norm, grouped)
 
-    def base_answers(self, model, device: torch.device, forward_context: Callable[[], ContextManager] = nullcontext) -> Answers:
+    def base_answers(
+        self, model, device: torch.device, forward_context: Callable[[], ContextManager] = nullcontext
+    ) -> Answers:
         if self.base is None:
             with model.disable_adapter():
                 self.base = self.answer(model, device, forward_context)
@@ -195,8 +206,16 @@ class MultipleChoiceProbe:
             }
             for i, q in enumerate(self.questions)
         ]
-        artifact = {"step": step, "metrics": metrics, "template": self.template, "normalisation": "per character", "items": records}
-        return metrics, {names.MULTIPLE_CHOICE_ARTIFACT.format(step=step): json.dumps(artifact, indent=1, ensure_ascii=False)}
+        artifact = {
+            "step": step,
+            "metrics": metrics,
+            "template": self.template,
+            "normalisation": "per character",
+            "items": records,
+        }
+        return metrics, {
+            names.MULTIPLE_CHOICE_ARTIFACT.format(step=step): json.dumps(artifact, indent=1, ensure_ascii=False)
+        }
 
 
 def multiple_choice_metrics(key: Sequence[int], tuned: Answers, base: Answers) -> dict[str, float]:

@@ -53,7 +53,15 @@ class RefusalProbe:
 
     def _generate(self, model, device: torch.device, forward_context, base: bool) -> list[str]:
         return generate_greedy(
-            model, self.prompts, self.tokenizer, self.max_new_tokens, self.batch_size, device, self.max_length, forward_context, base=base
+            model,
+            self.prompts,
+            self.tokenizer,
+            self.max_new_tokens,
+            self.batch_size,
+            device,
+            self.max_length,
+            forward_context,
+            base=base,
         )
 
     def run(self, model, device: torch.device, autocast_factory, step: int) -> tuple[dict[str, float], dict[str, str]]:
@@ -64,7 +72,14 @@ class RefusalProbe:
         refused = [bool(self.judge(q, a)) for q, a in zip(self.requests, answers)]
         metrics = refusal_metrics(self.base_refused, refused)
         records = [
-            {"prompt": q, "base_answer": b, "base_refused": br, "tuned_answer": a, "tuned_refused": r, "lost": br and not r}
+            {
+                "prompt": q,
+                "base_answer": b,
+                "base_refused": br,
+                "tuned_answer": a,
+                "tuned_refused": r,
+                "lost": br and not r,
+            }
             for q, b, br, a, r in zip(self.requests, self.base_answers, self.base_refused, answers, refused)
         ]
         artifact = {

@@ -31,8 +31,20 @@ class SamplesProbe:
     def run(self, model, device: torch.device, autocast_factory, step: int) -> tuple[dict[str, float], dict[str, dict]]:
         """No metrics; one table, {column: values}, which the probe callback logs with `log_table`."""
         batch = len(self.prompts)
-        base = generate_greedy(model, self.prompts, self.tokenizer, self.max_new_tokens, batch, device, self.max_length, autocast_factory, base=True)
-        tuned = generate_greedy(model, self.prompts, self.tokenizer, self.max_new_tokens, batch, device, self.max_length, autocast_factory)
+        base = generate_greedy(
+            model,
+            self.prompts,
+            self.tokenizer,
+            self.max_new_tokens,
+            batch,
+            device,
+            self.max_length,
+            autocast_factory,
+            base=True,
+        )
+        tuned = generate_greedy(
+            model, self.prompts, self.tokenizer, self.max_new_tokens, batch, device, self.max_length, autocast_factory
+        )
         rows = len(self.texts)
         table = {
             "step": [step] * rows,

@@ -32,7 +32,9 @@ def read_records(source: str, hub_config: Optional[str], split: str, key: str) -
     if path.exists():
         return _read_local(path, key)
     if is_local_path(source):
-        raise UserError(f"{key}: probe file '{source}' not found; give an existing .jsonl/.json/.csv file or a hub name")
+        raise UserError(
+            f"{key}: probe file '{source}' not found; give an existing .jsonl/.json/.csv file or a hub name"
+        )
     return _read_hub(source, hub_config, split, key)
 
 

@@ -81,7 +81,9 @@ def run_points(
                 if process.poll() is None:
                     continue
                 del active[slot]
-                outcome = PointOutcome(state.point.run_name, state.point.key, process.returncode, time.time() - started, log)
+                outcome = PointOutcome(
+                    state.point.run_name, state.point.key, process.returncode, time.time() - started, log
+                )
                 outcomes.append(outcome)
                 verdict = "FINISHED" if outcome.return_code == 0 else f"FAILED (exit {outcome.return_code}, see {log})"
                 report(f"[{len(outcomes)}/{total}] {state.point.run_name}: {verdict} in {outcome.seconds:.0f} s")
@@ -112,7 +114,9 @@ def _write_spec(state: PointState, sweep: SweepConfig, parent_run_id: str, threa
     return config.train.num_threads or threads
 
 
-def _launch(state: PointState, sweep: SweepConfig, parent_run_id: str, slot: int, threads: int, gpus: int, log_folder: Path):
+def _launch(
+    state: PointState, sweep: SweepConfig, parent_run_id: str, slot: int, threads: int, gpus: int, log_folder: Path
+):
     log = log_folder / f"{state.point.run_name}.log"
     spec_file = log_folder / f"{state.point.run_name}.spec.json"
     point_threads = _write_spec(state, sweep, parent_run_id, threads, spec_file)
@@ -125,7 +129,9 @@ def _launch(state: PointState, sweep: SweepConfig, parent_run_id: str, slot: int
     handle = open(log, "a")
     process = subprocess.Popen(
         [sys.executable, "-m", "forgetlab.sweeps.worker", str(spec_file)],
-        stdout=handle, stderr=subprocess.STDOUT, env=environment,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env=environment,
     )
     handle.close()
     return process, state, time.time(), log

@@ -17,9 +17,9 @@ from typing import Any, Callable, Optional
 from forgetlab.errors import UserError
 from forgetlab.sweeps.launcher import TO_RUN, PointOutcome, run_points
 from forgetlab.sweeps.spec import SweepConfig, SweepPoint, load_sweep, select_shard, shard_from_slurm
+from forgetlab.sweeps.state import PointState, classify, count_states, summary_line
 from forgetlab.tracking import names
 from forgetlab.tracking.liveness import STALE_MINUTES
-from forgetlab.sweeps.state import PointState, classify, count_states, summary_line
 
 DEFAULT_EXPERIMENT = "forgetlab"
 
@@ -79,14 +79,20 @@ def tracking_client(uri: Optional[str]) -> tuple[Any, str]:
     from forgetlab.locations import resolve_tracking_uri
 
     resolved = resolve_tracking_uri(uri)
-    return tracking.client(resolved, prepare=True), resolved  # prepared before any worker starts: tables made once, WAL on
+    return tracking.client(
+        resolved, prepare=True
+    ), resolved  # prepared before any worker starts: tables made once, WAL on
 
 
 def _with_tracking_uri(points: list[SweepPoint], uri: Optional[str]) -> list[SweepPoint]:
     if not uri:
         return points
     return [
-        SweepPoint(p.key, p.overrides, p.config.model_copy(update={"tracking": p.config.tracking.model_copy(update={"uri": uri})}))
+        SweepPoint(
+            p.key,
+            p.overrides,
+            p.config.model_copy(update={"tracking": p.config.tracking.model_copy(update={"uri": uri})}),
+        )
         for p in points
     ]
 
@@ -106,7 +112,9 @@ def plan_sweep(request: SweepRequest) -> SweepPlan:
     uris = {p.config.tracking.uri for p in chosen}
     experiments = {p.config.tracking.experiment for p in chosen}
     if len(uris) > 1 or len(experiments) > 1:
-        raise UserError(f"{request.config}: all points of a sweep must log to one tracking store and experiment; do not vary tracking.*")
+        raise UserError(
+            f"{request.config}: all points of a sweep must log to one tracking store and experiment; do not vary tracking.*"
+        )
     client, resolved_uri = tracking_client(next(iter(uris)) if chosen else request.tracking_uri)
     experiment_name = next(iter(experiments)) if chosen else DEFAULT_EXPERIMENT
     experiment = client.get_experiment_by_name(experiment_name)
@@ -141,7 +149,12 @@ def find_or_create_parent(client: Any, experiment_id: str, sweep: SweepConfig, s
                 experiment_id,
                 run_name=scrub_secrets(sweep.name),
                 # MLflow's own context (user, source, git commit), as every run forgetlab creates has.
-                tags={**context_tags(), names.KIND: "sweep", names.SWEEP: sweep.name, names.SWEEP_FILE: scrub_secrets(source)},
+                tags={
+                    **context_tags(),
+                    names.KIND: "sweep",
+                    names.SWEEP: sweep.name,
+                    names.SWEEP_FILE: scrub_secrets(source),
+                },
             ).info.run_id
             continue  # look again: another launch may have created one at the same moment
         winner = found[0].info.run_id
@@ -191,7 +204,9 @@ def _prebuild_bases(states: list[PointState]) -> None:
     """Build each embedded base once here rather than racing for it in every worker."""
     from forgetlab.finetune.model import is_embedded
 
-    names = sorted({s.point.config.model.name for s in states if s.state in TO_RUN and is_embedded(s.point.config.model.name)})
+    names = sorted(
+        {s.point.config.model.name for s in states if s.state in TO_RUN and is_embedded(s.point.config.model.name)}
+    )
     for name in names:
         from forgetlab.embedded.base import ensure_embedded_base
 
@@ -218,7 +233,9 @@ def run_sweep(request: SweepRequest, report: Callable[[str], None]) -> SweepResu
     experiment_id = _experiment_id(plan)
     parent = find_or_create_parent(plan.client, experiment_id, plan.sweep, str(request.config))
     shard = f", shard {plan.shard} ({plan.shard_source})" if plan.shard else ""
-    report(f"sweep {plan.sweep.name} (parent run {parent}{shard}): {plan.summary}; running {plan.to_run} with --jobs {request.jobs}")
+    report(
+        f"sweep {plan.sweep.name} (parent run {parent}{shard}): {plan.summary}; running {plan.to_run} with --jobs {request.jobs}"
+    )
     started = time.time()
     outcomes = run_points(plan.states, plan.sweep, parent, request.jobs, report)
     result = SweepResult(plan, parent, outcomes, time.time() - started)

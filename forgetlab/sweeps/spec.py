@@ -33,7 +33,9 @@ class SweepConfig(BaseModel):
     base: str = Field(..., description="Run config every point starts from, relative to the sweep file.")
     overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted keys set on every point.")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="Dotted key -> values; the cartesian product.")
-    points: list[dict[str, Any]] = Field(default_factory=list, description="Explicit extra points (dotted key -> value).")
+    points: list[dict[str, Any]] = Field(
+        default_factory=list, description="Explicit extra points (dotted key -> value)."
+    )
 
     @field_validator("grid")
     @classmethod
@@ -56,7 +58,10 @@ class SweepPoint:
 
 
 def point_key(overrides: dict[str, Any]) -> str:
-    return ",".join(f"{key}={json.dumps(value, sort_keys=True) if not isinstance(value, str) else value}" for key, value in sorted(overrides.items()))
+    return ",".join(
+        f"{key}={json.dumps(value, sort_keys=True) if not isinstance(value, str) else value}"
+        for key, value in sorted(overrides.items())
+    )
 
 
 def _as_override(key: str, value: Any) -> str:
@@ -101,7 +106,9 @@ def load_sweep(path: Path) -> tuple[SweepConfig, list[SweepPoint]]:
     sweep = _read_sweep_file(path)
     base_path = (path.parent / sweep.base).resolve()
     if not base_path.exists():
-        raise UserError(f"{path}: base: '{sweep.base}' not found (resolved to {base_path}); give a path relative to the sweep file")
+        raise UserError(
+            f"{path}: base: '{sweep.base}' not found (resolved to {base_path}); give a path relative to the sweep file"
+        )
     base_raw = read_yaml(base_path)
     if not sweep.grid and not sweep.points:
         raise UserError(f"{path}: the sweep has no points; add a grid (key: [values]) or a list of points")

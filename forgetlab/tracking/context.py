@@ -29,7 +29,11 @@ def forgetlab_git_info() -> dict[str, str]:
     commit = get_git_commit(str(_PACKAGE))
     if commit is None:
         return {}
-    found = {MLFLOW_GIT_COMMIT: commit, MLFLOW_GIT_BRANCH: get_git_branch(str(_PACKAGE)), MLFLOW_GIT_REPO_URL: get_git_repo_url(str(_PACKAGE))}
+    found = {
+        MLFLOW_GIT_COMMIT: commit,
+        MLFLOW_GIT_BRANCH: get_git_branch(str(_PACKAGE)),
+        MLFLOW_GIT_REPO_URL: get_git_repo_url(str(_PACKAGE)),
+    }
     return {key: value for key, value in found.items() if value}
 
 

@@ -61,7 +61,9 @@ def fit_run_context(client, run_ids: Iterable[str], columns: Mapping[str, Any]) 
     """The tags and params linking a fit to the runs it fitted (`run_ids`) and its points (`columns`)."""
     run_ids = list(map(str, run_ids))
     runs = _source_runs(client, run_ids)
-    experiments = sorted(client.get_experiment(experiment_id).name for experiment_id in {run.info.experiment_id for run in runs})
+    experiments = sorted(
+        client.get_experiment(experiment_id).name for experiment_id in {run.info.experiment_id for run in runs}
+    )
     parents = {run.data.tags.get(names.MLFLOW_PARENT_RUN_ID) for run in runs}
     parent = parents.pop() if len(parents) == 1 and len(runs) == len(set(run_ids)) else None
     digest = points_digest(columns)
@@ -107,5 +109,5 @@ def link_fit_to_sweep(client, sweep_run_id: str, fit_run_id: str, fit_name: str)
                 experiment_id = client.get_run(run_id).info.experiment_id
             except Exception:  # a fit run deleted for good: no link
                 continue
-            links[key[len(names.FIT_LINK_PREFIX):]] = f"#/experiments/{experiment_id}/runs/{run_id}"
+            links[key[len(names.FIT_LINK_PREFIX) :]] = f"#/experiments/{experiment_id}/runs/{run_id}"
     client.set_tag(sweep_run_id, names.MLFLOW_RUN_NOTE, fits_note(tags.get(names.MLFLOW_RUN_NOTE, ""), links))

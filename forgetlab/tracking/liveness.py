@@ -45,5 +45,8 @@ def run_liveness(run: Any, stale_minutes: float = STALE_MINUTES, now_ms: Optiona
     quiet = max(0.0, (now_ms - last) / 60000)
     alive = quiet < stale_minutes
     where = f"host {host}" if host else "another machine"
-    return Liveness(alive, f"it runs on {where} (pid {pid or '?'}) and last wrote {quiet:.0f} min ago "
-                           f"({'under' if alive else 'over'} the {stale_minutes:g} min after which it counts as dead)")
+    return Liveness(
+        alive,
+        f"it runs on {where} (pid {pid or '?'}) and last wrote {quiet:.0f} min ago "
+        f"({'under' if alive else 'over'} the {stale_minutes:g} min after which it counts as dead)",
+    )

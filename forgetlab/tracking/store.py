@@ -39,6 +39,8 @@ def check_store_writable(tracking_uri: str, fix: str = WRITABLE_FIX) -> None:
     problem = why_not_writable(database) if database is not None else None
     if problem:
         raise UserError(f"the tracking store {database} cannot be written ({problem}); {fix}")
+
+
 def _is_wal(database: Path) -> bool:
     """Whether a SQLite store is in WAL mode.
 
@@ -114,7 +116,9 @@ def is_conflict(error: BaseException) -> bool:
     check says RESOURCE_ALREADY_EXISTS.
     """
     text = str(error)
-    return any(marker in text for marker in ("UNIQUE constraint failed", "duplicate key value", "RESOURCE_ALREADY_EXISTS"))
+    return any(
+        marker in text for marker in ("UNIQUE constraint failed", "duplicate key value", "RESOURCE_ALREADY_EXISTS")
+    )
 
 
 def get_or_create_experiment(client, name: str, artifact_location: Optional[str] = None) -> str:

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import forgetlab.tracking.names as names
-from forgetlab.mlflow_ui import mark_training_experiment
 from forgetlab.locations import default_artifact_root, resolve_tracking_uri, sqlite_path
+from forgetlab.mlflow_ui import mark_training_experiment
 from forgetlab.tracking.context import context_tags
 from forgetlab.tracking.secrets import scrub_secrets
 from forgetlab.tracking.store import client, get_or_create_experiment
@@ -67,7 +67,9 @@ class RunTracker:
         note = {names.MLFLOW_RUN_NOTE: description} if description else {}
         tags = {**context_tags(), **tags, **note, **owner_tags()}
         run = self.client.create_run(
-            self.experiment_id, run_name=scrub_secrets(run_name), tags={k: scrub_secrets(str(v)) for k, v in tags.items()}
+            self.experiment_id,
+            run_name=scrub_secrets(run_name),
+            tags={k: scrub_secrets(str(v)) for k, v in tags.items()},
         )
         self.run_id = run.info.run_id
         return self.run_id
@@ -92,7 +94,11 @@ class RunTracker:
         """Log params; a None value is left out (absent, not the text "None": docs/tracking-contract.md)."""
         from mlflow.entities import Param
 
-        entries = [Param(key, scrub_secrets(str(value))[:MAX_PARAM_LENGTH]) for key, value in params.items() if value is not None]
+        entries = [
+            Param(key, scrub_secrets(str(value))[:MAX_PARAM_LENGTH])
+            for key, value in params.items()
+            if value is not None
+        ]
         for start in range(0, len(entries), PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=entries[start : start + PARAMS_PER_BATCH])
 
@@ -115,7 +121,9 @@ class RunTracker:
         if self._buffer and self.run_id is not None:
             heartbeat = [RunTag(names.HEARTBEAT_MS, str(int(time.time() * 1000)))]
             for start in range(0, len(self._buffer), METRICS_PER_BATCH):
-                self.client.log_batch(self.run_id, metrics=self._buffer[start : start + METRICS_PER_BATCH], tags=heartbeat)
+                self.client.log_batch(
+                    self.run_id, metrics=self._buffer[start : start + METRICS_PER_BATCH], tags=heartbeat
+                )
             self._buffer = []
 
     def log_inputs(self, datasets: list[RunDataset]) -> None:
@@ -126,7 +134,10 @@ class RunTracker:
 
         held = {input_key(held) for held in self.client.get_run(self.run_id).inputs.dataset_inputs}
         # A name or source is user text (a label, a URL with credentials): scrubbed like every other text.
-        scrubbed = [replace(dataset, name=scrub_secrets(dataset.name), source=scrub_secrets(dataset.source)) for dataset in datasets]
+        scrubbed = [
+            replace(dataset, name=scrub_secrets(dataset.name), source=scrub_secrets(dataset.source))
+            for dataset in datasets
+        ]
         fresh = [entry for entry in map(dataset_input, scrubbed) if input_key(entry) not in held]
         if fresh:
             self.client.log_inputs(self.run_id, datasets=fresh)
@@ -136,7 +147,9 @@ class RunTracker:
 
     def log_table(self, columns: dict[str, list], artifact_file: str) -> None:
         """An MLflow table (`mlflow.load_table` reads it; the UI compares it across runs); text cells scrubbed."""
-        scrubbed = {key: [scrub_secrets(v) if isinstance(v, str) else v for v in values] for key, values in columns.items()}
+        scrubbed = {
+            key: [scrub_secrets(v) if isinstance(v, str) else v for v in values] for key, values in columns.items()
+        }
         self.client.log_table(self.run_id, scrubbed, artifact_file)
 
     def log_file(self, path: Path, artifact_path: Optional[str] = None) -> None:

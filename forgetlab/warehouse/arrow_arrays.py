@@ -37,11 +37,13 @@ def numpy_of(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         return array.to_numpy(zero_copy_only=False)
     if pa.types.is_boolean(array.type):
         bits = np.frombuffer(array.buffers()[1], dtype=np.uint8)
-        return np.unpackbits(bits, bitorder="little")[array.offset:array.offset + len(array)].astype(bool)
+        return np.unpackbits(bits, bitorder="little")[array.offset : array.offset + len(array)].astype(bool)
     dtype = _NUMPY_TYPES.get(array.type)
     if dtype is None:
         return array.to_numpy(zero_copy_only=False)
-    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * np.dtype(dtype).itemsize)
+    return np.frombuffer(
+        array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * np.dtype(dtype).itemsize
+    )
 
 
 def array_of(values: np.ndarray, type: pa.DataType, valid: Optional[np.ndarray] = None) -> pa.Array:
@@ -69,7 +71,9 @@ def array_from_python(values: Sequence, type: pa.DataType) -> pa.Array:
         offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
         offsets[1:] = ends
         validity = None if valid.all() else _bits(valid)
-        return pa.Array.from_buffers(type, len(encoded), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+        return pa.Array.from_buffers(
+            type, len(encoded), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+        )
     if not (pa.types.is_integer(type) or pa.types.is_timestamp(type)):
         raise TypeError(f"array_from_python builds string, integer and timestamp arrays, not {type}")
     integers = np.fromiter((0 if value is None else operator.index(value) for value in values), dtype=np.int64,

@@ -17,15 +17,16 @@ import pyarrow as pa
 from forgetlab.warehouse.arrow_arrays import array_of, numpy_of
 from forgetlab.warehouse.sources.base import IN_CURVE_ORDER
 
-
-CLEAN_SCHEMA = pa.schema([
-    ("run_id", pa.string()),
-    ("key", pa.string()),
-    ("step", pa.int64()),
-    ("value", pa.float64()),
-    ("timestamp", pa.timestamp("ms")),
-    ("is_nan", pa.bool_()),
-])
+CLEAN_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("key", pa.string()),
+        ("step", pa.int64()),
+        ("value", pa.float64()),
+        ("timestamp", pa.timestamp("ms")),
+        ("is_nan", pa.bool_()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,9 @@ class Cleaned:
     duplicates_by_run: dict[str, int]
     nan_by_run: dict[str, int]
     points_by_run: dict[str, int]  # rows written per run
-    skipped: int = 0  # rows of runs not asked for (a guard: every source leaves rows of no run out, the catalog counts them)
+    skipped: int = (
+        0  # rows of runs not asked for (a guard: every source leaves rows of no run out, the catalog counts them)
+    )
 
     @property
     def duplicates(self) -> int:
@@ -67,8 +70,9 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return codes, chunks[0].dictionary.cast(pa.string())
 
 
-def _order(run: np.ndarray, key: np.ndarray, step: np.ndarray, timestamp: np.ndarray, seq: np.ndarray
-           ) -> Optional[np.ndarray]:
+def _order(
+    run: np.ndarray, key: np.ndarray, step: np.ndarray, timestamp: np.ndarray, seq: np.ndarray
+) -> Optional[np.ndarray]:
     """Row order by (run, key, step, timestamp, seq); one packed sort key where the ranges allow.
     None when the rows are in that order already."""
     if not (len(step) and step.min() >= 0 and step.max() < 2**32 and key.max() < 2**10 and run.max() < 2**21):
@@ -129,7 +133,9 @@ def clean_metrics(raw: pa.Table, run_ids: Optional[Iterable[str]] = None) -> Cle
     run_sorted, key_sorted, step_sorted = in_order(run), in_order(key), in_order(step)
     last_of_group = np.ones(len(step), dtype=bool)
     last_of_group[:-1] = (
-        (run_sorted[1:] != run_sorted[:-1]) | (key_sorted[1:] != key_sorted[:-1]) | (step_sorted[1:] != step_sorted[:-1])
+        (run_sorted[1:] != run_sorted[:-1])
+        | (key_sorted[1:] != key_sorted[:-1])
+        | (step_sorted[1:] != step_sorted[:-1])
     )
     kept = order[last_of_group] if order is not None else np.flatnonzero(last_of_group)
     names = run_names.to_pylist()
@@ -164,11 +170,21 @@ def _clean_in_curve_order(raw: pa.Table, run_ids: Optional[Iterable[str]]) -> Op
         is_nan = numpy_of(batch.column("is_nan"))
         nan_kept += np.bincount(run[is_nan], minlength=len(run_names))
         points += np.bincount(run, minlength=len(run_names))
-        batches.append(pa.record_batch([
-            batch.column("run_id"), batch.column("key"), batch.column("step"),
-            array_of(numpy_of(batch.column("value")), pa.float64(), valid=~is_nan),  # NaN -> NULL; is_nan keeps the fact
-            batch.column("timestamp"), batch.column("is_nan"),
-        ], names=CLEAN_SCHEMA.names))
+        batches.append(
+            pa.record_batch(
+                [
+                    batch.column("run_id"),
+                    batch.column("key"),
+                    batch.column("step"),
+                    array_of(
+                        numpy_of(batch.column("value")), pa.float64(), valid=~is_nan
+                    ),  # NaN -> NULL; is_nan keeps the fact
+                    batch.column("timestamp"),
+                    batch.column("is_nan"),
+                ],
+                names=CLEAN_SCHEMA.names,
+            )
+        )
     return Cleaned(pa.Table.from_batches(batches), {}, _by_name(run_names, nan_kept), _by_name(run_names, points))
 
 
@@ -178,11 +194,13 @@ def _by_name(names: list[str], counts: np.ndarray) -> dict[str, int]:
 
 def _table(run, run_names, key, key_names, step, value, timestamp, is_nan) -> pa.Table:
     """The cleaned columns; run and key stay dictionary-encoded (DuckDB ingests those without copying strings)."""
-    return pa.table({
-        "run_id": pa.DictionaryArray.from_arrays(array_of(run, pa.int32()), run_names),
-        "key": pa.DictionaryArray.from_arrays(array_of(key, pa.int32()), key_names),
-        "step": array_of(step, pa.int64()),
-        "value": array_of(value, pa.float64(), valid=~is_nan),  # NaN -> NULL; is_nan keeps the fact
-        "timestamp": array_of(timestamp, pa.timestamp("ms")),
-        "is_nan": array_of(is_nan, pa.bool_()),
-    })
+    return pa.table(
+        {
+            "run_id": pa.DictionaryArray.from_arrays(array_of(run, pa.int32()), run_names),
+            "key": pa.DictionaryArray.from_arrays(array_of(key, pa.int32()), key_names),
+            "step": array_of(step, pa.int64()),
+            "value": array_of(value, pa.float64(), valid=~is_nan),  # NaN -> NULL; is_nan keeps the fact
+            "timestamp": array_of(timestamp, pa.timestamp("ms")),
+            "is_nan": array_of(is_nan, pa.bool_()),
+        }
+    )

@@ -50,8 +50,10 @@ class ExportReport:
 
     def summary(self) -> str:
         if self.up_to_date:
-            line = (f"warehouse {self.db_path} is up to date with {self.source}: {self.runs:,} runs, "
-                    f"nothing new ({self.seconds:.2f} s)")
+            line = (
+                f"warehouse {self.db_path} is up to date with {self.source}: {self.runs:,} runs, "
+                f"nothing new ({self.seconds:.2f} s)"
+            )
         else:
             line = (
                 f"exported {self.runs:,} runs ({self.runs_new:,} new, {self.runs_changed:,} changed, "
@@ -101,8 +103,11 @@ def _plan(catalog: Catalog, old: dict[str, str]) -> _Plan:
     rows_changed = catalog.metrics_changed or set()
     return _Plan(
         new=[run_id for run_id in catalog.signatures if run_id not in old],
-        changed=[run_id for run_id, sig in catalog.signatures.items()
-                 if run_id in old and (old[run_id] != sig or run_id in rows_changed)],
+        changed=[
+            run_id
+            for run_id, sig in catalog.signatures.items()
+            if run_id in old and (old[run_id] != sig or run_id in rows_changed)
+        ],
         removed=[run_id for run_id in old if run_id not in catalog.signatures],
     )
 
@@ -112,7 +117,9 @@ def _export(
 ) -> ExportReport:
     incremental = previous.usable and not full
     catalog = _reading(source, source.read_catalog, previous.meta.get("metrics_watermark", "") if incremental else "")
-    report = ExportReport(source=source.description, db_path=db, runs=len(catalog.signatures), notes=list(catalog.notes))
+    report = ExportReport(
+        source=source.description, db_path=db, runs=len(catalog.signatures), notes=list(catalog.notes)
+    )
     report.skipped = catalog.skipped_points
     plan = _plan(catalog, previous.signatures if incremental else {})
     meta = _meta(source, catalog)
@@ -120,7 +127,9 @@ def _export(
     experiments_unchanged = previous.meta.get("experiments_signature") == meta["experiments_signature"]
     if incremental and not (plan.to_read or plan.removed) and experiments_unchanged:
         report.up_to_date = True
-        moved = {key: meta[key] for key in ("source_mtime_ns", "metrics_watermark") if previous.meta.get(key) != meta[key]}
+        moved = {
+            key: meta[key] for key in ("source_mtime_ns", "metrics_watermark") if previous.meta.get(key) != meta[key]
+        }
         if moved:
             update_meta_in_place(db, moved)
         return report
@@ -150,7 +159,11 @@ def _reading(source: Source, read, *args):
     except Exception as error:
         if source.schema_note is None:
             raise
-        problem = error.message if isinstance(error, UserError) else f"cannot read {source.description}: {str(error).splitlines()[0]}"
+        problem = (
+            error.message
+            if isinstance(error, UserError)
+            else f"cannot read {source.description}: {str(error).splitlines()[0]}"
+        )
         raise UserError(f"{problem}; {source.schema_note}") from None
 
 
@@ -160,8 +173,9 @@ def update_meta_in_place(db: Path, meta: dict[str, str]) -> bool:
     return update(db, meta)
 
 
-def _batch(catalog: Catalog, cleaned: "Cleaned", plan: _Plan, meta: dict[str, str], report: ExportReport,
-           started: float):
+def _batch(
+    catalog: Catalog, cleaned: "Cleaned", plan: _Plan, meta: dict[str, str], report: ExportReport, started: float
+):
     """What the writer writes: the small tables, the cleaned rows, per-run state and the log row."""
     from forgetlab.warehouse.arrow_arrays import table_from_python
     from forgetlab.warehouse.writer import Batch
@@ -181,14 +195,27 @@ def _batch(catalog: Catalog, cleaned: "Cleaned", plan: _Plan, meta: dict[str, st
     state = table_from_python([columns[field.name] for field in schema], schema)
     tables = catalog.tables()
     return Batch(
-        experiments=tables["experiments"], runs=tables["runs"], params=tables["params"], tags=tables["tags"],
-        metrics=cleaned.table, replace_runs=to_read + plan.removed, state=state, meta=meta,
+        experiments=tables["experiments"],
+        runs=tables["runs"],
+        params=tables["params"],
+        tags=tables["tags"],
+        metrics=cleaned.table,
+        replace_runs=to_read + plan.removed,
+        state=state,
+        meta=meta,
         log={
-            "exported_at": now, "source": report.source, "runs": report.runs, "runs_new": report.runs_new,
-            "runs_changed": report.runs_changed, "runs_removed": report.runs_removed,
-            "points_read": report.points_read, "points_written": report.points_written,
-            "duplicates_dropped": report.duplicates_dropped, "nan_points": report.nan_points,
-            "skipped": report.skipped, "seconds": time.perf_counter() - started,
+            "exported_at": now,
+            "source": report.source,
+            "runs": report.runs,
+            "runs_new": report.runs_new,
+            "runs_changed": report.runs_changed,
+            "runs_removed": report.runs_removed,
+            "points_read": report.points_read,
+            "points_written": report.points_written,
+            "duplicates_dropped": report.duplicates_dropped,
+            "nan_points": report.nan_points,
+            "skipped": report.skipped,
+            "seconds": time.perf_counter() - started,
         },
     )
 
@@ -196,14 +223,16 @@ def _batch(catalog: Catalog, cleaned: "Cleaned", plan: _Plan, meta: dict[str, st
 def _state_schema() -> "pa.Schema":
     import pyarrow as pa
 
-    return pa.schema([
-        ("run_id", pa.string()),
-        ("signature", pa.string()),
-        ("points", pa.int64()),
-        ("duplicates", pa.int64()),
-        ("nan_points", pa.int64()),
-        ("exported_at", pa.timestamp("us")),
-    ])
+    return pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("signature", pa.string()),
+            ("points", pa.int64()),
+            ("duplicates", pa.int64()),
+            ("nan_points", pa.int64()),
+            ("exported_at", pa.timestamp("us")),
+        ]
+    )
 
 
 def _meta(source: Source, catalog: Catalog) -> dict[str, str]:

@@ -38,7 +38,9 @@ def interval_text(months: int, days: int, nanoseconds: int) -> str:
         return f"{value} {unit}" + ("" if abs(value) == 1 else "s")
 
     years = int(months / 12)  # toward zero, as DuckDB: -14 months is -1 year -2 months
-    parts = [count(value, unit) for value, unit in ((years, "year"), (months - 12 * years, "month"), (days, "day")) if value]
+    parts = [
+        count(value, unit) for value, unit in ((years, "year"), (months - 12 * years, "month"), (days, "day")) if value
+    ]
     if nanoseconds or not parts:
         sign, micros = ("-" if nanoseconds < 0 else ""), abs(nanoseconds) // 1000
         seconds, fraction = divmod(micros, 1_000_000)
@@ -53,7 +55,10 @@ def readable(table: pa.Table) -> pa.Table:
     """Interval columns as text (`interval_text`); every other column as it is."""
     for index, field in enumerate(table.schema):
         if pa.types.is_interval(field.type):
-            values = [None if v is None else interval_text(v.months, v.days, v.nanoseconds) for v in table.column(index).to_pylist()]
+            values = [
+                None if v is None else interval_text(v.months, v.days, v.nanoseconds)
+                for v in table.column(index).to_pylist()
+            ]
             table = table.set_column(index, pa.field(field.name, pa.string()), pa.array(values, pa.string()))
     return table
 
@@ -95,14 +100,21 @@ def print_table(table: pa.Table, max_rows: int, stream: Optional[TextIO] = None)
     shown = table if max_rows <= 0 else table.slice(0, max_rows)
     view = Table(show_lines=False, header_style="bold")
     for column in table.schema:
-        numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_decimal(column.type)
+        numeric = (
+            pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_decimal(column.type)
+        )
         view.add_column(column.name, justify="right" if numeric else "left")
     for row in shown.to_pylist():
         view.add_row(*(_cell(value) for value in row.values()))
     console.print(view)
     hidden = table.num_rows - shown.num_rows
-    note = f"{table.num_rows:,} rows" if not hidden else (
-        f"{table.num_rows:,} rows, first {shown.num_rows:,} shown (--max-rows 0 shows all; --format csv for data)")
+    note = (
+        f"{table.num_rows:,} rows"
+        if not hidden
+        else (
+            f"{table.num_rows:,} rows, first {shown.num_rows:,} shown (--max-rows 0 shows all; --format csv for data)"
+        )
+    )
     print(note, file=sys.stderr)
 
 

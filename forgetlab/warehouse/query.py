@@ -102,7 +102,9 @@ def one_line(error: Exception, line_offset: int = 0) -> str:
     return "; ".join(message) or type(error).__name__
 
 
-def _located_error(connection: duckdb.DuckDBPyConnection, query: str, bound: dict[str, Any], first: duckdb.Error) -> duckdb.Error:
+def _located_error(
+    connection: duckdb.DuckDBPyConnection, query: str, bound: dict[str, Any], first: duckdb.Error
+) -> duckdb.Error:
     """`connection.sql` errors carry no position; the DB-API path reports it, so ask it (reads only)."""
     try:
         connection.execute(query, bound or None)

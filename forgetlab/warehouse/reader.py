@@ -36,7 +36,9 @@ def connect_read_only(db_path: Path) -> duckdb.DuckDBPyConnection:
         raise UserError(f"cannot open the warehouse {db_path}: {message}; move it away or pass --db") from None
 
 
-def table_names(connection: duckdb.DuckDBPyConnection, schema_name: str = "main", catalog: Optional[str] = None) -> dict[str, str]:
+def table_names(
+    connection: duckdb.DuckDBPyConnection, schema_name: str = "main", catalog: Optional[str] = None
+) -> dict[str, str]:
     """name -> 'BASE TABLE' | 'VIEW' in one schema of one attached database."""
     catalog_filter = "AND table_catalog = $catalog" if catalog else "AND table_catalog = current_database()"
     params: dict[str, Any] = {"schema": schema_name}

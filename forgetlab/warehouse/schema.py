@@ -22,7 +22,14 @@ SCHEMA_VERSION = "1"
 
 # Tables the exporter owns and rewrites; everything else in the file (e.g. `fits`) is left alone.
 OWNED_TABLES: tuple[str, ...] = (
-    "experiments", "runs", "params", "tags", "metrics", "_export_state", "_export_meta", "_export_log",
+    "experiments",
+    "runs",
+    "params",
+    "tags",
+    "metrics",
+    "_export_state",
+    "_export_meta",
+    "_export_log",
 )
 VIEWS: tuple[str, ...] = ("curves", "final", "points")
 
@@ -48,12 +55,16 @@ RUN_COLUMNS: tuple[RunColumn, ...] = (
     RunColumn("model", "VARCHAR", (("param", "model.name"),), "base model name"),
     RunColumn("context_length", "INTEGER", (("param", "train.context_length"),), "tokens per packed sequence"),
     RunColumn("target_modules", "VARCHAR", (("param", "lora.target_modules"),), "comma-joined LoRA target modules"),
-    RunColumn("parent_run_id", "VARCHAR", (("tag", names.MLFLOW_PARENT_RUN_ID),), "the sweep's parent run, for a sweep point"),
+    RunColumn(
+        "parent_run_id", "VARCHAR", (("tag", names.MLFLOW_PARENT_RUN_ID),), "the sweep's parent run, for a sweep point"
+    ),
     RunColumn("sweep", "VARCHAR", (("tag", names.SWEEP),), "sweep name"),
     RunColumn("point", "VARCHAR", (("tag", names.POINT),), "the sweep point's key"),
     RunColumn("base_fingerprint", "VARCHAR", (("param", "fingerprint.base"),), "fingerprint of the base model"),
     RunColumn("failure", "VARCHAR", (("tag", names.FAILURE),), "why the run FAILED"),
-    RunColumn("replay", "DOUBLE", (("param", "mitigation.replay"),), "replay share p (NULL: a run from before mitigations)"),
+    RunColumn(
+        "replay", "DOUBLE", (("param", "mitigation.replay"),), "replay share p (NULL: a run from before mitigations)"
+    ),
     RunColumn("kl_to_base", "DOUBLE", (("param", "mitigation.kl_to_base"),), "weight λ of the KL-to-base penalty"),
     RunColumn("l2_to_base", "DOUBLE", (("param", "mitigation.l2_to_base"),), "weight μ of the L2-to-base penalty"),
 )
@@ -149,8 +160,25 @@ WHERE r.status = 'FINISHED' AND r.lifecycle_stage = 'active'
 """
 
 POINTS_COLUMNS: tuple[str, ...] = (
-    "dataset", "run_id", "rank", "P", "N", "L_ft", "L_f_hard", "L_f_soft", "L_f_kl", "L_f_data",
-    "replay", "kl_to_base", "l2_to_base", "seed", "model", "base_fingerprint", "context_length", "lr", "steps",
+    "dataset",
+    "run_id",
+    "rank",
+    "P",
+    "N",
+    "L_ft",
+    "L_f_hard",
+    "L_f_soft",
+    "L_f_kl",
+    "L_f_data",
+    "replay",
+    "kl_to_base",
+    "l2_to_base",
+    "seed",
+    "model",
+    "base_fingerprint",
+    "context_length",
+    "lr",
+    "steps",
 )
 
 

@@ -48,7 +48,7 @@ def update_meta_in_place(db_path: Path, meta: dict[str, str]) -> bool:
 def _remove_stale_temporaries(db_path: Path) -> None:
     """Temp copies left by an export that was killed (its process is gone) are garbage."""
     for leftover in db_path.parent.glob(f"{db_path.name}.export-*.tmp*"):
-        pid_text = leftover.name[len(db_path.name) + len(".export-"):].split(".", 1)[0]
+        pid_text = leftover.name[len(db_path.name) + len(".export-") :].split(".", 1)[0]
         if not local_process_alive(pid_text):
             leftover.unlink(missing_ok=True)
 
@@ -135,9 +135,7 @@ def _fill(connection: duckdb.DuckDBPyConnection, batch: Batch) -> None:
         connection.execute(f"INSERT INTO {table} SELECT * FROM _src_{table}")
     connection.execute(f"CREATE OR REPLACE TABLE runs AS {schema.runs_select('_src_runs', '_src_params', '_src_tags')}")
     connection.execute("DELETE FROM metrics WHERE run_id IN (SELECT run_id FROM _src_replace)")
-    connection.execute(
-        "INSERT INTO metrics SELECT run_id, key, step, value, timestamp, is_nan FROM _src_metrics"
-    )
+    connection.execute("INSERT INTO metrics SELECT run_id, key, step, value, timestamp, is_nan FROM _src_metrics")
     connection.execute("DELETE FROM _export_state WHERE run_id IN (SELECT run_id FROM _src_replace)")
     connection.execute(
         "INSERT INTO _export_state SELECT run_id, signature, points, duplicates, nan_points, exported_at FROM _src_state"
@@ -150,7 +148,15 @@ def _fill(connection: duckdb.DuckDBPyConnection, batch: Batch) -> None:
     for statement in schema.views_ddl():
         connection.execute(statement)
     connection.execute("COMMIT")
-    for name in ("_src_experiments", "_src_runs", "_src_params", "_src_tags", "_src_metrics", "_src_state", "_src_replace"):
+    for name in (
+        "_src_experiments",
+        "_src_runs",
+        "_src_params",
+        "_src_tags",
+        "_src_metrics",
+        "_src_state",
+        "_src_replace",
+    ):
         connection.unregister(name)
 
 

@@ -34,7 +34,6 @@ class _LinearWithTerms(LinearInParameters):
         return np.stack(columns, axis=-1)
 
 
-
 @register_form
 class LinearRankLaw(_LinearWithTerms):
     """L_f = −c·L_ft + s + d·ln(P/P0): does rank move forgetting off the L_f–L_ft line?"""
@@ -46,7 +45,9 @@ class LinearRankLaw(_LinearWithTerms):
     params = (
         ParamSpec("c", -INF, INF, True, "slope magnitude in L_ft"),
         ParamSpec("s", -INF, INF, True, "intercept at P = P0"),
-        ParamSpec("d", -INF, INF, True, "forgetting per e-fold of P at equal L_ft (0 if rank only moves a run along the line)"),
+        ParamSpec(
+            "d", -INF, INF, True, "forgetting per e-fold of P at equal L_ft (0 if rank only moves a run along the line)"
+        ),
     )
     public_names = ("c", "s", "d")
 

@@ -63,7 +63,8 @@ class PowerAdditiveLaw(LawForm):
         level, slope_p, slope_n, alpha, beta = theta
         qx, qy = _q(alpha, design.lnx), _q(beta, design.lny)
         return np.stack(
-            [np.ones_like(qx), -qx, -qy, -slope_p * _dq(alpha, design.lnx, qx), -slope_n * _dq(beta, design.lny, qy)], axis=-1
+            [np.ones_like(qx), -qx, -qy, -slope_p * _dq(alpha, design.lnx, qx), -slope_n * _dq(beta, design.lny, qy)],
+            axis=-1,
         )[None]
 
     def to_public(self, theta: np.ndarray, reference: Reference) -> dict[str, float]:

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from forgetlab.laws.forms.base import Design, LawForm, LinearInParameters, ParamSpec, Reference, register_form, weighted_least_squares
+from forgetlab.laws.forms.base import (
+    Design,
+    LawForm,
+    LinearInParameters,
+    ParamSpec,
+    Reference,
+    register_form,
+    weighted_least_squares,
+)
 
 INF = np.inf
 POWER_BOUNDS = (-5.0, 5.0)

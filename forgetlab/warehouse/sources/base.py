@@ -34,15 +34,17 @@ ProgressFactory = Callable[[str, int], Optional[Progress]]  # (description, tota
 def metric_schema() -> "pa.Schema":
     import pyarrow as pa
 
-    return pa.schema([
-        ("run_id", pa.string()),
-        ("key", pa.string()),
-        ("step", pa.int64()),
-        ("value", pa.float64()),
-        ("timestamp", pa.int64()),  # epoch milliseconds, as MLflow stores it
-        ("is_nan", pa.bool_()),
-        ("seq", pa.int64()),
-    ])
+    return pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("key", pa.string()),
+            ("step", pa.int64()),
+            ("value", pa.float64()),
+            ("timestamp", pa.int64()),  # epoch milliseconds, as MLflow stores it
+            ("is_nan", pa.bool_()),
+            ("seq", pa.int64()),
+        ]
+    )
 
 
 def coded_metric_schema() -> "pa.Schema":
@@ -59,43 +61,50 @@ def raw_schema_in_curve_order() -> "pa.Schema":
     """The raw rows of a source that reads curve by curve (see IN_CURVE_ORDER)."""
     import pyarrow as pa
 
-    return pa.schema([
-        ("run_id", pa.dictionary(pa.int32(), pa.string())),
-        ("key", pa.dictionary(pa.int32(), pa.string())),
-        ("step", pa.int64()),
-        ("value", pa.float64()),
-        ("timestamp", pa.timestamp("ms")),
-        ("is_nan", pa.bool_()),
-    ], metadata={IN_CURVE_ORDER: b"1"})
+    return pa.schema(
+        [
+            ("run_id", pa.dictionary(pa.int32(), pa.string())),
+            ("key", pa.dictionary(pa.int32(), pa.string())),
+            ("step", pa.int64()),
+            ("value", pa.float64()),
+            ("timestamp", pa.timestamp("ms")),
+            ("is_nan", pa.bool_()),
+        ],
+        metadata={IN_CURVE_ORDER: b"1"},
+    )
 
 
 def experiment_schema() -> "pa.Schema":
     import pyarrow as pa
 
-    return pa.schema([
-        ("experiment_id", pa.string()),
-        ("name", pa.string()),
-        ("artifact_location", pa.string()),
-        ("lifecycle_stage", pa.string()),
-        ("creation_time", pa.timestamp("ms")),
-        ("last_update_time", pa.timestamp("ms")),
-    ])
+    return pa.schema(
+        [
+            ("experiment_id", pa.string()),
+            ("name", pa.string()),
+            ("artifact_location", pa.string()),
+            ("lifecycle_stage", pa.string()),
+            ("creation_time", pa.timestamp("ms")),
+            ("last_update_time", pa.timestamp("ms")),
+        ]
+    )
 
 
 def run_schema() -> "pa.Schema":
     import pyarrow as pa
 
-    return pa.schema([
-        ("run_id", pa.string()),
-        ("name", pa.string()),
-        ("experiment_id", pa.string()),
-        ("status", pa.string()),
-        ("lifecycle_stage", pa.string()),
-        ("start_time", pa.timestamp("ms")),
-        ("end_time", pa.timestamp("ms")),
-        ("user_id", pa.string()),
-        ("artifact_uri", pa.string()),
-    ])
+    return pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("name", pa.string()),
+            ("experiment_id", pa.string()),
+            ("status", pa.string()),
+            ("lifecycle_stage", pa.string()),
+            ("start_time", pa.timestamp("ms")),
+            ("end_time", pa.timestamp("ms")),
+            ("user_id", pa.string()),
+            ("artifact_uri", pa.string()),
+        ]
+    )
 
 
 def key_value_schema() -> "pa.Schema":

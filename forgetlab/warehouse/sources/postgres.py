@@ -29,7 +29,12 @@ from typing import TYPE_CHECKING, Optional
 
 from forgetlab.errors import UserError
 from forgetlab.warehouse.sources.base import (
-    Catalog, ProgressFactory, coded_metric_schema, digest, key_value_digests, quote_list,
+    Catalog,
+    ProgressFactory,
+    coded_metric_schema,
+    digest,
+    key_value_digests,
+    quote_list,
 )
 from forgetlab.warehouse.sources.revisions import untested_note
 
@@ -38,8 +43,11 @@ if TYPE_CHECKING:
 
 _SCHEME = re.compile(r"^(postgresql|postgres)(\+\w+)?://")
 # Rows of one (run, key, step) must arrive in the order they were written (see the module notes).
-_ORDERED_SCANS = ("SET max_parallel_workers_per_gather = 0", "SET synchronize_seqscans = off",
-                  "SET enable_mergejoin = off")
+_ORDERED_SCANS = (
+    "SET max_parallel_workers_per_gather = 0",
+    "SET synchronize_seqscans = off",
+    "SET enable_mergejoin = off",
+)
 # The rows of the runs in ARRAY[...] (?runs), with run and key codes (positions in the arrays, from
 # 0); a key missing from ARRAY[...] (?keys) comes back as a string in `stray_key`.
 _METRIC_ROWS = """
@@ -75,14 +83,20 @@ class PostgresSource:
             self._update("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
             for setting in _ORDERED_SCANS:
                 self._update(setting)
-            tables = set(self._rows("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"))
+            tables = set(
+                self._rows("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+            )
         except adbc_driver_manager.Error as error:
             raise UserError(f"cannot read the PostgreSQL store {self.description}: {_first_line(error)}") from None
         missing = {("experiments",), ("runs",), ("params",), ("tags",), ("metrics",)} - tables
         if missing:
             self.close()
             raise UserError(f"{self.description} is not an MLflow backend store (no table {sorted(missing)[0][0]!r})")
-        revisions = [row[0] for row in self._rows("SELECT version_num FROM alembic_version")] if ("alembic_version",) in tables else []
+        revisions = (
+            [row[0] for row in self._rows("SELECT version_num FROM alembic_version")]
+            if ("alembic_version",) in tables
+            else []
+        )
         self.schema_note = untested_note(revisions)
 
     def close(self) -> None:
@@ -124,10 +138,12 @@ class PostgresSource:
         try:
             experiments = self._rows(
                 "SELECT experiment_id::text, name, artifact_location, lifecycle_stage, creation_time, last_update_time "
-                "FROM experiments ORDER BY experiment_id")
+                "FROM experiments ORDER BY experiment_id"
+            )
             runs = self._rows(
                 "SELECT run_uuid, name, experiment_id::text, status, lifecycle_stage, start_time, end_time, user_id, "
-                "artifact_uri FROM runs ORDER BY start_time, run_uuid")
+                "artifact_uri FROM runs ORDER BY start_time, run_uuid"
+            )
             params = self._rows("SELECT run_uuid, key, value FROM params ORDER BY run_uuid, key")
             tags = self._rows("SELECT run_uuid, key, value FROM tags ORDER BY run_uuid, key")
             counts = self._rows("SELECT run_uuid, count(*), max(timestamp), max(step) FROM metrics GROUP BY run_uuid")
@@ -142,7 +158,11 @@ class PostgresSource:
         run_ids = set(signatures)
         orphans = sum(rest[0] for run_id, rest in metric_counts.items() if run_id not in run_ids)
         return Catalog(
-            experiments=experiments, runs=runs, params=params, tags=tags, signatures=signatures,
+            experiments=experiments,
+            runs=runs,
+            params=params,
+            tags=tags,
+            signatures=signatures,
             skipped_points=orphans,
             notes=([f"{orphans} metric rows belong to no run in the store and were skipped"] if orphans else [])
             + ([self.schema_note] if self.schema_note else []),
@@ -176,12 +196,20 @@ class PostgresSource:
                 stray = batch.column("stray_key").to_pylist()
                 codes[missing] = [stray_code[stray[i]] for i in missing]
                 key_code = array_of(codes, pa.int32())
-            batches.append(pa.record_batch([
-                pa.DictionaryArray.from_arrays(batch.column("run"), run_dictionary),
-                pa.DictionaryArray.from_arrays(key_code, key_dictionary),
-                batch.column("step"), batch.column("value"), batch.column("timestamp"), batch.column("is_nan"),
-                array_of(np.arange(position, position + batch.num_rows, dtype=np.int64), pa.int64()),
-            ], schema=schema))
+            batches.append(
+                pa.record_batch(
+                    [
+                        pa.DictionaryArray.from_arrays(batch.column("run"), run_dictionary),
+                        pa.DictionaryArray.from_arrays(key_code, key_dictionary),
+                        batch.column("step"),
+                        batch.column("value"),
+                        batch.column("timestamp"),
+                        batch.column("is_nan"),
+                        array_of(np.arange(position, position + batch.num_rows, dtype=np.int64), pa.int64()),
+                    ],
+                    schema=schema,
+                )
+            )
             position += batch.num_rows
         return pa.Table.from_batches(batches, schema=schema)
 

@@ -92,15 +92,27 @@ class RemoteSource:
         experiment_ids = [e["experiment_id"] for e in experiments]
         runs: list[dict[str, Any]] = []
         for start in range(0, len(experiment_ids), 100):
-            runs.extend(self._paged(
-                "/api/2.0/mlflow/runs/search",
-                {"experiment_ids": experiment_ids[start:start + 100], "max_results": SEARCH_PAGE, "run_view_type": "ALL"},
-                "runs",
-            ))
+            runs.extend(
+                self._paged(
+                    "/api/2.0/mlflow/runs/search",
+                    {
+                        "experiment_ids": experiment_ids[start : start + 100],
+                        "max_results": SEARCH_PAGE,
+                        "run_view_type": "ALL",
+                    },
+                    "runs",
+                )
+            )
 
         experiment_rows = [
-            (str(e["experiment_id"]), e.get("name"), e.get("artifact_location"), e.get("lifecycle_stage"),
-             _int(e.get("creation_time")), _int(e.get("last_update_time")))
+            (
+                str(e["experiment_id"]),
+                e.get("name"),
+                e.get("artifact_location"),
+                e.get("lifecycle_stage"),
+                _int(e.get("creation_time")),
+                _int(e.get("last_update_time")),
+            )
             for e in experiments
         ]
         run_rows, param_rows, tag_rows = [], [], []
@@ -108,15 +120,24 @@ class RemoteSource:
         for run in runs:
             info, data = run.get("info", {}), run.get("data", {})
             run_id = info.get("run_id") or info.get("run_uuid")
-            run_rows.append((
-                run_id, info.get("run_name"), str(info.get("experiment_id")), info.get("status"),
-                info.get("lifecycle_stage"), _int(info.get("start_time")), _int(info.get("end_time")),
-                info.get("user_id"), info.get("artifact_uri"),
-            ))
+            run_rows.append(
+                (
+                    run_id,
+                    info.get("run_name"),
+                    str(info.get("experiment_id")),
+                    info.get("status"),
+                    info.get("lifecycle_stage"),
+                    _int(info.get("start_time")),
+                    _int(info.get("end_time")),
+                    info.get("user_id"),
+                    info.get("artifact_uri"),
+                )
+            )
             param_rows.extend((run_id, p["key"], p.get("value")) for p in data.get("params", []))
             tag_rows.extend((run_id, t["key"], t.get("value")) for t in data.get("tags", []))
-            latest[run_id] = sorted((m["key"], _int(m.get("step")) or 0, _int(m.get("timestamp")) or 0)
-                                    for m in data.get("metrics", []))
+            latest[run_id] = sorted(
+                (m["key"], _int(m.get("step")) or 0, _int(m.get("timestamp")) or 0) for m in data.get("metrics", [])
+            )
         run_rows.sort(key=lambda row: (row[5] or 0, row[0]))
         params = sorted(param_rows, key=lambda r: (r[0], r[1]))
         tags = sorted(tag_rows, key=lambda r: (r[0], r[1]))
@@ -141,8 +162,11 @@ class RemoteSource:
         for run_id in run_ids:
             for key in self._run_keys.get(run_id, []):
                 by_key.setdefault(key, []).append(run_id)
-        tasks = [(key, sorted(runs)[start:start + BULK_RUNS])
-                 for key, runs in sorted(by_key.items()) for start in range(0, len(runs), BULK_RUNS)]
+        tasks = [
+            (key, sorted(runs)[start : start + BULK_RUNS])
+            for key, runs in sorted(by_key.items())
+            for start in range(0, len(runs), BULK_RUNS)
+        ]
         total = sum(len(runs) for _, runs in tasks)
         advance = progress(f"reading {total:,} metric histories", total) if progress and total else None
         with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
@@ -152,7 +176,8 @@ class RemoteSource:
         columns = list(zip(*rows)) if rows else [[] for _ in range(6)]
         schema = metric_schema()
         return pa.Table.from_arrays(
-            [pa.array(list(values), field.type) for values, field in zip([*columns, seq], schema)], schema=schema,
+            [pa.array(list(values), field.type) for values, field in zip([*columns, seq], schema)],
+            schema=schema,
         )
 
     def _histories(self, key: str, run_ids: list[str], advance) -> list[tuple]:
@@ -176,7 +201,8 @@ class RemoteSource:
             return 0
         try:
             answer = self._call(
-                "/ajax-api/2.0/mlflow/metrics/get-history-bulk", "GET",
+                "/ajax-api/2.0/mlflow/metrics/get-history-bulk",
+                "GET",
                 params={"run_id": run_ids, "metric_key": key, "max_results": BULK_POINTS},
             )
         except UserError:
@@ -211,10 +237,15 @@ class RemoteSource:
 def _row(run_id: str, metric: dict[str, Any]) -> tuple:
     value = float(metric.get("value", 0.0))  # "NaN"/"Infinity" strings from protobuf JSON too
     is_nan = math.isnan(value)
-    return (run_id, metric["key"], _int(metric.get("step")) or 0, 0.0 if is_nan else value,
-            _int(metric.get("timestamp")) or 0, is_nan)
+    return (
+        run_id,
+        metric["key"],
+        _int(metric.get("step")) or 0,
+        0.0 if is_nan else value,
+        _int(metric.get("timestamp")) or 0,
+        is_nan,
+    )
 
 
 def _int(value: Any) -> Optional[int]:
     return None if value is None else int(value)
-

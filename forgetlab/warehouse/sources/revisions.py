@@ -30,6 +30,8 @@ def untested_note(revisions: list[str]) -> Optional[str]:
         return None
     found = f"schema revision {', '.join(revisions)}" if revisions else "no schema revision (no alembic_version row)"
     tested = ", ".join(f"{revision} ({release})" for revision, release in TESTED_REVISIONS.items())
-    return (f"the store has MLflow {found}, which forgetlab's direct reader was not tested on (tested: {tested}); "
-            "check the numbers, or export through an MLflow server of the version that wrote the store "
-            "(--tracking-uri http://HOST:PORT), which reads any schema")
+    return (
+        f"the store has MLflow {found}, which forgetlab's direct reader was not tested on (tested: {tested}); "
+        "check the numbers, or export through an MLflow server of the version that wrote the store "
+        "(--tracking-uri http://HOST:PORT), which reads any schema"
+    )

@@ -25,15 +25,20 @@ store's schema revision is read and checked against the tested ones (revisions.p
 from __future__ import annotations
 
 import sqlite3
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from forgetlab.errors import UserError
 from forgetlab.warehouse.freshness import store_mtime_ns
 from forgetlab.warehouse.sources.base import (
-    Catalog, ProgressFactory, digest, key_value_digests, quote_list, raw_schema_in_curve_order,
+    Catalog,
+    ProgressFactory,
+    digest,
+    key_value_digests,
+    quote_list,
+    raw_schema_in_curve_order,
 )
 from forgetlab.warehouse.sources.revisions import untested_note
 
@@ -60,8 +65,10 @@ WITH RECURSIVE curve(key) AS (
 ) SELECT ?2 AS run, key, (SELECT count(*) FROM metrics INDEXED BY {index} WHERE run_uuid = ?1 AND key = curve.key) AS n
 FROM curve WHERE key IS NOT NULL"""
 # One curve's rows in (step, rowid) order, straight off that index; bound once per curve.
-_CURVE_ROWS = ("SELECT step, value, timestamp, is_nan FROM metrics INDEXED BY {index} "
-               "WHERE run_uuid = ?1 AND key = ?2 ORDER BY step, rowid")
+_CURVE_ROWS = (
+    "SELECT step, value, timestamp, is_nan FROM metrics INDEXED BY {index} "
+    "WHERE run_uuid = ?1 AND key = ?2 ORDER BY step, rowid"
+)
 # The distinct run ids in the metrics table, by a skip scan of an index that starts with run_uuid.
 _METRIC_RUNS = """
 WITH RECURSIVE seen(run_uuid) AS (
@@ -85,9 +92,11 @@ def _unreadable(database: Path, error: sqlite3.Error) -> str:
 
     problem = why_not_writable(database)
     if problem:
-        return (f"cannot read the tracking store {database}: SQLite must create {database.name}-shm beside it and "
-                f"the folder is read-only ({problem}); copy {database.parent} to a writable folder and export "
-                f"from the copy (--tracking-uri sqlite:///COPY/{database.name})")
+        return (
+            f"cannot read the tracking store {database}: SQLite must create {database.name}-shm beside it and "
+            f"the folder is read-only ({problem}); copy {database.parent} to a writable folder and export "
+            f"from the copy (--tracking-uri sqlite:///COPY/{database.name})"
+        )
     return f"cannot read the tracking store {database}: {str(error).splitlines()[0]}"
 
 
@@ -115,8 +124,11 @@ class SqliteSource:
         if missing:
             self._db.close()
             raise UserError(f"{database} is not an MLflow tracking store (no table {sorted(missing)[0]!r})")
-        revisions = ([row[0] for row in self._db.execute("SELECT version_num FROM alembic_version")]
-                     if "alembic_version" in tables else [])
+        revisions = (
+            [row[0] for row in self._db.execute("SELECT version_num FROM alembic_version")]
+            if "alembic_version" in tables
+            else []
+        )
         self.schema_note = untested_note(revisions)
         self._run_count = 0
         self._max_rowid = 0
@@ -130,7 +142,7 @@ class SqliteSource:
         by name, so a store whose index MLflow named otherwise still qualifies)."""
         for index in self._db.execute(f"PRAGMA index_list({table})").fetchall():
             indexed = tuple(row[2] for row in self._db.execute(f"PRAGMA index_info('{index[1]}')").fetchall())
-            if indexed[:len(columns)] == columns:
+            if indexed[: len(columns)] == columns:
                 return index[1]
         return None
 
@@ -208,8 +220,10 @@ class SqliteSource:
             found = self._db.execute("SELECT run_uuid, count(*) FROM metrics GROUP BY run_uuid").fetchall()
             return sum(count for run_id, count in found if run_id not in run_ids)
         strangers = [run_id for (run_id,) in self._db.execute(_METRIC_RUNS) if run_id not in run_ids]
-        return sum(self._db.execute("SELECT count(*) FROM metrics WHERE run_uuid = ?", (run_id,)).fetchone()[0]
-                   for run_id in strangers)
+        return sum(
+            self._db.execute("SELECT count(*) FROM metrics WHERE run_uuid = ?", (run_id,)).fetchone()[0]
+            for run_id in strangers
+        )
 
     def read_metrics(self, run_ids: list[str], progress: Optional[ProgressFactory] = None) -> "pa.Table":
         """Every raw metric row of these runs (duplicates and NaNs included; cleaning is the exporter's).
@@ -236,8 +250,10 @@ class SqliteSource:
         """
         import pyarrow as pa
 
-        parts = [run_ids[len(run_ids) * part // READ_THREADS:len(run_ids) * (part + 1) // READ_THREADS]
-                 for part in range(READ_THREADS)]
+        parts = [
+            run_ids[len(run_ids) * part // READ_THREADS : len(run_ids) * (part + 1) // READ_THREADS]
+            for part in range(READ_THREADS)
+        ]
         parts = [part for part in parts if part]
         advance = progress(f"reading {len(run_ids):,} runs' metrics", len(parts)) if progress else None
         with ThreadPoolExecutor(len(parts)) as pool:
@@ -248,7 +264,9 @@ class SqliteSource:
         key_names = sorted({key for curves, _ in read for key in curves.column("key").to_pylist()})
         codes = _Codes(run_ids, key_names)
         schema = raw_schema_in_curve_order()
-        batches = [batch for part, (curves, rows) in zip(parts, read) for batch in _batches(part, curves, rows, codes, schema)]
+        batches = [
+            batch for part, (curves, rows) in zip(parts, read) for batch in _batches(part, curves, rows, codes, schema)
+        ]
         return pa.Table.from_batches(batches, schema=schema)
 
     def _curves_of(self, run_ids: list[str], advance) -> "tuple[pa.Table, pa.Table]":
@@ -259,17 +277,30 @@ class SqliteSource:
         from forgetlab.warehouse.arrow_arrays import array_from_python
 
         with self._connection(snapshot=True) as connection:
-            curves = _query(connection, _CURVES.format(index=self._curve_index), pa.table({
-                "run_id": array_from_python(run_ids, pa.string()),
-                "run": array_from_python(list(range(len(run_ids))), pa.int64()),
-            }))
+            curves = _query(
+                connection,
+                _CURVES.format(index=self._curve_index),
+                pa.table(
+                    {
+                        "run_id": array_from_python(run_ids, pa.string()),
+                        "run": array_from_python(list(range(len(run_ids))), pa.int64()),
+                    }
+                ),
+            )
             rows = pa.table({})
             if curves.num_rows:
                 keys = curves.column("key")
                 runs = [run_ids[i] for i in curves.column("run").to_pylist()]
-                rows = _query(connection, _CURVE_ROWS.format(index=self._curve_index), pa.table({
-                    "run_id": array_from_python(runs, pa.string()), "key": keys.combine_chunks(),
-                }))
+                rows = _query(
+                    connection,
+                    _CURVE_ROWS.format(index=self._curve_index),
+                    pa.table(
+                        {
+                            "run_id": array_from_python(runs, pa.string()),
+                            "key": keys.combine_chunks(),
+                        }
+                    ),
+                )
         if advance is not None:
             advance(1)
         return curves, rows
@@ -283,9 +314,11 @@ class SqliteSource:
             edges = [self._max_rowid * part // READ_THREADS for part in range(READ_THREADS + 1)]
             ranges = [f"rowid > {low} AND rowid <= {high}" for low, high in zip(edges, edges[1:])]
             ranges[-1] = f"rowid > {edges[-2]}"  # and rows added since the catalog
-            queries = [f"{_METRIC_SELECT} WHERE {where} AND run_uuid IN (SELECT run_uuid FROM runs)" for where in ranges]
+            queries = [
+                f"{_METRIC_SELECT} WHERE {where} AND run_uuid IN (SELECT run_uuid FROM runs)" for where in ranges
+            ]
         else:
-            chunks = [run_ids[start:start + IN_LIST] for start in range(0, len(run_ids), IN_LIST)]
+            chunks = [run_ids[start : start + IN_LIST] for start in range(0, len(run_ids), IN_LIST)]
             queries = [f"{_METRIC_SELECT} WHERE run_uuid IN ({quote_list(chunk)})" for chunk in chunks]
         advance = progress(f"reading {len(run_ids):,} runs' metrics", len(queries)) if progress else None
 
@@ -340,8 +373,9 @@ class _Codes:
         self.key_dictionary = array_from_python(key_names, pa.string())
 
 
-def _batches(run_ids: list[str], curves: "pa.Table", rows: "pa.Table", codes: _Codes, schema: "pa.Schema"
-             ) -> "list[pa.RecordBatch]":
+def _batches(
+    run_ids: list[str], curves: "pa.Table", rows: "pa.Table", codes: _Codes, schema: "pa.Schema"
+) -> "list[pa.RecordBatch]":
     """One part's rows as raw record batches in curve order: each row's run and key codes repeat
     its curve's codes for the curve's length (the curves and rows of one snapshot)."""
     import numpy as np
@@ -351,8 +385,10 @@ def _batches(run_ids: list[str], curves: "pa.Table", rows: "pa.Table", codes: _C
 
     lengths = numpy_of(curves.column("n")) if curves.num_rows else np.zeros(0, dtype=np.int64)
     if int(lengths.sum()) != rows.num_rows:  # one read transaction per part: not expected
-        raise UserError(f"the tracking store changed while it was read ({rows.num_rows} metric rows where its index "
-                        f"counted {int(lengths.sum())}): run the export again")
+        raise UserError(
+            f"the tracking store changed while it was read ({rows.num_rows} metric rows where its index "
+            f"counted {int(lengths.sum())}): run the export again"
+        )
     run_of_curve = [codes.run[run_ids[i]] for i in curves.column("run").to_pylist()]
     key_of_curve = [codes.key[key] for key in curves.column("key").to_pylist()]
     run_of_row = np.repeat(np.array(run_of_curve, dtype=np.int32), lengths)
@@ -360,14 +396,19 @@ def _batches(run_ids: list[str], curves: "pa.Table", rows: "pa.Table", codes: _C
     batches, start = [], 0
     for batch in rows.to_batches():
         end = start + batch.num_rows
-        batches.append(pa.record_batch([
-            pa.DictionaryArray.from_arrays(array_of(run_of_row[start:end], pa.int32()), codes.run_dictionary),
-            pa.DictionaryArray.from_arrays(array_of(key_of_row[start:end], pa.int32()), codes.key_dictionary),
-            batch.column("step"),
-            batch.column("value"),
-            batch.column("timestamp").view(pa.timestamp("ms")),
-            array_of(numpy_of(batch.column("is_nan")) != 0, pa.bool_()),
-        ], schema=schema))
+        batches.append(
+            pa.record_batch(
+                [
+                    pa.DictionaryArray.from_arrays(array_of(run_of_row[start:end], pa.int32()), codes.run_dictionary),
+                    pa.DictionaryArray.from_arrays(array_of(key_of_row[start:end], pa.int32()), codes.key_dictionary),
+                    batch.column("step"),
+                    batch.column("value"),
+                    batch.column("timestamp").view(pa.timestamp("ms")),
+                    array_of(numpy_of(batch.column("is_nan")) != 0, pa.bool_()),
+                ],
+                schema=schema,
+            )
+        )
         start = end
     return batches
 
