@@ -97,27 +97,27 @@ def log_fit_run(
     With the fitted `points`, the run is linked to them (tracking/fits.py): source experiments,
     sweep parent (and nested under it), a digest of the points.
     """
-    from forgetlab.tracking import RunTracker, scrub_secrets
+    from forgetlab.tracking import RunTracker, names, scrub_secrets
     from forgetlab.tracking.fits import FitRunContext, fit_run_context, link_fit_to_sweep
 
     tracker = RunTracker(tracking_uri, EXPERIMENT)
     links = fit_run_context(tracker.client, points.run_id, vars(points)) if points is not None else FitRunContext()
     # A fit of one group of `forgetlab fit --by` says which group in its name and tags.
     by, group_label = result.extra.get("by"), result.extra.get("group")
-    grouped = {"forgetlab.by": str(by), "forgetlab.by_value": str(group_label)} if by is not None else {}
+    grouped = {names.FIT_BY: str(by), names.FIT_BY_VALUE: str(group_label)} if by is not None else {}
     run_name = f"{result.law}-{result.dataset}-{result.variant}" + (f"-{by}={group_label}" if by is not None else "")
     run_id = tracker.start(
         run_name,
         tags={
             **grouped,
             **links.tags,
-            "forgetlab.kind": "fit",
-            "forgetlab.dataset": result.dataset,
-            "forgetlab.law": result.law,
-            "forgetlab.variant": result.variant,
-            "forgetlab.status": result.status,
-            "forgetlab.identified": str(bool(result.identifiability.get("identified"))).lower(),
-            "forgetlab.fit_group": group,
+            names.KIND: "fit",
+            names.DATASET: result.dataset,
+            names.LAW: result.law,
+            names.VARIANT: result.variant,
+            names.FIT_STATUS: result.status,
+            names.IDENTIFIED: str(bool(result.identifiability.get("identified"))).lower(),
+            names.FIT_GROUP: group,
         },
     )
     result = replace(result, fit_id=run_id)
