@@ -27,7 +27,9 @@ def _client():
     return MlflowClient(default_tracking_uri())
 
 
-def log_run(client, experiment_id: str, dataset: str, model: str, rank: int, seed: int, steps: list[int]) -> str:
+def log_run(
+    client, experiment_id: str, dataset: str, model: str, rank: int, seed: int, steps: list[int], lr: str = "3e-4"
+) -> str:
     from mlflow.entities import Metric, Param
 
     run = client.create_run(
@@ -35,15 +37,18 @@ def log_run(client, experiment_id: str, dataset: str, model: str, rank: int, see
         run_name=f"r{rank}-{dataset}-s{seed}",
         tags={"forgetlab.kind": "run", "forgetlab.dataset": dataset},
     )
-    params = {"lora.rank": rank, "P": 14_592 * rank, "data.name": dataset, "seed": seed, "train.lr": "3e-4", "train.steps": max(steps),
+    params = {"lora.rank": rank, "P": 14_592 * rank, "data.name": dataset, "seed": seed, "train.lr": lr, "train.steps": max(steps),
               "train.context_length": 128, "model.name": model, "fingerprint.base": model + "-fp"}  # fmt: skip
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
     rng = np.random.default_rng(rank * 10 + seed)
     offset = rng.normal(0, 0.01)
     metrics = []
     for step in steps:
-        ft = 4.5 - 0.06 * np.log2(rank) + 0.3 * np.exp(-step / 100) + offset
-        hard = -1.2 * ft + 8.0 + 0.01 * np.log2(rank) + rng.normal(0, 0.003)
+        # A lower learning rate reaches a fine-tuning loss later (in steps), and forgets more per
+        # e-fold of steps (0.05 nats) at equal fine-tuning loss.
+        progress = step * float(lr) / 3e-4
+        ft = 4.5 - 0.06 * np.log2(rank) + 0.3 * np.exp(-progress / 100) + offset
+        hard = -1.2 * ft + 8.0 + 0.01 * np.log2(rank) + 0.05 * np.log1p(step) + rng.normal(0, 0.003)
         values = {
             "ft_loss": ft,
             "forget_hard": hard,
@@ -88,6 +93,30 @@ def test_fit_exports_first_and_refuses_to_pool_two_base_models(study):
     kept = fit("--law", "linear", "--param", "model=embedded")
     assert kept.exit_code == 0, kept.output
     assert "6 runs" in kept.output
+
+
+def test_learning_rates_pool_only_in_a_law_with_terms_for_them(study):
+    """An arm at another learning rate (and step budget) reaches each L_ft at other N: pooled into a
+    line in L_ft alone, the runs are refused, naming the law that can pool them; linear-rank-steps,
+    with terms in L_ft and N, pools them, says so, records what it pooled and finds the N term."""
+    import json
+    from pathlib import Path
+
+    client, experiment = study
+    for rank in (1, 4, 16):
+        for seed in (0, 1):
+            log_run(client, experiment, "code", "embedded", rank, seed, list(range(0, 901, 30)), lr="1e-4")
+    refused = fit("--law", "linear")
+    assert isinstance(refused.exception, UserError), refused.output
+    message = refused.exception.message
+    assert "\n" not in message and "lr = 0.0001, 0.0003" in message and "--law linear-rank-steps" in message
+    pooled = fit("--law", "linear-rank-steps", "--json", "pooled.json")
+    assert pooled.exit_code == 0, pooled.output
+    assert "pooling runs of lr = 0.0001, 0.0003 and steps = 300, 900 (linear-rank-steps: it has terms in" in pooled.output
+    [result] = json.loads(Path("pooled.json").read_text())["fits"]
+    assert result["extra"]["pooled"] == {"lr": ["0.0001", "0.0003"], "steps": ["300", "900"]}
+    assert result["data"]["n_runs"] == 12 and "lr" not in result["extra"]["comparability"]
+    assert result["params"]["e"] == pytest.approx(0.05, abs=0.01) and result["params"]["c"] == pytest.approx(1.2, abs=0.05)
 
 
 def test_smoke_sized_runs_name_the_min_step_cut_not_a_shortage_of_ranks(study):

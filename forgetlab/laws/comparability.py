@@ -16,7 +16,7 @@ policy for points that break it:
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Iterable, Optional, Union
 
 from forgetlab.errors import UserError
 
@@ -34,13 +34,17 @@ def label(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _skipped(skip: Union[str, Iterable[str], None]) -> set[str]:
+    return {skip} if isinstance(skip, str) else set(skip or ())
+
+
 def varying_columns(
-    rows, columns: tuple[str, ...] = COMPARABILITY, skip: Optional[str] = None
+    rows, columns: tuple[str, ...] = COMPARABILITY, skip: Union[str, Iterable[str], None] = None
 ) -> list[tuple[str, list[str]]]:
     """Each of `columns` whose values differ within `rows`, with those values as sorted labels; [] when all agree."""
-    found = []
+    found, skipped = [], _skipped(skip)
     for column in columns:
-        if column == skip or column not in rows.columns:
+        if column in skipped or column not in rows.columns:
             continue
         values = sorted({label(v) for v in rows[column].tolist()})
         if len(values) >= 2:
@@ -49,7 +53,7 @@ def varying_columns(
 
 
 def mixed_column(
-    rows, columns: tuple[str, ...] = COMPARABILITY, skip: Optional[str] = None
+    rows, columns: tuple[str, ...] = COMPARABILITY, skip: Union[str, Iterable[str], None] = None
 ) -> Optional[tuple[str, list[str]]]:
     """The first of `columns` whose values differ within `rows`, with those values; None when all agree."""
     found = varying_columns(rows, columns, skip)
@@ -61,13 +65,15 @@ def value_to_keep(values: list[str]) -> str:
     return next((v for v in values if v != "NULL"), values[0])
 
 
-def comparable_sets(rows, where: str, policy: str, skip: Optional[str] = None) -> list[tuple[str, Any]]:
+def comparable_sets(
+    rows, where: str, policy: str, skip: Union[str, Iterable[str], None] = None
+) -> list[tuple[str, Any]]:
     """`rows` as sets of runs that may share one law: (label suffix, rows) per set.
 
     Rows that agree are one set with suffix ''. Otherwise REFUSE raises a UserError naming `where`,
     the first mixed column, its values and the fix; SPLIT gives one set per combination of the mixed
     columns' values, suffixed ' · column=value' for each, in the order of first appearance.
-    `skip` is a column the caller splits on itself (`fit --by`).
+    `skip` are columns the caller splits on itself (`fit --by`) or that the law pools (`LawForm.pools`).
     """
     if policy not in POLICIES:
         raise ValueError(f"policy {policy!r}: one of {', '.join(POLICIES)}")
@@ -76,9 +82,11 @@ def comparable_sets(rows, where: str, policy: str, skip: Optional[str] = None) -
         return [("", rows)]
     if policy == REFUSE:
         column, values = varying[0]
+        pooling = laws_that_pool(column)
         raise UserError(
             f"{where}: the points mix runs that cannot share one law: {column} = {', '.join(values)}; "
             f"fit one with --param {column}={value_to_keep(values)}, or fit them apart with --by {column}"
+            + (f", or fit them together with --law {pooling[0]} (it has a term for it)" if pooling else "")
         )
     import pandas as pd
 
@@ -88,11 +96,19 @@ def comparable_sets(rows, where: str, policy: str, skip: Optional[str] = None) -
     return [(name, rows[suffix == name]) for name in dict.fromkeys(suffix.tolist())]
 
 
+def laws_that_pool(column: str) -> list[str]:
+    """The registered laws that may pool runs differing in `column` (`LawForm.pools`)."""
+    from forgetlab.laws.forms import get_law, law_names
+
+    return [name for name in law_names() if column in get_law(name).pools]
+
+
 def shared_keys(rows) -> dict[str, Any]:
-    """The comparability columns' values shared by all `rows` (one set of `comparable_sets`)."""
+    """The comparability columns' values shared by all `rows` (one set of `comparable_sets`); a
+    column a law pooled, whose values differ, is left out (`varying_columns` gives them)."""
     found = {}
     for column in COMPARABILITY:
-        if column in rows.columns and len(rows):
+        if column in rows.columns and len(rows) and rows[column].nunique(dropna=False) == 1:
             value = rows[column].iloc[0]
             found[column] = (
                 None if value is None or value != value else (value.item() if hasattr(value, "item") else value)

@@ -207,7 +207,7 @@ def _groups(request: FitRequest, rows) -> tuple[list, Optional[str]]:
 def make_plan(request: FitRequest, selection: Selection, console) -> Plan:
     """Every (data set, group, law) to fit, each checked now so no fit starts on bad points."""
     from forgetlab.laws.bootstrap import BootstrapOptions
-    from forgetlab.laws.comparability import REFUSE, comparable_sets, shared_keys
+    from forgetlab.laws.comparability import REFUSE, comparable_sets, shared_keys, varying_columns
     from forgetlab.laws.compare import PAIRED
     from forgetlab.laws.engine import FitJob, resampling_note
     from forgetlab.laws.fitting import FitOptions
@@ -215,15 +215,23 @@ def make_plan(request: FitRequest, selection: Selection, console) -> Plan:
 
     laws = [get_law(name) for name in (law_names() if request.law == ALL_LAWS else [request.law])]
     fit_options = FitOptions(huber_delta=request.huber_delta, starts=request.starts)
+    pools = set.intersection(*(set(law.pools) for law in laws))  # what every chosen law may pool
     frame, jobs, designs = selection.frame, [], {}
     for name in _datasets(frame, request.dataset, selection.cut_note):
         groups, designs[name] = _groups(request, frame[frame["dataset"].astype(str) == name])
         for label, rows in groups:
             where = name if label is None else f"{name} ({request.by}={label})"
-            [(_, rows)] = comparable_sets(rows, f"data set '{where}'", REFUSE, skip=request.by)  # one set, or refused
-            keys = shared_keys(rows)
-            extra = ({"comparability": keys} if keys else {}) | (
-                {"by": request.by, "group": label} if label is not None else {}
+            # One set, or refused; columns every chosen law pools (LawForm.pools) may vary.
+            [(_, rows)] = comparable_sets(rows, f"data set '{where}'", REFUSE, skip=(request.by, *pools))
+            keys, pooled = shared_keys(rows), dict(varying_columns(rows, skip=request.by))
+            if pooled:
+                mixed = " and ".join(f"{column} = {', '.join(values)}" for column, values in pooled.items())
+                reasons = "; ".join(f"{law.name}: {law.pools_because}" for law in laws)
+                console.print(f"[yellow]note:[/yellow] {where}: pooling runs of {mixed} ({reasons})")
+            extra = (
+                ({"comparability": keys} if keys else {})
+                | ({"pooled": pooled} if pooled else {})
+                | ({"by": request.by, "group": label} if label is not None else {})
             )
             stream = None if designs[name] in (None, PAIRED) else f"{request.by}={label}"
             options = BootstrapOptions(B=request.bootstrap, seed=request.seed, level=request.level, stream=stream)

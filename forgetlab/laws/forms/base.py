@@ -104,6 +104,10 @@ class LawForm:
     grid: ClassVar[str]
     """The grid of starts over the nonlinear parameters, in words (recorded with every fit)."""
     gauge_note: ClassVar[Optional[str]] = None
+    pools: ClassVar[tuple[str, ...]] = ()
+    """Comparability columns (`comparability.COMPARABILITY`) whose runs this law may pool, because it
+    has terms through which they act; `pools_because` says which. Empty: runs must agree on all."""
+    pools_because: ClassVar[str] = ""
 
     # --- parameters -------------------------------------------------------------------------
     @property

@@ -67,3 +67,9 @@ class LinearRankStepsLaw(_LinearWithTerms):
         ParamSpec("e", -INF, INF, True, "forgetting per e-fold of N at equal L_ft and P"),
     )
     public_names = ("c", "s", "d", "e")
+    # A learning rate and a step budget change how far a run has got at a step (L_ft) and how many
+    # steps it took to get there (N); with a term in each, runs of several learning rates are what
+    # tells N from L_ft (at one learning rate they move together). Pooling them assumes that is all
+    # they change (docs/laws.md §1, "Pooling learning rates").
+    pools = ("lr", "steps")
+    pools_because = "it has terms in L_ft and N, through which a learning rate and a step budget act"
