@@ -112,11 +112,15 @@ def test_learning_rates_pool_only_in_a_law_with_terms_for_them(study):
     assert "\n" not in message and "lr = 0.0001, 0.0003" in message and "--law linear-rank-steps" in message
     pooled = fit("--law", "linear-rank-steps", "--json", "pooled.json")
     assert pooled.exit_code == 0, pooled.output
-    assert "pooling runs of lr = 0.0001, 0.0003 and steps = 300, 900 (linear-rank-steps: it has terms in" in pooled.output
+    assert (
+        "pooling runs of lr = 0.0001, 0.0003 and steps = 300, 900 (linear-rank-steps: it has terms in" in pooled.output
+    )
     [result] = json.loads(Path("pooled.json").read_text())["fits"]
     assert result["extra"]["pooled"] == {"lr": ["0.0001", "0.0003"], "steps": ["300", "900"]}
     assert result["data"]["n_runs"] == 12 and "lr" not in result["extra"]["comparability"]
-    assert result["params"]["e"] == pytest.approx(0.05, abs=0.01) and result["params"]["c"] == pytest.approx(1.2, abs=0.05)
+    assert result["params"]["e"] == pytest.approx(0.05, abs=0.01) and result["params"]["c"] == pytest.approx(
+        1.2, abs=0.05
+    )
 
 
 def test_smoke_sized_runs_name_the_min_step_cut_not_a_shortage_of_ranks(study):
