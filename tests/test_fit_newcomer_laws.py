@@ -118,9 +118,15 @@ def test_learning_rates_pool_only_in_a_law_with_terms_for_them(study):
     [result] = json.loads(Path("pooled.json").read_text())["fits"]
     assert result["extra"]["pooled"] == {"lr": ["0.0001", "0.0003"], "steps": ["300", "900"]}
     assert result["data"]["n_runs"] == 12 and "lr" not in result["extra"]["comparability"]
-    assert result["params"]["e"] == pytest.approx(0.05, abs=0.01) and result["params"]["c"] == pytest.approx(
-        1.2, abs=0.05
-    )
+    assert result["params"]["e"] == pytest.approx(0.05, abs=0.01)
+    assert result["params"]["c"] == pytest.approx(1.2, abs=0.05)
+    # Each arm apart, compared at equal L_ft and the reference rank: linear-rank has no N term, so the arms
+    # differ by the N effect at that L_ft (the lr 1e-4 arm is there at 3x the steps).
+    apart = fit("--law", "linear-rank", "--by", "lr", "--at-ft-loss", "4.45", "--at-rank", "4", "--json", "apart.json")
+    assert apart.exit_code == 0, apart.output
+    rows = json.loads(Path("apart.json").read_text())["comparison"]
+    [row] = [r for r in rows if r["quantity"] == "L_f at L_ft=4.45, rank 4" and r["group"] == "0.0003"]
+    assert row["estimate"] is not None and row["difference"] < 0 and row["baseline"] == "0.0001"
 
 
 def test_smoke_sized_runs_name_the_min_step_cut_not_a_shortage_of_ranks(study):

@@ -38,6 +38,14 @@ def _skipped(skip: Union[str, Iterable[str], None]) -> set[str]:
     return {skip} if isinstance(skip, str) else set(skip or ())
 
 
+def _in_order(text: str) -> tuple:
+    """Numbers by value (900 before 3000), then other labels by name."""
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
+
+
 def varying_columns(
     rows, columns: tuple[str, ...] = COMPARABILITY, skip: Union[str, Iterable[str], None] = None
 ) -> list[tuple[str, list[str]]]:
@@ -46,7 +54,7 @@ def varying_columns(
     for column in columns:
         if column in skipped or column not in rows.columns:
             continue
-        values = sorted({label(v) for v in rows[column].tolist()})
+        values = sorted({label(v) for v in rows[column].tolist()}, key=_in_order)
         if len(values) >= 2:
             found.append((column, values))
     return found

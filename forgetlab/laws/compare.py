@@ -11,8 +11,9 @@ value, e.g. replay = 0):
 - the fitted L_f (and L_ft for paper-joint) at a reference (P, N): the measured rank whose P is
   nearest (in log) the geometric mean of the distinct P, and the largest N (end of training),
   unless `--at-rank` / `--at-steps` say otherwise;
-- for the linear law, L_f at a reference fine-tuning loss: the median L_ft of all the data set's
-  points unless `--at-ft-loss` says otherwise ("at equal L_ft").
+- for the linear laws, L_f at a reference fine-tuning loss: the median L_ft of all the data set's
+  points unless `--at-ft-loss` says otherwise ("at equal L_ft"), and at the reference rank (and N)
+  where the law has a term in P (and N).
 
 Intervals of a difference are t intervals (`intervals.py`) from the draws (bootstrap refits, or
 the seed jackknife's pseudo-draws). How the draws are combined follows the design (`design_of`):
@@ -195,10 +196,17 @@ def _quantities(fit: GroupFit, at: dict[str, Optional[float]], theta: np.ndarray
     public = law.to_public(theta, fit.reference)
     skip = GAUGE_DEPENDENT.get(law.name, set())
     values = {name: float(public[name]) for name in law.public_names if name not in skip}
-    if "L_ft" in law.inputs and at["L_ft"] is not None:
-        design = Design.build(np.array([np.nan]), np.array([np.nan]), np.array([at["L_ft"]]), fit.reference)
-        values[f"L_f at L_ft={at['L_ft']:.4g}"] = float(law.predict(theta, design)[law.targets.index("L_f"), 0])
-    if law.uses_P() and at["P"] is not None and at["N"] is not None:
+    if "L_ft" in law.inputs:
+        # The law's L_f at the reference L_ft, and at the reference rank and N where it has terms in them
+        # (linear-rank: L_f at L_ft = 4.418, rank 16).
+        wanted = {"L_ft": True, "P": law.uses_P(), "N": law.uses_N()}
+        if all(at[key] is not None for key, used in wanted.items() if used):
+            P, N = (at["P"] if law.uses_P() else np.nan), (at["N"] if law.uses_N() else np.nan)
+            design = Design.build(np.array([P]), np.array([N]), np.array([at["L_ft"]]), fit.reference)
+            where = f"L_ft={at['L_ft']:.4g}" + (f", rank {at['rank']:g}" if law.uses_P() else "")
+            where += f", N={at['N']:g}" if law.uses_N() else ""
+            values[f"L_f at {where}"] = float(law.predict(theta, design)[law.targets.index("L_f"), 0])
+    elif law.uses_P() and at["P"] is not None and at["N"] is not None:
         design = Design.build(np.array([at["P"]]), np.array([at["N"]]), None, fit.reference)
         prediction = law.predict(theta, design)[:, 0]
         where = f"rank {at['rank']:g}, N={at['N']:g}"
@@ -279,7 +287,9 @@ def comparison_figure(
     for fit in any_fits:
         points = fit.points
         if points.L_ft is not None and np.isfinite(points.L_ft).all():
-            left.scatter(points.L_ft, points.L_f, s=5, alpha=0.35, color=colour[fit.group])
+            lines = "linear" in fits_by_law  # the lines carry the legend; without them the points do
+            label = None if lines else f"{by}={fit.group}"
+            left.scatter(points.L_ft, points.L_f, s=5, alpha=0.35, color=colour[fit.group], label=label)
     for fit in fits_by_law.get("linear", []):
         x = np.linspace(fit.points.L_ft.min(), fit.points.L_ft.max(), CURVE_POINTS)
         c, s = fit.result.params["c"], fit.result.params["s"]
