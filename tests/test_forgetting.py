@@ -240,3 +240,21 @@ def test_agreement_where_the_base_itself_has_ties_compares_the_top_sets(tuned, e
     evaluator = ForgettingEvaluator(data, batch_size=2, base_cache_mb=1024, vocab_size=VOCAB, chunk_elements=3 * VOCAB)
     evaluator.prepare(model, torch.device("cpu"))
     assert evaluator.evaluate(model, torch.device("cpu"))["forget_agree"] == pytest.approx(expected)
+
+
+def test_a_run_whose_base_predictions_exceed_the_budget_says_what_to_set(workdir, capsys):
+    """Too small a forget.base_cache_mb doubles every evaluation's time: the run says so once, with the value to set."""
+    import re
+
+    from tiny import R4, TINY_BASE
+
+    from forgetlab.config import load_run_config
+    from forgetlab.finetune.recipe import execute_run
+
+    overrides = [*TINY_BASE, "train.steps=2", "train.eval_every=2", "forget.num_sequences=20", "forget.base_cache_mb=1"]
+    result = execute_run(load_run_config(R4, overrides), progress=True)
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: the base's predictions")]
+    assert len(notes) == 1, notes
+    needed = int(re.search(r"set forget\.base_cache_mb=(\d+) to cache them", notes[0]).group(1))
+    assert needed > 1 and f"need {needed} MB, more than forget.base_cache_mb = 1" in notes[0]
+    assert result.status == "FINISHED"

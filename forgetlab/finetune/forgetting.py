@@ -213,6 +213,8 @@ class ForgettingEvaluator:
         self.batches = [blocks.input_ids[i : i + batch_size] for i in range(0, len(blocks), batch_size)]
         positions = blocks.input_ids.shape[1] - 1
         cache_bytes = len(blocks) * positions * vocab_size * 4
+        self.base_cache_needed_mb = math.ceil(cache_bytes / (1024 * 1024))
+        """What caching the base's predictions would take (`forget.base_cache_mb` must reach it)."""
         self.keep_base_in_memory = cache_bytes <= base_cache_mb * 1024 * 1024
         self.vocab_size = vocab_size
         self.chunk_elements = chunk_elements

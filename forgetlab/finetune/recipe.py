@@ -353,6 +353,14 @@ class FineTuningRecipe:
         forget = self.config.forget
         vocab_size = self.base.model.config.vocab_size
         evaluator = ForgettingEvaluator(self.forget_text.blocks, forget.batch_size, forget.base_cache_mb, vocab_size)
+        if not evaluator.keep_base_in_memory and forget.base_cache_mb > 0 and self.progress:
+            # Not an error (memory may be short), but it costs about twice the evaluation time: say so once.
+            print(
+                f"note: the base's predictions on the forgetting text need {evaluator.base_cache_needed_mb} MB, more than "
+                f"forget.base_cache_mb = {forget.base_cache_mb}: each evaluation runs the base beside the model (about "
+                f"2x the time); set forget.base_cache_mb={evaluator.base_cache_needed_mb} to cache them if memory allows",
+                file=sys.stderr,
+            )
         self.curve = ForgettingCurveCallback(
             evaluator, self.validation, train.eval_every, forget.batch_size, self.metrics
         )
