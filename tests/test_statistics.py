@@ -52,10 +52,10 @@ def test_intervals_over_whole_seeds_cover_the_truth_when_ranks_of_a_seed_share_t
     tally = coverage(truth, studies=150, B=1, seed=3, methods=("seed",))["seed"]  # the jackknife ignores B
     assert tally.withheld == 0
     found = {name: tally.coverage(name) for name in ("c", "s", "d")}
-    assert all(0.90 <= share <= 1.0 for share in found.values()), found  # measured: 0.973 each
+    assert all(0.90 <= share <= 1.0 for share in found.values()), found  # measured: 0.947 (c, s), 0.953 (d)
     for name in ("c", "d"):  # the interval's standard error is the spread of the estimates over the studies
         ratio = tally.median_width(name) / (2 * quantile(0.95, 3)) / tally.spread(name)
-        assert 0.7 < ratio < 1.3, (name, ratio)  # measured: 0.94 (c), 0.83 (d)
+        assert 0.7 < ratio < 1.3, (name, ratio)  # measured: 0.91 (c), 0.95 (d)
 
 
 def test_the_noise_estimate_recovers_the_share_common_to_a_seed():
