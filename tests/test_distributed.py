@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny import TINY_BASE
 
 from forgetlab.finetune.runtime import global_rank as _global_rank
 
@@ -41,15 +42,9 @@ def test_ddp_on_two_cpu_processes_logs_one_run(workdir):
             "run",
             "--config",
             str(REPO / "lightning_configs" / "r4.yaml"),
-            "model.name=embedded-tiny",
-            "train.context_length=32",
-            "train.batch_size=4",
-            "train.ft_eval_sequences=4",
-            "forget.num_sequences=4",
-            "forget.batch_size=4",
+            *TINY_BASE,
             "train.steps=10",
             "train.eval_every=5",
-            "train.warmup_steps=2",
             "trainer.accelerator=cpu",
             "trainer.devices=2",
             "trainer.strategy=ddp",

@@ -11,21 +11,12 @@ from pathlib import Path
 
 import pytest
 from mlflow_server import free_port, mlflow_server, wait_healthy
+from tiny import TINY_BASE
 
 from forgetlab.commands.ui import exposure_warning
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = [
-    "model.name=embedded-tiny",
-    "train.context_length=32",
-    "train.batch_size=4",
-    "train.ft_eval_sequences=4",
-    "forget.num_sequences=4",
-    "forget.batch_size=4",
-    "train.steps=10",
-    "train.eval_every=5",
-    "train.warmup_steps=2",
-]
+TINY = [*TINY_BASE, "train.steps=10", "train.eval_every=5"]
 
 
 @pytest.mark.slow
