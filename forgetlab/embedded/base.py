@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forgetlab.embedded.cache import build_once, sha256_file, sha256_json
+from forgetlab.embedded.cache import build_once, completed_entries, sha256_file, sha256_json
 from forgetlab.embedded.corpus import (
     DOCUMENT_SEPARATOR,
     DocstringCorpus,
@@ -226,12 +226,7 @@ def ensure_pretrain_documents(name: str = "embedded", progress: bool = True) -> 
 
 def list_cached_bases() -> list[dict[str, Any]]:
     """base.json of every complete base in the cache, plus its folder and size on disk."""
-    found = []
-    for folder in sorted((cache_root() / "bases").glob("*/base.json")):
-        if folder.parent.name.startswith("."):
-            continue  # a build in progress
-        info = json.loads(folder.read_text(encoding="utf-8"))
-        info["folder"] = str(folder.parent)
-        info["bytes"] = sum(p.stat().st_size for p in folder.parent.rglob("*") if p.is_file())
-        found.append(info)
+    found = completed_entries(cache_root() / "bases", "base.json")
+    for info in found:
+        info["bytes"] = sum(p.stat().st_size for p in Path(info["folder"]).rglob("*") if p.is_file())
     return found

@@ -67,6 +67,19 @@ def _remove_abandoned_builds(final: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
+def completed_entries(folder: Path, meta_name: str) -> list[dict[str, Any]]:
+    """The metadata file `meta_name` of every entry `build_once` completed under `folder`, each with
+    its folder added; a build in progress (a dot-folder) is left out."""
+    found = []
+    for meta in sorted(folder.glob(f"*/{meta_name}")):
+        if meta.parent.name.startswith("."):
+            continue
+        info = json.loads(meta.read_text(encoding="utf-8"))
+        info["folder"] = str(meta.parent)
+        found.append(info)
+    return found
+
+
 def build_once(final: Path, build: Callable[[Path], None], *, force: bool = False) -> bool:
     """Make sure the folder `final` exists, calling `build(temporary_folder)` if it does not.
 

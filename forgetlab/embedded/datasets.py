@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from forgetlab.embedded.cache import build_once, sha256_file, sha256_json
+from forgetlab.embedded.cache import build_once, completed_entries, sha256_file, sha256_json
 from forgetlab.embedded.corpus import parse_source, stdlib_dir, stdlib_signature, stdlib_sources
 from forgetlab.errors import UserError
 from forgetlab.locations import cache_root
@@ -425,11 +425,4 @@ def ensure_embedded_dataset(name: str, force: bool = False) -> EmbeddedDataset:
 
 def list_cached_datasets() -> list[dict[str, Any]]:
     """dataset.json of every complete embedded data set in the cache, plus its folder."""
-    found = []
-    for meta in sorted((cache_root() / "datasets").glob("*/dataset.json")):
-        if meta.parent.name.startswith("."):
-            continue
-        info = json.loads(meta.read_text(encoding="utf-8"))
-        info["folder"] = str(meta.parent)
-        found.append(info)
-    return found
+    return completed_entries(cache_root() / "datasets", "dataset.json")

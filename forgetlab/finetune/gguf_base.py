@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgetlab.embedded.cache import build_once, file_lock
+from forgetlab.embedded.cache import build_once, completed_entries, file_lock
 from forgetlab.errors import UserError
 from forgetlab.locations import cache_root
 from forgetlab.utils.files import write_json_atomic
@@ -165,15 +165,7 @@ def ensure_gguf_checkpoint(path: Path, progress: bool = True) -> GgufCheckpoint:
 
 def cached_gguf_checkpoints() -> list[dict]:
     """gguf.json of every converted file in the cache, plus its folder."""
-    found = []
-    root = cache_root() / "gguf"
-    for meta in sorted(root.glob("*/gguf.json")) if root.is_dir() else []:
-        if meta.parent.name.startswith("."):
-            continue
-        info = json.loads(meta.read_text(encoding="utf-8"))
-        info["folder"] = str(meta.parent)
-        found.append(info)
-    return found
+    return completed_entries(cache_root() / "gguf", "gguf.json")
 
 
 __all__ = [
